@@ -1,0 +1,89 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Dispatcher, request } from 'undici';
+
+/** Where client commands send requests: STRATA_URL, STRATA_TOKEN, or the local node's admin token. */
+export interface ClientConfig {
+  url: string;
+  token?: string;
+}
+
+export function clientConfig(): ClientConfig {
+  const url = (process.env.STRATA_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+  let token = process.env.STRATA_TOKEN;
+  if (!token) {
+    // On the machine that runs the node, fall back to the admin token it saved.
+    const file = join(process.env.STRATA_DATA ?? '.strata', 'admin-token');
+    if (existsSync(file)) token = readFileSync(file, 'utf8').trim();
+  }
+  return token ? { url, token } : { url };
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallOptions {
+  method?: Dispatcher.HttpMethod;
+  body?: string | Buffer | NodeJS.ReadableStream;
+  headers?: Record<string, string>;
+  query?: Record<string, string | number | undefined>;
+}
+
+export async function call(
+  config: ClientConfig,
+  path: string,
+  options: CallOptions = {},
+): Promise<Dispatcher.ResponseData> {
+  const url = new URL(config.url + path);
+  for (const [name, value] of Object.entries(options.query ?? {})) {
+    if (value !== undefined) url.searchParams.set(name, String(value));
+  }
+  const headers: Record<string, string> = { ...options.headers };
+  if (config.token) headers.authorization = `Bearer ${config.token}`;
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(url, {
+      method: options.method ?? 'GET',
+      headers,
+      body: options.body as Dispatcher.DispatchOptions['body'],
+    });
+  } catch (error) {
+    throw new ApiError(0, 'STRATA_UNREACHABLE', `cannot reach ${config.url}: ${(error as Error).message}`);
+  }
+  if (response.statusCode >= 400) {
+    const text = await response.body.text();
+    let code = `HTTP_${response.statusCode}`;
+    let message = text;
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      code = parsed.error?.code ?? code;
+      message = parsed.error?.message ?? text;
+    } catch {
+      // Not a Strata error body: show it as it is.
+    }
+    throw new ApiError(response.statusCode, code, message);
+  }
+  return response;
+}
+
+export async function callJson<T>(config: ClientConfig, path: string, options: CallOptions = {}): Promise<T> {
+  const response = await call(config, path, options);
+  return (await response.body.json()) as T;
+}
+
+/**
+ * Path of a key: each segment encoded, `/` kept, as the server expects. A key that itself ends in
+ * `/versions` has that last slash encoded, so that it is not read as the key's history.
+ */
+export function keyPath(bucket: string, key: string): string {
+  let encoded = key.split('/').map(encodeURIComponent).join('/');
+  if (encoded.endsWith('/versions')) encoded = `${encoded.slice(0, -'/versions'.length)}%2Fversions`;
+  return `/v1/buckets/${encodeURIComponent(bucket)}/keys/${encoded}`;
+}

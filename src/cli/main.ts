@@ -1,0 +1,338 @@
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { systemClock } from '../core/clock.js';
+import { StrataError } from '../core/errors.js';
+import { defaultLimits, startNode } from '../node.js';
+import { Store } from '../store/store.js';
+import { ApiError, call, callJson, clientConfig, keyPath } from './client.js';
+
+const program = new Command();
+program
+  .name('strata')
+  .description('Strata: a replicated, versioned store for web apps and their data.')
+  .version('0.1.0')
+  .addHelpText(
+    'after',
+    `
+Client commands talk to STRATA_URL (default http://127.0.0.1:7070) with STRATA_TOKEN
+(default: the admin token in ./.strata/admin-token, when it exists).
+
+Example:
+  strata serve &
+  echo hello | strata put notes greeting.txt - --content-type text/plain
+  strata get notes greeting.txt`,
+  );
+
+function integer(value: string): number {
+  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
+  return Number(value);
+}
+
+function example(command: Command, text: string): Command {
+  return command.addHelpText('after', `\nExample:\n  ${text}`);
+}
+
+function print(value: unknown, json: boolean | undefined, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+}
+
+example(
+  program
+    .command('serve')
+    .description('start a node: embedded SQLite in --data, HTTP API on --host:--port')
+    .option('--data <dir>', 'data directory', process.env.STRATA_DATA ?? '.strata')
+    .option('--port <port>', 'TCP port', integer, 7070)
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option(
+      '--max-object-bytes <n>',
+      'largest object accepted (bytes)',
+      integer,
+      defaultLimits.objectBytesMax,
+    )
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .action(
+      async (options: {
+        data: string;
+        port: number;
+        host: string;
+        maxObjectBytes: number;
+        logLevel: string;
+      }) => {
+        const adminToken = process.env.STRATA_ADMIN_TOKEN;
+        if (adminToken !== undefined && adminToken.length < 16) {
+          throw new StrataError('STRATA_BAD_REQUEST', 'STRATA_ADMIN_TOKEN must be at least 16 characters');
+        }
+        const node = startNode({
+          dataDir: options.data,
+          clock: systemClock,
+          limits: { ...defaultLimits, objectBytesMax: options.maxObjectBytes },
+          ...(adminToken ? { adminToken } : {}),
+          logger: { level: options.logLevel },
+        });
+        const address = await node.app.listen({ port: options.port, host: options.host });
+        process.stdout.write(
+          `Strata node ${node.store.nodeId} listening on ${address} (data: ${options.data})\n`,
+        );
+        if (node.generatedAdminToken) {
+          process.stdout.write(
+            `Admin token (shown once; saved in ${options.data}/admin-token, mode 0600):\n  ${node.generatedAdminToken}\n`,
+          );
+        }
+        let stopping = false;
+        const stop = async () => {
+          if (stopping) return;
+          stopping = true;
+          await node.close();
+          process.exit(0);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      },
+    ),
+  'strata serve --data ./.strata --port 7070',
+);
+
+example(
+  program
+    .command('put <bucket> <key> [file]')
+    .description('write an object from a file, or from stdin when file is - or absent')
+    .option('--content-type <type>', 'stored Content-Type', 'application/octet-stream')
+    .option('--if-match <version>', 'write only if this is the current version')
+    .option('--if-none-match', 'write only if the key has no value')
+    .option('--effective-at <time>', 'when the value takes effect (RFC 3339 or epoch ms)')
+    .option('--json', 'print JSON')
+    .action(async (bucket: string, key: string, file: string | undefined, options) => {
+      const headers: Record<string, string> = { 'content-type': options.contentType };
+      if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+      if (options.ifNoneMatch) headers['if-none-match'] = '*';
+      if (options.effectiveAt) headers['strata-effective-at'] = options.effectiveAt;
+      let body: NodeJS.ReadableStream;
+      if (file && file !== '-') {
+        headers['content-length'] = String(statSync(file).size);
+        body = createReadStream(file);
+      } else {
+        body = process.stdin;
+      }
+      const result = await callJson<{ version: string; commit: string }>(
+        clientConfig(),
+        keyPath(bucket, key),
+        {
+          method: 'PUT',
+          headers,
+          body,
+        },
+      );
+      print(result, options.json, () => result.version);
+    }),
+  'strata put site index.html ./index.html --content-type text/html',
+);
+
+example(
+  program
+    .command('get <bucket> <key>')
+    .description('read the current value (or as it was / will be) to stdout or a file')
+    .option('--at <time>', 'effective time to read at')
+    .option('--as-of <time>', 'what was known at this transaction time')
+    .option('--version <version>', 'that exact version')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(async (bucket: string, key: string, options) => {
+      const response = await call(clientConfig(), keyPath(bucket, key), {
+        query: { at: options.at, asOf: options.asOf, version: options.version },
+      });
+      const conflicts = response.headers['strata-conflicts'];
+      if (conflicts) process.stderr.write(`warning: conflicting versions: ${conflicts}\n`);
+      await pipeline(response.body, options.output ? createWriteStream(options.output) : process.stdout);
+    }),
+  'strata get site index.html --at 2026-11-01T00:00:00Z',
+);
+
+example(
+  program
+    .command('rm <bucket> <key>')
+    .description('delete a key (writes a tombstone; history keeps every version)')
+    .option('--if-match <version>', 'delete only if this is the current version')
+    .option('--json', 'print JSON')
+    .action(async (bucket: string, key: string, options) => {
+      const headers: Record<string, string> = {};
+      if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+      const result = await callJson<{ version: string }>(clientConfig(), keyPath(bucket, key), {
+        method: 'DELETE',
+        headers,
+      });
+      print(result, options.json, () => result.version);
+    }),
+  'strata rm notes draft.txt',
+);
+
+example(
+  program
+    .command('ls [bucket]')
+    .description('list buckets, or the live keys of a bucket')
+    .option('--prefix <prefix>', 'only keys starting with this')
+    .option('--after <key>', 'start after this key (paging)')
+    .option('--limit <n>', 'at most this many keys', integer, 100)
+    .option('--at <time>', 'list as of this effective time')
+    .option('--json', 'print JSON')
+    .action(async (bucket: string | undefined, options) => {
+      const config = clientConfig();
+      if (!bucket) {
+        const result = await callJson<{ buckets: Array<{ name: string; publicRead: boolean }> }>(
+          config,
+          '/v1/buckets',
+        );
+        print(result, options.json, () =>
+          result.buckets.map((b) => b.name + (b.publicRead ? '  (public)' : '')).join('\n'),
+        );
+        return;
+      }
+      const result = await callJson<{
+        keys: Array<{ key: string; size: number; txTime: string }>;
+        next?: string;
+      }>(config, `/v1/buckets/${encodeURIComponent(bucket)}/keys`, {
+        query: { prefix: options.prefix, after: options.after, limit: options.limit, at: options.at },
+      });
+      print(result, options.json, () =>
+        [
+          ...result.keys.map((k) => `${k.txTime}  ${String(k.size).padStart(10)}  ${k.key}`),
+          ...(result.next ? [`… more: --after '${result.next}'`] : []),
+        ].join('\n'),
+      );
+    }),
+  'strata ls site --prefix images/',
+);
+
+example(
+  program
+    .command('history <bucket> <key>')
+    .description('every version of a key, newest transaction first')
+    .option('--json', 'print JSON')
+    .action(async (bucket: string, key: string, options) => {
+      const result = await callJson<{ versions: Array<Record<string, unknown>> }>(
+        clientConfig(),
+        `${keyPath(bucket, key)}/versions`,
+      );
+      print(result, options.json, () =>
+        result.versions
+          .map(
+            (v) =>
+              `${v.txTime}  effective ${v.effectiveAt}  ${String(v.kind).padEnd(7)} ${v.version}${v.retracted ? '  (retracted)' : ''}`,
+          )
+          .join('\n'),
+      );
+    }),
+  'strata history site index.html',
+);
+
+const token = program.command('token').description('manage API tokens (admin)');
+example(
+  token
+    .command('create')
+    .description('create a token; it is printed once and stored only hashed')
+    .addOption(
+      new Option('--role <role>', 'what the token may do')
+        .choices(['admin', 'write', 'read'])
+        .makeOptionMandatory(),
+    )
+    .requiredOption('--name <name>', 'a label, e.g. the app or person using it')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const result = await callJson<{ id: string; token: string }>(clientConfig(), '/v1/tokens', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ role: options.role, name: options.name }),
+      });
+      print(result, options.json, () => result.token);
+    }),
+  'strata token create --role write --name ci',
+);
+example(
+  token
+    .command('list')
+    .description('list tokens (never their secrets)')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      const result = await callJson<{
+        tokens: Array<{ id: string; role: string; name: string; createdAt: string }>;
+      }>(clientConfig(), '/v1/tokens');
+      print(result, options.json, () =>
+        result.tokens.map((t) => `${t.id}  ${t.role.padEnd(5)}  ${t.createdAt}  ${t.name}`).join('\n'),
+      );
+    }),
+  'strata token list',
+);
+example(
+  token
+    .command('revoke <id>')
+    .description('revoke a token by id')
+    .action(async (id: string) => {
+      await callJson(clientConfig(), `/v1/tokens/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      process.stdout.write(`revoked ${id}\n`);
+    }),
+  'strata token revoke 0123456789abcdef',
+);
+
+/** Opens a data directory directly, for offline maintenance; fails if a node is running on it. */
+function openOffline(dataDir: string): Store {
+  return new Store({ dataDir, clock: systemClock });
+}
+
+example(
+  program
+    .command('reindex')
+    .description('rebuild every derived table from the log; prints the digest before and after')
+    .option('--data <dir>', 'work on this data directory directly (the node must be stopped)')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      let result: { before: string; after: string; commits: number; versions: number };
+      if (options.data) {
+        const store = openOffline(options.data);
+        const before = store.digest();
+        const counts = store.reindex();
+        result = { ...counts, before, after: store.digest() };
+        await store.close();
+      } else {
+        result = await callJson(clientConfig(), '/v1/admin/reindex', { method: 'POST' });
+      }
+      print(result, options.json, () =>
+        [
+          `rebuilt ${result.versions} versions from ${result.commits} commits`,
+          `digest before ${result.before}`,
+          `digest after  ${result.after}`,
+          result.before === result.after
+            ? 'unchanged'
+            : 'CHANGED: the derived state had drifted from the log',
+        ].join('\n'),
+      );
+    }),
+  'strata reindex            # on the running node\n  strata reindex --data .strata   # offline',
+);
+
+example(
+  program
+    .command('digest')
+    .description('print the digest of the derived state (equal digests = equal state)')
+    .option('--data <dir>', 'read this data directory directly (the node must be stopped)')
+    .option('--json', 'print JSON')
+    .action(async (options) => {
+      let result: { digest: string };
+      if (options.data) {
+        const store = openOffline(options.data);
+        result = { digest: store.digest() };
+        await store.close();
+      } else {
+        result = await callJson(clientConfig(), '/v1/admin/digest');
+      }
+      print(result, options.json, () => result.digest);
+    }),
+  'strata digest',
+);
+
+program.parseAsync(process.argv).catch((error: unknown) => {
+  if (error instanceof ApiError || error instanceof StrataError) {
+    process.stderr.write(`error: ${error.code}: ${error.message}\n`);
+  } else {
+    process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
+  }
+  process.exit(1);
+});

@@ -1,0 +1,182 @@
+import { canonicalEncode } from './canonical.js';
+import { fail } from './errors.js';
+import { sha256 } from './hash.js';
+import { hlcWall, isHlc } from './hlc.js';
+import {
+  type BlobId,
+  type CommitId,
+  type Hlc,
+  isNodeId,
+  isSha256Hex,
+  isVersionId,
+  type NodeId,
+  type VersionId,
+} from './ids.js';
+import { isBucketName, isSystemBucket } from './names.js';
+
+export type OpKind = 'put' | 'delete' | 'retract';
+
+/** One write inside a commit (DESIGN §2). Optional members are absent, never `undefined`, once encoded. */
+export interface Op {
+  kind: OpKind;
+  bucket: string;
+  key: string;
+  /** The versions this write supersedes: what the writer saw. */
+  parents: VersionId[];
+  /** put only */
+  blob?: BlobId;
+  /** put only */
+  contentType?: string;
+  /** put only: the blob's size in bytes, so history can show it without reading the blob. */
+  size?: number;
+  effectiveAt: number;
+  refs?: VersionId[];
+  /** retract only: the version withdrawn. */
+  target?: VersionId;
+}
+
+export interface Commit {
+  origin: NodeId;
+  seq: number;
+  hlc: Hlc;
+  author?: string;
+  message?: string;
+  ops: Op[];
+}
+
+/** Bounds on what one commit may hold, so that a peer or client cannot make a node allocate without limit. */
+export const opsPerCommitMax = 10_000;
+export const messageBytesMax = 64 * 1024;
+export const contentTypeBytesMax = 256;
+
+export function encodeCommit(commit: Commit): string {
+  return canonicalEncode({
+    origin: commit.origin,
+    seq: commit.seq,
+    hlc: commit.hlc,
+    author: commit.author,
+    message: commit.message,
+    ops: commit.ops.map((op) => ({
+      kind: op.kind,
+      bucket: op.bucket,
+      key: op.key,
+      parents: op.parents,
+      blob: op.blob,
+      contentType: op.contentType,
+      size: op.size,
+      effectiveAt: op.effectiveAt,
+      refs: op.refs,
+      target: op.target,
+    })),
+  });
+}
+
+export function commitId(commit: Commit): CommitId {
+  return sha256(encodeCommit(commit)) as CommitId;
+}
+
+/** Parses and checks a commit's encoding, as received from a peer or read from disk, against its claimed id. */
+export function decodeCommit(encoded: string, expectedId: string): Commit {
+  if (sha256(encoded) !== expectedId) {
+    fail('STRATA_BAD_REQUEST', `commit ${expectedId.slice(0, 12)}… does not match its content`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(encoded);
+  } catch {
+    fail('STRATA_BAD_REQUEST', 'commit is not valid JSON');
+  }
+  const commit = checkCommitShape(parsed);
+  if (encodeCommit(commit) !== encoded) fail('STRATA_BAD_REQUEST', 'commit is not in canonical form');
+  return commit;
+}
+
+/** Structural validation of an untrusted commit. Returns a commit with only the known members. */
+export function checkCommitShape(value: unknown): Commit {
+  const bad = (why: string): never => fail('STRATA_BAD_REQUEST', `malformed commit: ${why}`);
+  if (!isRecord(value)) bad('not an object');
+  const input = value as Record<string, unknown>;
+  const { origin, seq, hlc, author, message, ops } = input;
+  if (typeof origin !== 'string' || !isNodeId(origin)) bad('origin must be a node id');
+  if (!Number.isSafeInteger(seq) || (seq as number) < 1) bad('seq must be a positive integer');
+  if (typeof hlc !== 'string' || !isHlc(hlc)) bad('hlc is malformed');
+  if (author !== undefined && (typeof author !== 'string' || author.length > 256))
+    bad('author must be a short string');
+  if (
+    message !== undefined &&
+    (typeof message !== 'string' || Buffer.byteLength(message) > messageBytesMax)
+  ) {
+    bad(`message must be a string of at most ${messageBytesMax} bytes`);
+  }
+  if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsPerCommitMax) {
+    bad(`ops must be a list of 1–${opsPerCommitMax} operations`);
+  }
+  const commit: Commit = {
+    origin: origin as NodeId,
+    seq: seq as number,
+    hlc: hlc as Hlc,
+    ops: (ops as unknown[]).map((op, index) => checkOpShape(op, index, bad)),
+  };
+  if (author !== undefined) commit.author = author as string;
+  if (message !== undefined) commit.message = message as string;
+  return commit;
+}
+
+function checkOpShape(value: unknown, index: number, bad: (why: string) => never): Op {
+  const where = `op ${index}`;
+  if (!isRecord(value)) bad(`${where} is not an object`);
+  const input = value as Record<string, unknown>;
+  const { kind, bucket, key, parents, blob, contentType, size, effectiveAt, refs, target } = input;
+  if (kind !== 'put' && kind !== 'delete' && kind !== 'retract') bad(`${where} has an unknown kind`);
+  if (typeof bucket !== 'string' || !(isBucketName(bucket) || isSystemBucket(bucket))) bad(`${where} bucket`);
+  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > 1024) bad(`${where} key`);
+  if (!isVersionList(parents)) bad(`${where} parents`);
+  if (!Number.isSafeInteger(effectiveAt) || (effectiveAt as number) < 0) bad(`${where} effectiveAt`);
+  const op: Op = {
+    kind: kind as OpKind,
+    bucket: bucket as string,
+    key: key as string,
+    parents: parents as VersionId[],
+    effectiveAt: effectiveAt as number,
+  };
+  if (kind === 'put') {
+    if (typeof blob !== 'string' || !isSha256Hex(blob)) bad(`${where} put needs a blob hash`);
+    if (typeof contentType !== 'string' || Buffer.byteLength(contentType) > contentTypeBytesMax) {
+      bad(`${where} contentType`);
+    }
+    if (!Number.isSafeInteger(size) || (size as number) < 0) bad(`${where} size`);
+    op.blob = blob as BlobId;
+    op.contentType = contentType as string;
+    op.size = size as number;
+  } else if (blob !== undefined || contentType !== undefined || size !== undefined) {
+    bad(`${where} only a put carries a blob`);
+  }
+  if (kind === 'retract') {
+    if (typeof target !== 'string' || !isVersionId(target)) bad(`${where} retract needs a target version`);
+    op.target = target as VersionId;
+  } else if (target !== undefined) {
+    bad(`${where} only a retract has a target`);
+  }
+  if (refs !== undefined) {
+    if (!isVersionList(refs)) bad(`${where} refs`);
+    op.refs = refs as VersionId[];
+  }
+  return op;
+}
+
+function isVersionList(value: unknown): boolean {
+  return (
+    Array.isArray(value) &&
+    value.length <= opsPerCommitMax &&
+    value.every((v) => typeof v === 'string' && isVersionId(v))
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The transaction time of a commit, in epoch ms. */
+export function commitTime(commit: Commit): number {
+  return hlcWall(commit.hlc);
+}

@@ -1,0 +1,65 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import type { Principal } from '../auth/tokens.js';
+import { fail } from '../core/errors.js';
+import { type Context, withContext } from './context.js';
+import { handleError } from './errors.js';
+import { adminRoutes } from './routes/admin.js';
+import { blobRoutes } from './routes/blobs.js';
+import { changeRoutes } from './routes/changes.js';
+import { commitRoutes } from './routes/commits.js';
+import { keyRoutes } from './routes/keys.js';
+import { systemRoutes } from './routes/system.js';
+import { tokenRoutes } from './routes/tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal | undefined;
+  }
+}
+
+export interface AppOptions extends Context {
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** Builds the HTTP API of one node. Only the CLI calls `listen` (STYLE §11). */
+export function buildApp(options: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    // Per-request lines would drown the log at thousands of writes per second; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.limits.jsonBodyBytesMax,
+    // Keys may be long and contain encoded characters; find-my-way's default of 100 is too short.
+    routerOptions: { maxParamLength: 4096 },
+    return503OnClosing: true,
+  });
+  const context: Context = {
+    store: options.store,
+    tokens: options.tokens,
+    settings: options.settings,
+    limits: options.limits,
+    metrics: options.metrics,
+  };
+
+  app.decorateRequest('principal', undefined);
+  app.setErrorHandler(handleError);
+  app.setNotFoundHandler((request) => {
+    fail('STRATA_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
+  });
+  app.addHook('onRequest', async (request) => {
+    request.principal = context.tokens.authenticate(request.headers.authorization);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    context.metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    context.metrics.requestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  void app.register(withContext(systemRoutes), context);
+  void app.register(withContext(keyRoutes), context);
+  void app.register(withContext(commitRoutes), context);
+  void app.register(withContext(changeRoutes), context);
+  void app.register(withContext(blobRoutes), context);
+  void app.register(withContext(tokenRoutes), context);
+  void app.register(withContext(adminRoutes), context);
+  return app;
+}

@@ -1,0 +1,96 @@
+import type { FastifyRequest } from 'fastify';
+import { fail } from '../core/errors.js';
+import { isVersionId, type VersionId } from '../core/ids.js';
+import { checkBucketName, checkKey } from '../core/names.js';
+import { parseTime } from '../core/time.js';
+
+type Query = Record<string, string | string[] | undefined>;
+
+export function query(request: FastifyRequest): Query {
+  return (request.query ?? {}) as Query;
+}
+
+/** A single-valued query parameter; repeating it is an error rather than a silent pick. */
+export function single(request: FastifyRequest, name: string): string | undefined {
+  const value = query(request)[name];
+  if (Array.isArray(value)) fail('STRATA_BAD_REQUEST', `query parameter ${name} is given more than once`);
+  return value;
+}
+
+export function timeParam(request: FastifyRequest, name: string): number | undefined {
+  const value = single(request, name);
+  return value === undefined || value === '' ? undefined : parseTime(value, name);
+}
+
+export function intParam(
+  request: FastifyRequest,
+  name: string,
+  fallback: number,
+  max: number,
+  min = 1,
+): number {
+  const value = single(request, name);
+  if (value === undefined || value === '') return fallback;
+  if (!/^\d{1,15}$/.test(value) || Number(value) < min || Number(value) > max) {
+    fail('STRATA_BAD_REQUEST', `${name} must be an integer from ${min} to ${max}`);
+  }
+  return Number(value);
+}
+
+export function versionParam(value: string, what: string): VersionId {
+  if (!isVersionId(value)) fail('STRATA_BAD_REQUEST', `${what} "${value.slice(0, 80)}" is not a version id`);
+  return value;
+}
+
+export function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  if (Array.isArray(value)) fail('STRATA_BAD_REQUEST', `header ${name} is given more than once`);
+  return value;
+}
+
+/** If-Match: `"<version>"` (an entity tag as in RFC 9110 §8.8.3) or `*`. */
+export function ifMatchHeader(request: FastifyRequest): { version?: VersionId; exists?: boolean } {
+  const value = header(request, 'if-match')?.trim();
+  if (value === undefined) return {};
+  if (value === '*') return { exists: true };
+  const match = /^(?:W\/)?"([^"]*)"$/.exec(value) ?? /^([^",\s]+)$/.exec(value);
+  if (!match) fail('STRATA_BAD_REQUEST', 'If-Match takes one quoted version id, as returned in ETag, or *');
+  return { version: versionParam(match[1] as string, 'If-Match') };
+}
+
+export function ifNoneMatchAny(request: FastifyRequest): boolean {
+  const value = header(request, 'if-none-match')?.trim();
+  if (value === undefined) return false;
+  if (value !== '*') fail('STRATA_BAD_REQUEST', 'on writes, If-None-Match takes only *');
+  return true;
+}
+
+export function effectiveAtHeader(request: FastifyRequest): number | undefined {
+  const value = header(request, 'strata-effective-at');
+  return value === undefined ? undefined : parseTime(value, 'Strata-Effective-At');
+}
+
+/**
+ * The bucket and key of a `/v1/buckets/{bucket}/keys/{key}` URL, decoded from the raw path: the
+ * router would decode `%2F` into `/`, and the raw form is needed to tell a key ending in
+ * `/versions` (sent as `…%2Fversions`) from the history of a key.
+ */
+export function keyTarget(request: FastifyRequest): { bucket: string; key: string; history: boolean } {
+  const path = (request.raw.url ?? '').split('?')[0] as string;
+  const rest = path.slice('/v1/buckets/'.length);
+  const split = rest.indexOf('/keys/');
+  if (split < 0) fail('STRATA_BAD_REQUEST', 'expected /v1/buckets/{bucket}/keys/{key}');
+  let rawKey = rest.slice(split + '/keys/'.length);
+  const history =
+    request.method === 'GET' || request.method === 'HEAD' ? rawKey.endsWith('/versions') : false;
+  if (history) rawKey = rawKey.slice(0, -'/versions'.length);
+  return { bucket: checkBucketName(decode(rest.slice(0, split))), key: checkKey(decode(rawKey)), history };
+}
+
+function decode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    fail('STRATA_INVALID_NAME', 'the URL path has a malformed percent-encoding');
+  }
+}

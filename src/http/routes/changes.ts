@@ -1,0 +1,88 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { fail } from '../../core/errors.js';
+import { checkBucketName } from '../../core/names.js';
+import type { ChangeRow } from '../../store/snapshot.js';
+import { type Context, requireRead } from '../context.js';
+import { header, intParam, single } from '../params.js';
+
+/** Page size of the feed, and of each catch-up step of a live stream. */
+const changesLimitMax = 1000;
+/** A comment line every 15 s keeps proxies from closing an idle stream. */
+const keepAliveMs = 15_000;
+/** A subscriber that has this much unsent output is too slow; it is disconnected and resumes by cursor. */
+const streamBacklogBytesMax = 8 * 1024 * 1024;
+
+export async function changeRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  app.get('/v1/changes', async (request, reply) => {
+    const bucketParam = single(request, 'bucket');
+    const bucket = bucketParam === undefined ? undefined : checkBucketName(bucketParam);
+    if (bucket !== undefined) requireRead(request, context, bucket);
+    else if (!request.principal) fail('STRATA_UNAUTHORIZED', 'the change feed of all buckets needs a token');
+    const limit = intParam(request, 'limit', 100, changesLimitMax);
+    const since = cursorOf(request);
+    const visible = visibility(request);
+
+    if (!(header(request, 'accept') ?? '').includes('text/event-stream')) {
+      const rows = context.store.snapshot().changes(since, limit, bucket).filter(visible);
+      const last = rows.length > 0 ? (rows[rows.length - 1] as ChangeRow).cursor : since;
+      return { changes: rows.map(changeView), last };
+    }
+
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      Connection: 'keep-alive',
+    });
+    let cursor = since;
+    const pump = () => {
+      for (;;) {
+        const rows = context.store.snapshot().changes(cursor, changesLimitMax, bucket);
+        for (const row of rows) {
+          cursor = row.cursor;
+          if (visible(row))
+            raw.write(`id: ${row.cursor}\nevent: change\ndata: ${JSON.stringify(changeView(row))}\n\n`);
+        }
+        if (raw.writableLength > streamBacklogBytesMax) {
+          raw.destroy();
+          return;
+        }
+        if (rows.length < changesLimitMax) return;
+      }
+    };
+    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
+    const close = () => {
+      clearInterval(keepAlive);
+      context.store.off('durable', pump);
+    };
+    raw.on('close', close);
+    context.store.on('durable', pump);
+    pump();
+  });
+}
+
+function cursorOf(request: FastifyRequest): number {
+  const value = single(request, 'since') ?? header(request, 'last-event-id');
+  if (value === undefined || value === '') return 0;
+  if (!/^\d{1,15}$/.test(value))
+    fail('STRATA_BAD_REQUEST', 'since must be a cursor returned by the feed (a non-negative integer)');
+  return Number(value);
+}
+
+/** System buckets appear only to admins; public buckets to anyone. */
+function visibility(request: FastifyRequest): (row: ChangeRow) => boolean {
+  const admin = request.principal?.role === 'admin';
+  return (row) => admin || !row.bucket.startsWith('_');
+}
+
+function changeView(row: ChangeRow) {
+  return {
+    cursor: row.cursor,
+    commit: row.commit_id,
+    bucket: row.bucket,
+    key: row.key,
+    version: row.version,
+    kind: row.kind,
+  };
+}

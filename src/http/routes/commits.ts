@@ -1,0 +1,146 @@
+import type { FastifyInstance } from 'fastify';
+import { fail } from '../../core/errors.js';
+import { checkBucketName, checkKey } from '../../core/names.js';
+import { parseTime } from '../../core/time.js';
+import type { WriteOp } from '../../store/store.js';
+import { type Context, requireRead, requireRole } from '../context.js';
+import { versionParam } from '../params.js';
+import { versionView } from '../views.js';
+
+/** A commit body lists at most this many ops: one transaction must not block the node for long. */
+const opsMax = 1000;
+
+export async function commitRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  // This endpoint takes JSON only: a text/plain body is refused with 415 instead of parsed as a string.
+  app.removeContentTypeParser('text/plain');
+  app.post('/v1/commits', async (request, reply) => {
+    requireRole(request, 'write');
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      fail('STRATA_BAD_REQUEST', 'body must be a JSON object {"message"?, "ops": [...]}');
+    }
+    const { message, ops } = body as { message?: unknown; ops?: unknown };
+    if (message !== undefined && (typeof message !== 'string' || message.length > 64 * 1024)) {
+      fail('STRATA_BAD_REQUEST', 'message must be a string of at most 65536 characters');
+    }
+    if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsMax) {
+      fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsMax} operations`);
+    }
+    const writeOps: WriteOp[] = [];
+    for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, context));
+    const result = await context.store.write({
+      ops: writeOps,
+      ...(message !== undefined ? { message: message as string } : {}),
+      author: request.principal?.name,
+    });
+    return reply.status(201).send({ commit: result.commit, versions: result.versions });
+  });
+
+  app.get('/v1/commits/:id', async (request) => {
+    const { id } = request.params as { id: string };
+    if (!/^[0-9a-f]{64}$/.test(id)) fail('STRATA_BAD_REQUEST', 'a commit id is 64 hexadecimal digits');
+    const snapshot = context.store.snapshot();
+    const rows = snapshot.commitVersions(id);
+    if (rows.length === 0) fail('STRATA_NOT_FOUND', `no commit ${id}`);
+    for (const row of rows) requireRead(request, context, row.bucket);
+    const logged = context.store.commit(id);
+    if (!logged) fail('STRATA_NOT_FOUND', `no commit ${id}`);
+    return {
+      commit: logged.id,
+      origin: logged.commit.origin,
+      seq: logged.commit.seq,
+      hlc: logged.commit.hlc,
+      message: logged.commit.message,
+      author: logged.commit.author,
+      versions: rows.map(versionView),
+    };
+  });
+}
+
+async function toWriteOp(value: unknown, index: number, context: Context): Promise<WriteOp> {
+  const where = `ops[${index}]`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    fail('STRATA_BAD_REQUEST', `${where} must be an object`);
+  const op = value as Record<string, unknown>;
+  const known = new Set([
+    'kind',
+    'bucket',
+    'key',
+    'value',
+    'valueBase64',
+    'contentType',
+    'ifMatch',
+    'effectiveAt',
+    'target',
+  ]);
+  for (const name of Object.keys(op))
+    if (!known.has(name)) fail('STRATA_BAD_REQUEST', `${where} has an unknown field "${name}"`);
+  const ifMatch = op.ifMatch === undefined ? undefined : versionParam(String(op.ifMatch), `${where}.ifMatch`);
+  switch (op.kind) {
+    case 'retract':
+      if (typeof op.target !== 'string')
+        fail('STRATA_BAD_REQUEST', `${where}: a retract needs "target": "<version>"`);
+      return { kind: 'retract', target: versionParam(op.target, `${where}.target`) };
+    case 'put':
+    case 'delete': {
+      if (typeof op.bucket !== 'string' || typeof op.key !== 'string') {
+        fail('STRATA_BAD_REQUEST', `${where} needs "bucket" and "key" strings`);
+      }
+      const bucket = checkBucketName(op.bucket);
+      const key = checkKey(op.key);
+      const effectiveAt = effectiveAtOf(op.effectiveAt, where);
+      if (op.kind === 'delete') return { kind: 'delete', bucket, key, ifMatch, effectiveAt };
+      const bytes = opValueBytes(op, where, context.limits.objectBytesMax);
+      if (
+        op.contentType !== undefined &&
+        (typeof op.contentType !== 'string' || op.contentType.length > 256)
+      ) {
+        fail('STRATA_BAD_REQUEST', `${where}.contentType must be a string of at most 256 characters`);
+      }
+      const contentType =
+        (op.contentType as string | undefined) ??
+        (op.value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+      return {
+        kind: 'put',
+        bucket,
+        key,
+        blob: await context.store.blobs.fromBuffer(bytes),
+        contentType,
+        ifMatch,
+        effectiveAt,
+      };
+    }
+    default:
+      fail('STRATA_BAD_REQUEST', `${where}.kind must be "put", "delete" or "retract"`);
+  }
+}
+
+function opValueBytes(op: Record<string, unknown>, where: string, bytesMax: number): Buffer {
+  if ((op.value === undefined) === (op.valueBase64 === undefined)) {
+    fail('STRATA_BAD_REQUEST', `${where}: a put needs exactly one of "value" (a string) or "valueBase64"`);
+  }
+  let bytes: Buffer;
+  if (op.value !== undefined) {
+    if (typeof op.value !== 'string')
+      fail('STRATA_BAD_REQUEST', `${where}.value must be a string (use valueBase64 for bytes)`);
+    bytes = Buffer.from(op.value, 'utf8');
+  } else {
+    if (
+      typeof op.valueBase64 !== 'string' ||
+      !/^[A-Za-z0-9+/]*={0,2}$/.test(op.valueBase64) ||
+      op.valueBase64.length % 4 !== 0
+    ) {
+      fail('STRATA_BAD_REQUEST', `${where}.valueBase64 is not valid base64`);
+    }
+    bytes = Buffer.from(op.valueBase64, 'base64');
+  }
+  if (bytes.length > bytesMax) fail('STRATA_TOO_LARGE', `${where} value exceeds ${bytesMax} bytes`);
+  return bytes;
+}
+
+function effectiveAtOf(value: unknown, where: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number') return parseTime(String(value), `${where}.effectiveAt`);
+  if (typeof value === 'string') return parseTime(value, `${where}.effectiveAt`);
+  fail('STRATA_INVALID_TIME', `${where}.effectiveAt must be RFC 3339 or epoch milliseconds`);
+}

@@ -1,0 +1,215 @@
+import type { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { v7 as uuidv7 } from 'uuid';
+import { fail } from '../../core/errors.js';
+import { hlcWall } from '../../core/hlc.js';
+import type { VersionId } from '../../core/ids.js';
+import { checkBucketName } from '../../core/names.js';
+import { formatTime } from '../../core/time.js';
+import type { VersionRow } from '../../store/derived.js';
+import { type Context, requireRead, requireRole } from '../context.js';
+import {
+  effectiveAtHeader,
+  header,
+  ifMatchHeader,
+  ifNoneMatchAny,
+  intParam,
+  keyTarget,
+  single,
+  timeParam,
+  versionParam,
+} from '../params.js';
+import { sendBlob } from '../send-blob.js';
+import { etagOf, versionView } from '../views.js';
+
+/** Listing pages: 1,000 keys keeps one response under a few hundred KB. */
+const listLimitMax = 1000;
+const contentTypeBytesMax = 256;
+
+export async function keyRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  // Object bodies are raw bytes of any type, streamed to the blob store; never parsed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  app.get('/v1/buckets', async (request) => {
+    const snapshot = context.store.snapshot();
+    const names = snapshot.buckets().filter((name) => !name.startsWith('_'));
+    const visible = request.principal ? names : names.filter((name) => context.settings.get(name).publicRead);
+    if (!request.principal && visible.length === 0) requireRole(request, 'read');
+    return { buckets: visible.map((name) => ({ name, publicRead: context.settings.get(name).publicRead })) };
+  });
+
+  app.get('/v1/buckets/:bucket/settings', async (request) => {
+    const bucket = checkBucketName((request.params as { bucket: string }).bucket);
+    requireRead(request, context, bucket);
+    return { bucket, ...context.settings.get(bucket) };
+  });
+
+  app.put('/v1/buckets/:bucket/settings', async (request) => {
+    requireRole(request, 'admin');
+    const bucket = checkBucketName((request.params as { bucket: string }).bucket);
+    const body = await readJson(request, 64 * 1024);
+    if (
+      typeof body !== 'object' ||
+      body === null ||
+      typeof (body as { publicRead?: unknown }).publicRead !== 'boolean'
+    ) {
+      fail('STRATA_BAD_REQUEST', 'settings body must be {"publicRead": true|false}');
+    }
+    const settings = { publicRead: (body as { publicRead: boolean }).publicRead };
+    const version = await context.settings.set(bucket, settings);
+    return { bucket, ...settings, version };
+  });
+
+  app.get('/v1/buckets/:bucket/keys', async (request) => {
+    const bucket = checkBucketName((request.params as { bucket: string }).bucket);
+    requireRead(request, context, bucket);
+    const listing = context.store.snapshot().listKeys(bucket, {
+      prefix: single(request, 'prefix'),
+      after: single(request, 'after'),
+      limit: intParam(request, 'limit', 100, listLimitMax),
+      at: timeParam(request, 'at'),
+    });
+    return {
+      keys: listing.keys.map(({ key, winner, conflicts }) => ({
+        key,
+        version: winner.version,
+        size: winner.size,
+        contentType: winner.contentType,
+        txTime: formatTime(hlcWall(winner.hlc)),
+        effectiveAt: formatTime(winner.effectiveAt),
+        ...(conflicts > 0 ? { conflicts } : {}),
+      })),
+      ...(listing.next !== undefined ? { next: listing.next } : {}),
+    };
+  });
+
+  app.post('/v1/buckets/:bucket/keys', async (request, reply) => {
+    requireRole(request, 'write');
+    const bucket = checkBucketName((request.params as { bucket: string }).bucket);
+    const key = uuidv7();
+    const result = await putObject(request, context, bucket, key, {});
+    return reply
+      .status(201)
+      .header('ETag', etagOf(result.version))
+      .header('Location', `/v1/buckets/${bucket}/keys/${key}`)
+      .send({ key, ...result });
+  });
+
+  app.put('/v1/buckets/:bucket/keys/*', async (request, reply) => {
+    requireRole(request, 'write');
+    const { bucket, key } = keyTarget(request);
+    const ifMatch = ifMatchHeader(request);
+    const result = await putObject(request, context, bucket, key, {
+      ifMatch: ifMatch.version,
+      ifExists: ifMatch.exists,
+      ifNoneMatch: ifNoneMatchAny(request),
+    });
+    return reply.status(201).header('ETag', etagOf(result.version)).send(result);
+  });
+
+  app.delete('/v1/buckets/:bucket/keys/*', async (request) => {
+    requireRole(request, 'write');
+    const { bucket, key } = keyTarget(request);
+    const ifMatch = ifMatchHeader(request);
+    const result = await context.store.write({
+      ops: [
+        {
+          kind: 'delete',
+          bucket,
+          key,
+          ifMatch: ifMatch.version,
+          ifExists: ifMatch.exists,
+          effectiveAt: effectiveAtHeader(request),
+        },
+      ],
+    });
+    return { version: result.versions[0], commit: result.commit };
+  });
+
+  app.get('/v1/buckets/:bucket/keys/*', async (request, reply) => {
+    const { bucket, key, history } = keyTarget(request);
+    requireRead(request, context, bucket);
+    const snapshot = context.store.snapshot();
+    if (history) return { versions: snapshot.history(bucket, key).map(versionView) };
+
+    const at = timeParam(request, 'at');
+    const asOf = timeParam(request, 'asOf');
+    const pinned = single(request, 'version');
+    let winner: VersionRow | undefined;
+    let conflicts: VersionRow[] = [];
+    if (pinned !== undefined) {
+      if (at !== undefined || asOf !== undefined)
+        fail('STRATA_BAD_REQUEST', 'version= cannot be combined with at= or asOf=');
+      const row = snapshot.version(versionParam(pinned, 'version'));
+      if (!row || row.bucket !== bucket || row.key !== key) {
+        fail('STRATA_NOT_FOUND', `${bucket}/${key} has no version ${pinned}`);
+      }
+      winner = row;
+    } else {
+      ({ winner, conflicts } = snapshot.read(bucket, key, { at, asOf }));
+    }
+    if (winner?.kind !== 'put' || !winner.blob) {
+      if (winner) void reply.header('Strata-Version', winner.version);
+      fail('STRATA_NOT_FOUND', winner ? `${bucket}/${key} was deleted` : `${bucket}/${key} does not exist`);
+    }
+    const blob = context.store.blobs.get(winner.blob);
+    if (!blob) throw new Error(`blob ${winner.blob} of ${winner.version} is missing`);
+    void reply
+      .header('Content-Type', winner.contentType ?? 'application/octet-stream')
+      .header('Strata-Version', winner.version)
+      .header('Strata-Effective-At', formatTime(winner.effectiveAt))
+      .header('Last-Modified', new Date(hlcWall(winner.hlc)).toUTCString());
+    if (conflicts.length > 0)
+      void reply.header('Strata-Conflicts', conflicts.map((c) => c.version).join(','));
+    if (pinned !== undefined) void reply.header('Cache-Control', 'private, max-age=31536000, immutable');
+    return sendBlob(request, reply, blob, etagOf(winner.version));
+  });
+}
+
+async function putObject(
+  request: FastifyRequest,
+  context: Context,
+  bucket: string,
+  key: string,
+  conditions: { ifMatch?: VersionId; ifExists?: boolean; ifNoneMatch?: boolean },
+): Promise<{ version: VersionId; commit: string }> {
+  const contentType = header(request, 'content-type') ?? 'application/octet-stream';
+  if (Buffer.byteLength(contentType) > contentTypeBytesMax) {
+    fail('STRATA_BAD_REQUEST', `Content-Type is longer than ${contentTypeBytesMax} bytes`);
+  }
+  const effectiveAt = effectiveAtHeader(request);
+  const declared = header(request, 'content-length');
+  if (declared !== undefined && Number(declared) > context.limits.objectBytesMax) {
+    fail(
+      'STRATA_TOO_LARGE',
+      `object of ${declared} bytes exceeds --max-object-bytes ${context.limits.objectBytesMax}`,
+    );
+  }
+  const body = request.body as Readable | undefined;
+  const blob = body
+    ? await context.store.blobs.ingest(body, context.limits.objectBytesMax)
+    : await context.store.blobs.fromBuffer(Buffer.alloc(0));
+  const result = await context.store.write({
+    ops: [{ kind: 'put', bucket, key, blob, contentType, effectiveAt, ...conditions }],
+  });
+  return { version: result.versions[0] as VersionId, commit: result.commit };
+}
+
+/** Reads a small JSON body inside the raw-body scope of this plugin. */
+async function readJson(request: FastifyRequest, bytesMax: number): Promise<unknown> {
+  const body = request.body as Readable | undefined;
+  if (!body) fail('STRATA_BAD_REQUEST', 'a JSON body is required');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > bytesMax) fail('STRATA_TOO_LARGE', `JSON body exceeds ${bytesMax} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (error) {
+    fail('STRATA_BAD_REQUEST', `malformed JSON body: ${(error as Error).message}`);
+  }
+}

@@ -1,0 +1,175 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fail } from '../core/errors.js';
+import { sha256 } from '../core/hash.js';
+import type { BlobId } from '../core/ids.js';
+import type { Db } from './database.js';
+
+/** A blob whose bytes are durable (a synced file) or held in memory until its commit's transaction. */
+export interface StagedBlob {
+  hash: BlobId;
+  size: number;
+  /** Present for blobs up to the inline limit: they are stored in the database with their commit. */
+  inline?: Buffer;
+}
+
+export interface StoredBlob {
+  hash: BlobId;
+  size: number;
+  data?: Buffer;
+  path?: string;
+}
+
+export interface BlobStoreOptions {
+  /**
+   * Blobs up to this size go into SQLite with their commit, sharing its fsync; a file per 1 KB
+   * value would cost three fsyncs (file, rename, directory) per write. 64 KiB keeps rows small.
+   */
+  inlineBytesMax: number;
+}
+
+/**
+ * Content-addressed blob storage. Large blobs are streamed to a temporary file while being hashed
+ * (never held whole in memory), fsync'd, renamed to `<dir>/<2 hex>/<hash>`, and the directory is
+ * fsync'd, all before the commit that names them is written.
+ */
+export class BlobStore {
+  private readonly insert;
+  private readonly lookup;
+  private readonly temporaryDir: string;
+  /** File blobs placed by uploads whose commits are not yet written: they must not be discarded. */
+  private readonly staged = new Map<string, number>();
+
+  constructor(
+    private readonly dir: string,
+    db: Db,
+    private readonly options: BlobStoreOptions = { inlineBytesMax: 64 * 1024 },
+  ) {
+    this.temporaryDir = join(dir, '.incoming');
+    mkdirSync(this.temporaryDir, { recursive: true });
+    // Uploads cut short by a crash leave temporary files behind; nothing refers to them.
+    for (const name of readdirSync(this.temporaryDir)) rmSync(join(this.temporaryDir, name), { force: true });
+    this.insert = db.prepare('INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)');
+    this.lookup = db.prepare('SELECT hash, size, data FROM blobs WHERE hash = ?');
+  }
+
+  /** Stages bytes already in memory (values sent inside a JSON commit). */
+  async fromBuffer(bytes: Buffer): Promise<StagedBlob> {
+    if (bytes.length <= this.options.inlineBytesMax) {
+      return { hash: sha256(bytes) as BlobId, size: bytes.length, inline: bytes };
+    }
+    return this.ingest([bytes], Number.MAX_SAFE_INTEGER);
+  }
+
+  /**
+   * Reads a stream to its end, hashing as it goes. Over `bytesMax` it stops reading, removes what
+   * it wrote and fails with STRATA_TOO_LARGE; if the stream errors (client gone) it cleans up and
+   * rethrows. Either way nothing is left behind.
+   */
+  async ingest(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    bytesMax: number,
+  ): Promise<StagedBlob> {
+    const hasher = createHash('sha256');
+    const buffered: Buffer[] = [];
+    let size = 0;
+    let file: FileHandle | undefined;
+    let temporaryPath: string | undefined;
+    try {
+      for await (const chunk of source) {
+        size += chunk.length;
+        if (size > bytesMax) fail('STRATA_TOO_LARGE', `object exceeds the limit of ${bytesMax} bytes`);
+        hasher.update(chunk);
+        if (file) {
+          await writeAll(file, chunk);
+        } else {
+          buffered.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if (size > this.options.inlineBytesMax) {
+            temporaryPath = join(this.temporaryDir, randomUUID());
+            file = await open(temporaryPath, 'wx', 0o600);
+            for (const piece of buffered) await writeAll(file, piece);
+            buffered.length = 0;
+          }
+        }
+      }
+      const hash = hasher.digest('hex') as BlobId;
+      if (!file || !temporaryPath) return { hash, size, inline: Buffer.concat(buffered, size) };
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await this.place(temporaryPath, hash);
+      temporaryPath = undefined;
+      this.staged.set(hash, (this.staged.get(hash) ?? 0) + 1);
+      return { hash, size };
+    } finally {
+      if (file) await file.close().catch(() => {});
+      if (temporaryPath) await unlink(temporaryPath).catch(() => {});
+    }
+  }
+
+  /** Records a staged blob; runs inside the transaction of the commit that names it. */
+  register(blob: StagedBlob): void {
+    this.insert.run(blob.hash, blob.size, blob.inline ?? null);
+  }
+
+  get(hash: string): StoredBlob | undefined {
+    const row = this.lookup.get(hash) as { hash: BlobId; size: number; data: Buffer | null } | undefined;
+    if (!row) return undefined;
+    if (row.data) {
+      if (sha256(row.data) !== row.hash) throw new Error(`blob corruption: ${row.hash}`);
+      return { hash: row.hash, size: row.size, data: row.data };
+    }
+    return { hash: row.hash, size: row.size, path: this.pathOf(row.hash) };
+  }
+
+  has(hash: string): boolean {
+    return this.lookup.get(hash) !== undefined;
+  }
+
+  /**
+   * Called once the commit naming a staged blob was written or refused. A file blob that no
+   * commit names and no other upload is about to name is removed, so a refused write leaves nothing.
+   */
+  async release(blob: StagedBlob): Promise<void> {
+    if (blob.inline) return;
+    const count = (this.staged.get(blob.hash) ?? 1) - 1;
+    if (count > 0) {
+      this.staged.set(blob.hash, count);
+      return;
+    }
+    this.staged.delete(blob.hash);
+    if (!this.has(blob.hash)) await unlink(this.pathOf(blob.hash)).catch(() => {});
+  }
+
+  private pathOf(hash: string): string {
+    return join(this.dir, hash.slice(0, 2), hash);
+  }
+
+  private async place(temporaryPath: string, hash: string): Promise<void> {
+    const target = this.pathOf(hash);
+    const targetDir = join(this.dir, hash.slice(0, 2));
+    if (existsSync(target)) {
+      await unlink(temporaryPath);
+      return;
+    }
+    await mkdir(targetDir, { recursive: true });
+    await rename(temporaryPath, target);
+    // The rename is durable only once the directory entry is.
+    const directory = await open(targetDir, 'r');
+    try {
+      await directory.sync();
+    } finally {
+      await directory.close();
+    }
+  }
+}
+
+async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset);
+    offset += bytesWritten;
+  }
+}

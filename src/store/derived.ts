@@ -1,0 +1,132 @@
+import type { Commit } from '../core/commit.js';
+import type { BlobId, CommitId, Hlc, NodeId, VersionId } from '../core/ids.js';
+import { versionId } from '../core/ids.js';
+import type { Db } from '../log/database.js';
+import type { VersionNode } from './winner.js';
+
+/**
+ * Derived tables: everything here is rebuilt from the log by `reindex` (DESIGN §1.1).
+ * `cursor` is the order in which versions were applied on this node; the change feed counts in it.
+ * `pos` is the log position of the version's commit; reads compare it with the durable watermark.
+ */
+export const derivedSchema = `
+CREATE TABLE IF NOT EXISTS versions (
+  cursor INTEGER PRIMARY KEY,
+  version TEXT NOT NULL UNIQUE,
+  pos INTEGER NOT NULL,
+  commit_id TEXT NOT NULL,
+  op_index INTEGER NOT NULL,
+  bucket TEXT NOT NULL,
+  key TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  origin TEXT NOT NULL,
+  hlc TEXT NOT NULL,
+  effective_at INTEGER NOT NULL,
+  blob TEXT,
+  content_type TEXT,
+  size INTEGER,
+  parents TEXT NOT NULL,
+  refs TEXT,
+  target TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS versions_by_key ON versions (bucket, key);
+CREATE INDEX IF NOT EXISTS versions_by_target ON versions (target) WHERE target IS NOT NULL;
+`;
+
+export const derivedTables = ['versions'] as const;
+
+export interface VersionRow extends VersionNode {
+  cursor: number;
+  pos: number;
+  commit: CommitId;
+  opIndex: number;
+  bucket: string;
+  key: string;
+  origin: NodeId;
+  blob?: BlobId;
+  contentType?: string;
+  size?: number;
+  refs?: VersionId[];
+}
+
+/** Writes the derived rows of one commit. The caller holds the transaction that appended it. */
+export class Deriver {
+  private readonly insert;
+
+  constructor(db: Db) {
+    db.exec(derivedSchema);
+    this.insert = db.prepare(
+      `INSERT INTO versions (version, pos, commit_id, op_index, bucket, key, kind, origin, hlc, effective_at,
+         blob, content_type, size, parents, refs, target)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+
+  apply(id: CommitId, pos: number, commit: Commit): VersionId[] {
+    return commit.ops.map((op, index) => {
+      const version = versionId(id, index);
+      this.insert.run(
+        version,
+        pos,
+        id,
+        index,
+        op.bucket,
+        op.key,
+        op.kind,
+        commit.origin,
+        commit.hlc,
+        op.effectiveAt,
+        op.blob ?? null,
+        op.contentType ?? null,
+        op.size ?? null,
+        JSON.stringify(op.parents),
+        op.refs ? JSON.stringify(op.refs) : null,
+        op.target ?? null,
+      );
+      return version;
+    });
+  }
+}
+
+export interface RawVersionRow {
+  cursor: number;
+  version: string;
+  pos: number;
+  commit_id: string;
+  op_index: number;
+  bucket: string;
+  key: string;
+  kind: string;
+  origin: string;
+  hlc: string;
+  effective_at: number;
+  blob: string | null;
+  content_type: string | null;
+  size: number | null;
+  parents: string;
+  refs: string | null;
+  target: string | null;
+}
+
+export function toVersionRow(raw: RawVersionRow): VersionRow {
+  const row: VersionRow = {
+    cursor: raw.cursor,
+    version: raw.version as VersionId,
+    pos: raw.pos,
+    commit: raw.commit_id as CommitId,
+    opIndex: raw.op_index,
+    bucket: raw.bucket,
+    key: raw.key,
+    kind: raw.kind as VersionRow['kind'],
+    origin: raw.origin as NodeId,
+    hlc: raw.hlc as Hlc,
+    effectiveAt: raw.effective_at,
+    parents: JSON.parse(raw.parents) as VersionId[],
+  };
+  if (raw.blob !== null) row.blob = raw.blob as BlobId;
+  if (raw.content_type !== null) row.contentType = raw.content_type;
+  if (raw.size !== null) row.size = raw.size;
+  if (raw.refs !== null) row.refs = JSON.parse(raw.refs) as VersionId[];
+  if (raw.target !== null) row.target = raw.target as VersionId;
+  return row;
+}
