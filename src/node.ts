@@ -7,6 +7,8 @@ import type { Clock } from './core/clock.js';
 import { buildApp } from './http/app.js';
 import type { Limits } from './http/context.js';
 import { Metrics } from './http/metrics.js';
+import { ActivationScheduler } from './release/activation.js';
+import { Releases } from './release/releases.js';
 import { Store } from './store/store.js';
 
 export interface NodeOptions {
@@ -16,11 +18,15 @@ export interface NodeOptions {
   /** The admin token; when absent, read from `<data>/admin-token` or generated there. */
   adminToken?: string;
   logger?: FastifyServerOptions['logger'];
+  defaultApp?: string;
 }
 
 export interface StrataNode {
   store: Store;
+  releases: Releases;
   app: FastifyInstance;
+  /** The admin token in effect, for the node's own clients (serve --publish). */
+  adminToken: string;
   /** Set when this start generated the admin token: the only time it is shown. */
   generatedAdminToken?: string;
   close(): Promise<void>;
@@ -42,12 +48,36 @@ export function startNode(options: NodeOptions): StrataNode {
   const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));
   const settings = new BucketSettingsStore(store);
-  const app = buildApp({ store, tokens, settings, limits: options.limits, metrics, logger: options.logger });
+  const releases = new Releases(store);
+  const app = buildApp({
+    store,
+    tokens,
+    settings,
+    limits: options.limits,
+    metrics,
+    releases,
+    logger: options.logger,
+    ...(options.defaultApp !== undefined ? { defaultApp: options.defaultApp } : {}),
+  });
+  const scheduler = new ActivationScheduler(
+    store,
+    {
+      set(fn, ms) {
+        const timer = setTimeout(fn, ms);
+        return () => clearTimeout(timer);
+      },
+    },
+    (error) => app.log.error({ err: error }, 'recording a release activation failed'),
+  );
+  scheduler.start();
   return {
     store,
+    releases,
     app,
+    adminToken: admin.token,
     ...(admin.generated ? { generatedAdminToken: admin.token } : {}),
     async close() {
+      scheduler.stop();
       await app.close();
       await store.close();
     },

@@ -1,11 +1,12 @@
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-client.js';
 import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
 import { Store } from '../store/store.js';
-import { ApiError, call, callJson, clientConfig, keyPath } from './client.js';
+import { addReleaseCommands } from './release-commands.js';
 
 const program = new Command();
 program
@@ -327,6 +328,8 @@ example(
     }),
   'strata digest',
 );
+
+addReleaseCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ApiError || error instanceof StrataError) {

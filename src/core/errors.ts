@@ -15,6 +15,8 @@ export const errorCatalogue = {
   STRATA_TOO_LARGE: 'The body exceeds the configured limit.',
   STRATA_UNSUPPORTED_MEDIA_TYPE: 'The endpoint takes JSON and the body is declared as something else.',
   STRATA_RANGE_NOT_SATISFIABLE: 'The Range header names bytes outside the object.',
+  STRATA_UNKNOWN_BLOB:
+    'A put names a blob hash that the store does not hold; upload it first (PUT /v1/blobs/{hash}).',
   STRATA_UNKNOWN_VERSION: 'A version the request refers to does not exist.',
   STRATA_UNAVAILABLE: 'The node is shutting down or cannot take the request now; retry.',
   STRATA_INTERNAL: 'A bug: the node hit a state it should never reach. The request had no effect.',

@@ -3,10 +3,10 @@ import { fail } from './errors.js';
 /** DESIGN §2: bucket (and app) names. Names starting with `_` are the system's own. */
 const bucketPattern = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 const systemBucketPattern = /^_[a-z0-9][a-z0-9._-]{0,61}$/;
-/** Keys are 1–1024 bytes of UTF-8 without control characters (they end up in headers and logs). */
+/** Keys are 1–1024 bytes of UTF-8 without C0/C1 control characters (they end up in headers and logs). */
 const keyBytesMax = 1024;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
-const controlCharacters = /[\u0000-\u001f\u007f]/;
+const controlCharacters = /[\u0000-\u001f\u007f-\u009f]/;
 
 export function isBucketName(name: string): boolean {
   return bucketPattern.test(name);

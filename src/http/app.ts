@@ -4,10 +4,13 @@ import { fail } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
 import { handleError } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
+import { appRoutes, serveDefaultApp } from './routes/apps.js';
 import { blobRoutes } from './routes/blobs.js';
 import { changeRoutes } from './routes/changes.js';
+import { clientScriptRoutes } from './routes/client-script.js';
 import { commitRoutes } from './routes/commits.js';
 import { keyRoutes } from './routes/keys.js';
+import { releaseRoutes } from './routes/releases.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 
@@ -19,6 +22,8 @@ declare module 'fastify' {
 
 export interface AppOptions extends Context {
   logger?: FastifyServerOptions['logger'];
+  /** Serve this app at `/` (pinned URLs at `/@<release>/…`). */
+  defaultApp?: string;
 }
 
 /** Builds the HTTP API of one node. Only the CLI calls `listen` (STYLE §11). */
@@ -38,11 +43,16 @@ export function buildApp(options: AppOptions): FastifyInstance {
     settings: options.settings,
     limits: options.limits,
     metrics: options.metrics,
+    releases: options.releases,
   };
 
   app.decorateRequest('principal', undefined);
   app.setErrorHandler(handleError);
-  app.setNotFoundHandler((request) => {
+  app.setNotFoundHandler((request, reply) => {
+    const isRead = request.method === 'GET' || request.method === 'HEAD';
+    if (options.defaultApp !== undefined && isRead && !request.url.startsWith('/v1/')) {
+      return serveDefaultApp(request, reply, context, context.releases, options.defaultApp);
+    }
     fail('STRATA_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
   app.addHook('onRequest', async (request) => {
@@ -55,11 +65,22 @@ export function buildApp(options: AppOptions): FastifyInstance {
   });
 
   void app.register(withContext(systemRoutes), context);
+  void app.register(clientScriptRoutes);
   void app.register(withContext(keyRoutes), context);
   void app.register(withContext(commitRoutes), context);
   void app.register(withContext(changeRoutes), context);
   void app.register(withContext(blobRoutes), context);
   void app.register(withContext(tokenRoutes), context);
   void app.register(withContext(adminRoutes), context);
+  void app.register(withContext(releaseRoutes(context.releases)), context);
+  void app.register(
+    withContext(
+      appRoutes({
+        releases: context.releases,
+        ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
+      }),
+    ),
+    context,
+  );
   return app;
 }

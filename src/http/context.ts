@@ -3,6 +3,7 @@ import type { BucketSettingsStore } from '../auth/bucket-settings.js';
 import type { Role, Tokens } from '../auth/tokens.js';
 import { fail } from '../core/errors.js';
 import { isSystemBucket } from '../core/names.js';
+import type { Releases } from '../release/releases.js';
 import type { Store } from '../store/store.js';
 import type { Metrics } from './metrics.js';
 
@@ -19,6 +20,7 @@ export interface Context {
   settings: BucketSettingsStore;
   limits: Limits;
   metrics: Metrics;
+  releases: Releases;
 }
 
 export type RoutePlugin = (app: FastifyInstance, context: Context) => Promise<void> | void;

@@ -41,6 +41,8 @@ export class BlobStore {
   private readonly temporaryDir: string;
   /** File blobs placed by uploads whose commits are not yet written: they must not be discarded. */
   private readonly staged = new Map<string, number>();
+  /** Placing and removing a hash's file are serialised per hash, so a removal never races a placement. */
+  private readonly fileLocks = new Map<string, Promise<void>>();
 
   constructor(
     private readonly dir: string,
@@ -99,9 +101,15 @@ export class BlobStore {
       await file.sync();
       await file.close();
       file = undefined;
-      await this.place(temporaryPath, hash);
-      temporaryPath = undefined;
+      // Counted before placing: from here on, a concurrent release of the same hash keeps the file.
       this.staged.set(hash, (this.staged.get(hash) ?? 0) + 1);
+      try {
+        await this.withFileLock(hash, () => this.place(temporaryPath as string, hash));
+      } catch (error) {
+        this.unstage(hash);
+        throw error;
+      }
+      temporaryPath = undefined;
       return { hash, size };
     } finally {
       if (file) await file.close().catch(() => {});
@@ -134,13 +142,29 @@ export class BlobStore {
    */
   async release(blob: StagedBlob): Promise<void> {
     if (blob.inline) return;
-    const count = (this.staged.get(blob.hash) ?? 1) - 1;
-    if (count > 0) {
-      this.staged.set(blob.hash, count);
-      return;
+    this.unstage(blob.hash);
+    await this.withFileLock(blob.hash, async () => {
+      if (this.staged.has(blob.hash) || this.has(blob.hash)) return;
+      await unlink(this.pathOf(blob.hash)).catch(() => {});
+    });
+  }
+
+  private unstage(hash: string): void {
+    const count = (this.staged.get(hash) ?? 1) - 1;
+    if (count > 0) this.staged.set(hash, count);
+    else this.staged.delete(hash);
+  }
+
+  private async withFileLock(hash: string, action: () => Promise<void>): Promise<void> {
+    const previous = this.fileLocks.get(hash) ?? Promise.resolve();
+    const current = previous.then(action, action);
+    const settled = current.catch(() => {});
+    this.fileLocks.set(hash, settled);
+    try {
+      await current;
+    } finally {
+      if (this.fileLocks.get(hash) === settled) this.fileLocks.delete(hash);
     }
-    this.staged.delete(blob.hash);
-    if (!this.has(blob.hash)) await unlink(this.pathOf(blob.hash)).catch(() => {});
   }
 
   private pathOf(hash: string): string {

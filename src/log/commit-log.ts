@@ -32,6 +32,9 @@ export class CommitLog {
   append(commit: Commit): LoggedCommit {
     const body = encodeCommit(commit);
     const id = commitId(commit);
+    // Verify before writing what every reader will verify after (STYLE §13): a commit that could not
+    // be read back must never reach the log.
+    decodeCommit(body, id);
     const previous = this.lastSeq(commit.origin);
     if (commit.seq !== previous + 1) {
       fail('STRATA_CONFLICT', `commit seq ${commit.seq} from ${commit.origin} does not follow ${previous}`);

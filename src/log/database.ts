@@ -24,15 +24,17 @@ export class NodeDatabase {
   private walFd: number | undefined;
 
   constructor(readonly file: string) {
+    // No busy wait: another process holding the lock will not let go soon, so say so at once.
+    const db = new Database(file, { timeout: 0 });
     try {
-      this.db = new Database(file);
-      this.db.pragma('locking_mode = EXCLUSIVE');
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.exec(logSchema);
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.exec(logSchema);
       // The first write takes the exclusive lock and creates the WAL file.
-      this.db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run('opened', 'yes');
+      db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run('opened', 'yes');
     } catch (error) {
+      db.close();
       if (error instanceof Error && /locked|busy/i.test(error.message)) {
         fail(
           'STRATA_UNAVAILABLE',
@@ -41,6 +43,7 @@ export class NodeDatabase {
       }
       throw error;
     }
+    this.db = db;
     this.walFd = openSync(`${file}-wal`, 'r+');
     fdatasyncSync(this.walFd);
   }

@@ -30,6 +30,8 @@ export class Queries {
   readonly versionsOfKey;
   readonly versionById;
   readonly versionsOfCommit;
+  readonly putsInBucketUntil;
+  readonly nextEffectiveInBucket;
   readonly retractionsOf;
   readonly keysFrom;
   readonly buckets;
@@ -42,6 +44,14 @@ export class Queries {
     this.versionsOfCommit = db.prepare(
       'SELECT * FROM versions WHERE commit_id = ? AND pos <= ? ORDER BY op_index',
     );
+    this.putsInBucketUntil = db.prepare(
+      "SELECT * FROM versions WHERE bucket = ? AND kind = 'put' AND effective_at <= ? AND pos <= ? ORDER BY effective_at",
+    );
+    this.nextEffectiveInBucket = db
+      .prepare(
+        "SELECT MIN(effective_at) FROM versions WHERE bucket = ? AND kind = 'put' AND effective_at > ? AND pos <= ?",
+      )
+      .pluck();
     this.retractionsOf = db.prepare('SELECT * FROM versions WHERE target = ? AND pos <= ? ORDER BY hlc');
     this.keysFrom = db
       .prepare(
@@ -104,6 +114,16 @@ export class Snapshot {
 
   commitVersions(commit: string): VersionRow[] {
     return (this.queries.versionsOfCommit.all(commit, this.pos) as RawVersionRow[]).map(toVersionRow);
+  }
+
+  /** Puts in a bucket that take effect at or before `until`, in effective order. */
+  putsEffectiveBy(bucket: string, until: number): VersionRow[] {
+    return (this.queries.putsInBucketUntil.all(bucket, until, this.pos) as RawVersionRow[]).map(toVersionRow);
+  }
+
+  /** The earliest effective time after `after` of any put in a bucket. */
+  nextEffective(bucket: string, after: number): number | undefined {
+    return (this.queries.nextEffectiveInBucket.get(bucket, after, this.pos) as number | null) ?? undefined;
   }
 
   retractionsOf(id: VersionId): VersionRow[] {

@@ -82,6 +82,8 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private seq: number;
   private durablePos: number;
   private syncSeconds = 0;
+  /** Set when a sync failed: the node then refuses writes until it is restarted. */
+  private failure: Error | undefined;
 
   constructor(private readonly options: StoreOptions) {
     super();
@@ -125,7 +127,14 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
       },
       sync: async () => {
         const started = process.hrtime.bigint();
-        await this.database.sync();
+        try {
+          await this.database.sync();
+        } catch (error) {
+          // After a failed fsync the kernel may have dropped the dirty pages: what the WAL holds is
+          // unknown. Refuse every further write; a restart recovers from what is really on disk.
+          this.failure = error as Error;
+          throw error;
+        }
         this.syncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       },
       durable: (results) => {
@@ -134,6 +143,11 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
         if (results.length > 0) this.emit('durable', results);
       },
     });
+  }
+
+  /** Why the store refuses writes, if it does. */
+  get failed(): Error | undefined {
+    return this.failure;
   }
 
   /** A consistent view at the current durable watermark. */
@@ -148,10 +162,32 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   /** Resolves once the commit is durable. Refused writes reject with a StrataError and change nothing. */
   async write(request: WriteRequest): Promise<WriteResult> {
     try {
+      if (this.failure) {
+        fail(
+          'STRATA_UNAVAILABLE',
+          `writes are refused since the disk failed a sync (${this.failure.message}); restart the node`,
+        );
+      }
       return await this.writer.submit(request);
     } finally {
       for (const op of request.ops) if (op.kind === 'put') await this.blobs.release(op.blob);
     }
+  }
+
+  /** Stores a blob that no commit names yet (uploaded ahead of its commit); resolves once durable. */
+  async putBlob(blob: StagedBlob): Promise<void> {
+    try {
+      this.blobs.register(blob);
+      await this.database.sync();
+    } finally {
+      await this.blobs.release(blob);
+    }
+  }
+
+  /** A blob already in the store, to be named by a new put without uploading it again. */
+  existingBlob(hash: string): StagedBlob | undefined {
+    const stored = this.blobs.get(hash);
+    return stored ? { hash: stored.hash, size: stored.size } : undefined;
   }
 
   commit(id: string) {
@@ -203,8 +239,12 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     const txTime = hlcWall(hlc);
     const ops: Op[] = [];
     const touched = new Set<string>();
+    const retracted = new Set<VersionId>();
     for (const [index, op] of request.ops.entries()) {
       if (op.kind === 'retract') {
+        if (retracted.has(op.target))
+          fail('STRATA_CONFLICT', `op ${index} retracts ${op.target} a second time in one commit`);
+        retracted.add(op.target);
         ops.push(this.planRetract(op.target, txTime));
         continue;
       }

@@ -1,16 +1,58 @@
+import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { fail } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
 import { type Context, requireRole } from '../context.js';
+import { rawBodies, readJson } from '../raw-body.js';
 import { sendBlob } from '../send-blob.js';
 
+/** One existence query checks at most this many hashes (a publish of 10,000 files takes a few calls). */
+const hashesPerQueryMax = 10_000;
+
 export async function blobRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  rawBodies(app);
+
+  // Upload a blob by its hash, ahead of the commit that will name it (publish uploads only what is missing).
+  app.put('/v1/blobs/:hash', async (request, reply) => {
+    requireRole(request, 'write');
+    const hash = hashParam(request.params as { hash: string });
+    if (context.store.blobs.has(hash)) {
+      request.raw.resume();
+      return reply.status(200).send({ blob: hash, created: false });
+    }
+    const body = request.body as Readable | undefined;
+    const staged = body
+      ? await context.store.blobs.ingest(body, context.limits.objectBytesMax)
+      : await context.store.blobs.fromBuffer(Buffer.alloc(0));
+    if (staged.hash !== hash) {
+      await context.store.blobs.release(staged);
+      fail('STRATA_BAD_REQUEST', `body hashes to ${staged.hash}, not ${hash}; nothing was stored`);
+    }
+    await context.store.putBlob(staged);
+    return reply.status(201).send({ blob: hash, size: staged.size, created: true });
+  });
+
+  app.post('/v1/blobs/missing', async (request) => {
+    requireRole(request, 'read');
+    const body = (await readJson(request, 1024 * 1024)) as { hashes?: unknown };
+    const hashes = body?.hashes;
+    if (
+      !Array.isArray(hashes) ||
+      hashes.length > hashesPerQueryMax ||
+      !hashes.every((h) => typeof h === 'string' && isSha256Hex(h))
+    ) {
+      fail(
+        'STRATA_BAD_REQUEST',
+        `body must be {"hashes": [<up to ${hashesPerQueryMax} sha256 hex strings>]}`,
+      );
+    }
+    return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.has(hash)) };
+  });
+
   // Blobs are addressed by content and carry no bucket, so reading one by hash needs a read token.
   app.get('/v1/blobs/:hash', async (request, reply) => {
     requireRole(request, 'read');
-    const { hash } = request.params as { hash: string };
-    if (!isSha256Hex(hash))
-      fail('STRATA_BAD_REQUEST', 'a blob hash is 64 lowercase hexadecimal digits (sha256)');
+    const hash = hashParam(request.params as { hash: string });
     const blob = context.store.blobs.get(hash);
     if (!blob) fail('STRATA_NOT_FOUND', `no blob ${hash}`);
     void reply
@@ -18,4 +60,10 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
       .header('Cache-Control', 'private, max-age=31536000, immutable');
     return sendBlob(request, reply, blob, `"${hash}"`);
   });
+}
+
+function hashParam(params: { hash: string }): string {
+  if (!isSha256Hex(params.hash))
+    fail('STRATA_BAD_REQUEST', 'a blob hash is 64 lowercase hexadecimal digits (sha256)');
+  return params.hash;
 }

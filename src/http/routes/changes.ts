@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { fail } from '../../core/errors.js';
 import { checkBucketName } from '../../core/names.js';
+import { eventsBucket } from '../../release/activation.js';
 import type { ChangeRow } from '../../store/snapshot.js';
 import { type Context, requireRead } from '../context.js';
 import { header, intParam, single } from '../params.js';
@@ -13,6 +14,12 @@ const keepAliveMs = 15_000;
 const streamBacklogBytesMax = 8 * 1024 * 1024;
 
 export async function changeRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  // Live streams never end on their own; close them so that shutting the server down does not wait forever.
+  const streams = new Set<{ end(): void }>();
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.end();
+  });
+
   app.get('/v1/changes', async (request, reply) => {
     const bucketParam = single(request, 'bucket');
     const bucket = bucketParam === undefined ? undefined : checkBucketName(bucketParam);
@@ -55,7 +62,9 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     const close = () => {
       clearInterval(keepAlive);
       context.store.off('durable', pump);
+      streams.delete(raw);
     };
+    streams.add(raw);
     raw.on('close', close);
     context.store.on('durable', pump);
     pump();

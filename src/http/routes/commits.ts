@@ -1,14 +1,17 @@
 import type { FastifyInstance } from 'fastify';
+import { contentTypeBytesMax, messageBytesMax } from '../../core/commit.js';
 import { fail } from '../../core/errors.js';
+import { isSha256Hex } from '../../core/ids.js';
 import { checkBucketName, checkKey } from '../../core/names.js';
 import { parseTime } from '../../core/time.js';
+import type { StagedBlob } from '../../log/blob-store.js';
 import type { WriteOp } from '../../store/store.js';
 import { type Context, requireRead, requireRole } from '../context.js';
 import { versionParam } from '../params.js';
 import { versionView } from '../views.js';
 
-/** A commit body lists at most this many ops: one transaction must not block the node for long. */
-const opsMax = 1000;
+/** A commit body lists at most this many ops (a publish of 10,000 files is one commit); see opsPerCommitMax. */
+const opsMax = 10_000;
 
 export async function commitRoutes(app: FastifyInstance, context: Context): Promise<void> {
   // This endpoint takes JSON only: a text/plain body is refused with 415 instead of parsed as a string.
@@ -20,8 +23,11 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
       fail('STRATA_BAD_REQUEST', 'body must be a JSON object {"message"?, "ops": [...]}');
     }
     const { message, ops } = body as { message?: unknown; ops?: unknown };
-    if (message !== undefined && (typeof message !== 'string' || message.length > 64 * 1024)) {
-      fail('STRATA_BAD_REQUEST', 'message must be a string of at most 65536 characters');
+    if (
+      message !== undefined &&
+      (typeof message !== 'string' || Buffer.byteLength(message) > messageBytesMax)
+    ) {
+      fail('STRATA_BAD_REQUEST', `message must be a string of at most ${messageBytesMax} bytes of UTF-8`);
     }
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsMax) {
       fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsMax} operations`);
@@ -115,9 +121,30 @@ async function toWriteOp(value: unknown, index: number, context: Context): Promi
   }
 }
 
+/** A put's bytes: inline (`value`, `valueBase64`) or an uploaded blob named by hash (`blob`). */
+async function blobOf(op: Record<string, unknown>, where: string, context: Context): Promise<StagedBlob> {
+  if (op.blob === undefined)
+    return context.store.blobs.fromBuffer(opValueBytes(op, where, context.limits.objectBytesMax));
+  if (op.value !== undefined || op.valueBase64 !== undefined) {
+    fail('STRATA_BAD_REQUEST', `${where}: give one of "value", "valueBase64" or "blob"`);
+  }
+  if (typeof op.blob !== 'string' || !isSha256Hex(op.blob))
+    fail('STRATA_BAD_REQUEST', `${where}.blob must be a sha256 hex hash`);
+  const blob = context.store.existingBlob(op.blob);
+  if (!blob)
+    fail(
+      'STRATA_UNKNOWN_BLOB',
+      `${where}.blob ${op.blob} is not in the store; upload it with PUT /v1/blobs/${op.blob}`,
+    );
+  return blob;
+}
+
 function opValueBytes(op: Record<string, unknown>, where: string, bytesMax: number): Buffer {
   if ((op.value === undefined) === (op.valueBase64 === undefined)) {
-    fail('STRATA_BAD_REQUEST', `${where}: a put needs exactly one of "value" (a string) or "valueBase64"`);
+    fail(
+      'STRATA_BAD_REQUEST',
+      `${where}: a put needs exactly one of "value" (a string), "valueBase64" or "blob"`,
+    );
   }
   let bytes: Buffer;
   if (op.value !== undefined) {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { v7 as uuidv7 } from 'uuid';
+import { contentTypeBytesMax } from '../../core/commit.js';
 import { fail } from '../../core/errors.js';
 import { hlcWall } from '../../core/hlc.js';
 import type { VersionId } from '../../core/ids.js';
@@ -19,17 +20,16 @@ import {
   timeParam,
   versionParam,
 } from '../params.js';
+import { rawBodies, readJson } from '../raw-body.js';
 import { sendBlob } from '../send-blob.js';
 import { etagOf, versionView } from '../views.js';
 
 /** Listing pages: 1,000 keys keeps one response under a few hundred KB. */
 const listLimitMax = 1000;
-const contentTypeBytesMax = 256;
 
 export async function keyRoutes(app: FastifyInstance, context: Context): Promise<void> {
   // Object bodies are raw bytes of any type, streamed to the blob store; never parsed.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  rawBodies(app);
 
   app.get('/v1/buckets', async (request) => {
     const snapshot = context.store.snapshot();
@@ -76,6 +76,7 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
         version: winner.version,
         size: winner.size,
         contentType: winner.contentType,
+        blob: winner.blob,
         txTime: formatTime(hlcWall(winner.hlc)),
         effectiveAt: formatTime(winner.effectiveAt),
         ...(conflicts > 0 ? { conflicts } : {}),
@@ -194,22 +195,4 @@ async function putObject(
     ops: [{ kind: 'put', bucket, key, blob, contentType, effectiveAt, ...conditions }],
   });
   return { version: result.versions[0] as VersionId, commit: result.commit };
-}
-
-/** Reads a small JSON body inside the raw-body scope of this plugin. */
-async function readJson(request: FastifyRequest, bytesMax: number): Promise<unknown> {
-  const body = request.body as Readable | undefined;
-  if (!body) fail('STRATA_BAD_REQUEST', 'a JSON body is required');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > bytesMax) fail('STRATA_TOO_LARGE', `JSON body exceeds ${bytesMax} bytes`);
-    chunks.push(chunk as Buffer);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch (error) {
-    fail('STRATA_BAD_REQUEST', `malformed JSON body: ${(error as Error).message}`);
-  }
 }

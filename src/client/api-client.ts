@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { type Dispatcher, request } from 'undici';
 
 /** Where client commands send requests: STRATA_URL, STRATA_TOKEN, or the local node's admin token. */
-export interface ClientConfig {
+export interface ApiClient {
   url: string;
   token?: string;
 }
 
-export function clientConfig(): ClientConfig {
+export function clientConfig(): ApiClient {
   const url = (process.env.STRATA_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
   let token = process.env.STRATA_TOKEN;
   if (!token) {
@@ -37,7 +37,7 @@ export interface CallOptions {
 }
 
 export async function call(
-  config: ClientConfig,
+  config: ApiClient,
   path: string,
   options: CallOptions = {},
 ): Promise<Dispatcher.ResponseData> {
@@ -73,7 +73,7 @@ export async function call(
   return response;
 }
 
-export async function callJson<T>(config: ClientConfig, path: string, options: CallOptions = {}): Promise<T> {
+export async function callJson<T>(config: ApiClient, path: string, options: CallOptions = {}): Promise<T> {
   const response = await call(config, path, options);
   return (await response.body.json()) as T;
 }

@@ -1,0 +1,150 @@
+import { fixed, formatTable, rate, ratio } from './table.mjs';
+
+/** The issue's goals, printed next to the measured ratios (a benchmark reports; it does not fail). */
+const goalEtcdAt64 = 1;
+const goalFdatasyncAt1 = 0.8;
+
+/** The figures of one run, as text. `etcd` is undefined when etcd was skipped. */
+export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
+  const out = [];
+  out.push(
+    `Strata benchmark: node ${setup.node}, ${setup.cpus}, ${setup.os}`,
+    `etcd: ${etcd ? setup.etcdVersion : `skipped (${etcdSkipped})`}`,
+    `temp dir: ${setup.tempDir} (Strata data, etcd data and the fdatasync file share this file system)`,
+    `phases: ${setup.seconds} s measured after ${setup.warmupSeconds} s warm-up; closed-loop clients, one keep-alive connection each; 1 KB values`,
+    '',
+    'Durable PUT (Strata: 201 after fsync; etcd: /v3/kv/put, committed to its fsynced WAL)',
+  );
+  const putRows = setup.putConcurrencies.map((concurrency) => {
+    const s = strata.puts.get(concurrency);
+    const e = etcd?.puts.get(concurrency);
+    const g = s.groupCommit;
+    return [
+      concurrency,
+      rate(s.perSecond),
+      fixed(s.p50Ms, 2),
+      fixed(s.p99Ms, 2),
+      rate(e?.perSecond),
+      fixed(e?.p50Ms, 2),
+      fixed(e?.p99Ms, 2),
+      ratio(s.perSecond, e?.perSecond),
+      fixed(g?.commitsPerSync, 2),
+      rate(g?.syncsPerSecond),
+      fixed(g?.syncMeanMs, 2),
+    ];
+  });
+  out.push(
+    formatTable(
+      [
+        'clients',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'req/s',
+        'p50 ms',
+        'p99 ms',
+        'Strata/etcd',
+        'commits/fsync',
+        'fsyncs/s',
+        'fsync ms',
+      ],
+      putRows,
+      [
+        { title: '', span: 1 },
+        { title: 'Strata PUT', span: 3 },
+        { title: 'etcd put', span: 3 },
+        { title: '', span: 1 },
+        { title: 'Strata group commit (/metrics)', span: 3 },
+      ],
+    ),
+    '',
+    'GET of keys written above (Strata: GET /v1/buckets/…/keys/…; etcd: /v3/kv/range, linearizable)',
+  );
+  const getRows = setup.getConcurrencies.map((concurrency) => {
+    const s = strata.gets.get(concurrency);
+    const e = etcd?.gets.get(concurrency);
+    return [
+      concurrency,
+      rate(s.perSecond),
+      fixed(s.p50Ms, 2),
+      fixed(s.p99Ms, 2),
+      rate(e?.perSecond),
+      fixed(e?.p50Ms, 2),
+      fixed(e?.p99Ms, 2),
+      ratio(s.perSecond, e?.perSecond),
+    ];
+  });
+  out.push(
+    formatTable(
+      ['clients', 'req/s', 'p50 ms', 'p99 ms', 'req/s', 'p50 ms', 'p99 ms', 'Strata/etcd'],
+      getRows,
+      [
+        { title: '', span: 1 },
+        { title: 'Strata GET', span: 3 },
+        { title: 'etcd range', span: 3 },
+      ],
+    ),
+    '',
+    'CPU use during each measured phase, % of one core (a load generator near 100% caps the figures)',
+    formatTable(
+      ['phase', 'server', 'bench client', 'server', 'bench client'],
+      [
+        ...setup.putConcurrencies.map((concurrency) => ['PUT', concurrency, strata.puts, etcd?.puts]),
+        ...setup.getConcurrencies.map((concurrency) => ['GET', concurrency, strata.gets, etcd?.gets]),
+      ].map(([kind, concurrency, strataResults, etcdResults]) => {
+        const s = strataResults.get(concurrency);
+        const e = etcdResults?.get(concurrency);
+        return [
+          `${kind} c=${concurrency}`,
+          fixed(s.serverCpuPercent, 0),
+          fixed(s.clientCpuPercent, 0),
+          fixed(e?.serverCpuPercent, 0),
+          fixed(e?.clientCpuPercent, 0),
+        ];
+      }),
+      [
+        { title: '', span: 1 },
+        { title: 'Strata', span: 2 },
+        { title: 'etcd', span: 2 },
+      ],
+    ),
+    '',
+    'Disk: write 1 KB + fdatasync, one writer, serially (the physical limit of serial durable commits)',
+  );
+  for (const run of fdatasync.runs) {
+    out.push(
+      `  ${run.pattern.padEnd(9)} ${rate(run.perSecond).padStart(8)} syncs/s  (${fixed(run.meanMs, 3)} ms each)`,
+    );
+  }
+  const best = fdatasync.best;
+  const strataAt1 = strata.puts.get(1)?.perSecond;
+  const strataAt64 = strata.puts.get(64)?.perSecond;
+  const ratios = [
+    [
+      `Strata PUT c=1 ÷ fdatasync (${best.pattern}, the faster)`,
+      ratio(strataAt1, best.perSecond),
+      goalFdatasyncAt1,
+    ],
+    ['Strata PUT c=64 ÷ etcd put c=64', ratio(strataAt64, etcd?.puts.get(64)?.perSecond), goalEtcdAt64],
+  ];
+  const labelWidth = Math.max(...ratios.map(([label]) => label.length));
+  out.push('', 'Ratios (goals from the issue)');
+  for (const [label, value, goal] of ratios) {
+    out.push(`  ${label.padEnd(labelWidth)}  ${value.padStart(6)}   goal ≥ ${goal}×`);
+  }
+  const failures = [
+    ...failureLines('Strata PUT', strata.puts),
+    ...failureLines('Strata GET', strata.gets),
+    ...(etcd ? [...failureLines('etcd put', etcd.puts), ...failureLines('etcd range', etcd.gets)] : []),
+  ];
+  if (failures.length > 0) out.push('', 'Failed requests (left out of the figures above):', ...failures);
+  return out.join('\n');
+}
+
+function failureLines(label, results) {
+  return [...results]
+    .filter(([, result]) => result.errors > 0)
+    .map(
+      ([concurrency, result]) => `  ${label} c=${concurrency}: ${result.errors}, first: ${result.firstError}`,
+    );
+}

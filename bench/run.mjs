@@ -1,0 +1,132 @@
+/**
+ * `npm run bench`: durable PUT throughput and p50/p99 latency of Strata at 1, 16 and 64
+ * closed-loop clients (1 KB values) and GET throughput, side by side with a local single-member
+ * etcd and with this disk's raw fdatasync rate. Prints figures; asserts nothing.
+ *
+ * Env: BENCH_SECONDS (measured seconds per phase, default 5), BENCH_WARMUP_SECONDS (default 1).
+ * Systems run one after the other, never together, so they do not compete for CPU or disk.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, release, tmpdir, type } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { etcdBinary, etcdClient, etcdVersion, startEtcd } from './lib/etcd.mjs';
+import { measureFdatasync } from './lib/fdatasync.mjs';
+import { formatReport } from './lib/report.mjs';
+import { groupCommitWindow, startStrata, strataClient } from './lib/strata.mjs';
+import { runWorkload } from './lib/workload.mjs';
+
+const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const putConcurrencies = [1, 16, 64];
+const getConcurrencies = [16, 64];
+/** Per pattern; the issue asks for about 2 s, long enough for thousands of syncs on any disk. */
+const fdatasyncMs = 2000;
+
+function secondsFromEnv(name, fallback) {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0)
+    throw new Error(`${name} must be a non-negative number, got "${text}"`);
+  return value;
+}
+
+const log = (line) => process.stderr.write(`${line}\n`);
+
+/** Undone in reverse order on exit, error or signal; each runs at most once. */
+const cleanups = [];
+async function cleanUp() {
+  while (cleanups.length > 0) {
+    const step = cleanups.pop();
+    try {
+      await step();
+    } catch (error) {
+      log(`cleanup: ${error.message}`);
+    }
+  }
+}
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    log(`${signal}: stopping servers and removing temp files`);
+    void cleanUp().then(() => process.exit(130));
+  });
+}
+
+async function main() {
+  const seconds = secondsFromEnv('BENCH_SECONDS', 5);
+  const warmupSeconds = secondsFromEnv('BENCH_WARMUP_SECONDS', 1);
+  if (seconds === 0) throw new Error('BENCH_SECONDS must be more than 0');
+  const timing = { durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 };
+  if (!existsSync(join(repoDir, 'dist', 'cli', 'main.js'))) {
+    throw new Error('Strata is not built: run `npm run build` first (`npm run bench` does).');
+  }
+
+  // One temp dir for everything, so the fdatasync probe measures the file system Strata and etcd write to.
+  const tempDir = mkdtempSync(join(tmpdir(), 'strata-bench-'));
+  cleanups.push(() => rmSync(tempDir, { recursive: true, force: true }));
+  const version = etcdVersion();
+  const setup = {
+    node: process.version,
+    cpus: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}`,
+    os: `${type()} ${release()}`,
+    etcdVersion: version,
+    tempDir,
+    seconds,
+    warmupSeconds,
+    putConcurrencies,
+    getConcurrencies,
+  };
+
+  log('fdatasync rate…');
+  const runs = ['append', 'overwrite'].map((pattern) => measureFdatasync(tempDir, pattern, fdatasyncMs));
+  const fdatasync = { runs, best: runs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a)) };
+
+  const strataDir = join(tempDir, 'strata');
+  mkdirSync(strataDir);
+  log('starting Strata…');
+  const strataServer = await startStrata({ repoDir, dataDir: strataDir });
+  cleanups.push(strataServer.stop);
+  const strata = await runWorkload({
+    name: 'Strata',
+    serverPid: strataServer.pid,
+    makeClient: (concurrency) => strataClient(strataServer, concurrency),
+    groupCommit: { totals: () => strataServer.groupCommitTotals(), window: groupCommitWindow },
+    putConcurrencies,
+    getConcurrencies,
+    timing,
+    log,
+  });
+  await strataServer.stop();
+
+  let etcd;
+  let etcdSkipped;
+  if (version === undefined) {
+    etcdSkipped = `${etcdBinary} not found; install Debian's etcd-server to compare`;
+    log(`etcd ${etcdSkipped}`);
+  } else {
+    log('starting etcd…');
+    const etcdServer = await startEtcd({ dataDir: join(tempDir, 'etcd') });
+    cleanups.push(etcdServer.stop);
+    etcd = await runWorkload({
+      name: 'etcd',
+      serverPid: etcdServer.pid,
+      makeClient: (concurrency) => etcdClient(etcdServer, concurrency),
+      putConcurrencies,
+      getConcurrencies,
+      timing,
+      log,
+    });
+    await etcdServer.stop();
+  }
+
+  process.stdout.write(`\n${formatReport({ setup, fdatasync, strata, etcd, etcdSkipped })}\n`);
+}
+
+try {
+  await main();
+} catch (error) {
+  log(`bench failed: ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  await cleanUp();
+}

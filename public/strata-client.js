@@ -1,0 +1,127 @@
+// strata-client.js: a small browser client for Strata, served by every node at /strata-client.js.
+//
+//   import { Strata } from '/strata-client.js';
+//   const strata = new Strata({ token });               // same origin by default
+//   const { version } = await strata.put('notes', 'a.txt', 'hello', { contentType: 'text/plain' });
+//   const note = await strata.get('notes', 'a.txt');    // { text(), json(), bytes(), version, conflicts, contentType }
+//   const routes = await strata.routes();               // the route table of the release this page came from
+//
+// Errors are thrown as StrataError with the server's stable `code` (e.g. STRATA_PRECONDITION_FAILED).
+
+export class StrataError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'StrataError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function keyPath(bucket, key) {
+  let encoded = key.split('/').map(encodeURIComponent).join('/');
+  if (encoded.endsWith('/versions')) encoded = `${encoded.slice(0, -'/versions'.length)}%2Fversions`;
+  return `/v1/buckets/${encodeURIComponent(bucket)}/keys/${encoded}`;
+}
+
+async function failure(response) {
+  let code = `HTTP_${response.status}`;
+  let message = response.statusText;
+  try {
+    const body = await response.json();
+    code = body.error?.code ?? code;
+    message = body.error?.message ?? message;
+  } catch {
+    // not a Strata error body
+  }
+  return new StrataError(response.status, code, message);
+}
+
+export class Strata {
+  /** @param {{ url?: string, token?: string }} [options] */
+  constructor(options = {}) {
+    this.url = (options.url ?? globalThis.location?.origin ?? '').replace(/\/+$/, '');
+    this.token = options.token;
+  }
+
+  async request(path, init = {}) {
+    const headers = new Headers(init.headers);
+    if (this.token) headers.set('authorization', `Bearer ${this.token}`);
+    const response = await fetch(this.url + path, { ...init, headers });
+    if (!response.ok) throw await failure(response);
+    return response;
+  }
+
+  /** Reads a key. Options: at, asOf (Date, RFC 3339 or epoch ms), version. */
+  async get(bucket, key, options = {}) {
+    const query = new URLSearchParams();
+    for (const name of ['at', 'asOf', 'version']) {
+      const value = options[name];
+      if (value !== undefined) query.set(name, value instanceof Date ? value.toISOString() : String(value));
+    }
+    const suffix = query.size > 0 ? `?${query}` : '';
+    const response = await this.request(keyPath(bucket, key) + suffix);
+    const conflicts = response.headers.get('strata-conflicts');
+    return {
+      version: response.headers.get('strata-version'),
+      contentType: response.headers.get('content-type'),
+      conflicts: conflicts ? conflicts.split(',') : [],
+      text: () => response.text(),
+      json: () => response.json(),
+      bytes: async () => new Uint8Array(await response.arrayBuffer()),
+    };
+  }
+
+  /** Writes a key. Body: string, Blob, ArrayBuffer or a JSON-able object. Options: contentType, ifMatch, ifNoneMatch, effectiveAt. */
+  async put(bucket, key, body, options = {}) {
+    const headers = {};
+    let payload = body;
+    if (
+      typeof body === 'object' &&
+      !(body instanceof Blob) &&
+      !(body instanceof ArrayBuffer) &&
+      !ArrayBuffer.isView(body)
+    ) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    if (options.contentType) headers['content-type'] = options.contentType;
+    if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+    if (options.ifNoneMatch) headers['if-none-match'] = '*';
+    if (options.effectiveAt !== undefined) {
+      headers['strata-effective-at'] =
+        options.effectiveAt instanceof Date ? options.effectiveAt.toISOString() : String(options.effectiveAt);
+    }
+    const response = await this.request(keyPath(bucket, key), { method: 'PUT', headers, body: payload });
+    return response.json();
+  }
+
+  async delete(bucket, key, options = {}) {
+    const headers = options.ifMatch ? { 'if-match': `"${options.ifMatch}"` } : {};
+    const response = await this.request(keyPath(bucket, key), { method: 'DELETE', headers });
+    return response.json();
+  }
+
+  /** Live keys of a bucket: { keys: [{ key, version, size, contentType, txTime, effectiveAt }], next? }. */
+  async list(bucket, options = {}) {
+    const query = new URLSearchParams();
+    for (const name of ['prefix', 'after', 'limit', 'at'])
+      if (options[name] !== undefined) query.set(name, String(options[name]));
+    const response = await this.request(`/v1/buckets/${encodeURIComponent(bucket)}/keys?${query}`);
+    return response.json();
+  }
+
+  async history(bucket, key) {
+    const response = await this.request(`${keyPath(bucket, key)}/versions`);
+    return (await response.json()).versions;
+  }
+
+  /**
+   * The route table of the release this page was loaded from: { release, routes: { "/path": version }, entry }.
+   * It is fetched relative to the document's base URL, which Strata pins to the page's release.
+   */
+  async routes(base = globalThis.document?.baseURI) {
+    const response = await fetch(new URL('_routes.json', base));
+    if (!response.ok) throw await failure(response);
+    return response.json();
+  }
+}

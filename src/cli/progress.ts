@@ -1,0 +1,34 @@
+import { SingleBar } from 'cli-progress';
+import type { PublishReporter, PublishSummary, SourceFile } from '../release/publish.js';
+
+/** A progress bar on a terminal, one plain line per upload otherwise (logs, CI). */
+export function publishReporter(stream: NodeJS.WriteStream = process.stderr): PublishReporter {
+  let bar: SingleBar | undefined;
+  return {
+    start(files, uploadBytes) {
+      if (stream.isTTY && uploadBytes > 0) {
+        bar = new SingleBar({ stream, format: 'uploading [{bar}] {percentage}% {value}/{total} bytes' });
+        bar.start(uploadBytes, 0);
+      } else {
+        stream.write(`publishing ${files} file(s), ${uploadBytes} bytes to upload\n`);
+      }
+    },
+    uploaded(file: SourceFile) {
+      if (bar) bar.increment(file.size);
+      else stream.write(`uploaded ${file.bucket}/${file.path} (${file.size} bytes)\n`);
+    },
+    done() {
+      bar?.stop();
+    },
+  };
+}
+
+export function describeSummary(summary: PublishSummary): string {
+  const lines = [
+    `${summary.dryRun ? 'dry run: ' : ''}${summary.files} file(s): ${summary.uploaded} uploaded (${summary.uploadedBytes} bytes), ` +
+      `${summary.reused} already stored, ${summary.unchanged} unchanged`,
+  ];
+  if (summary.unchangedRelease) lines.push(`nothing changed: release ${summary.release} stays in effect`);
+  else if (summary.release) lines.push(`release ${summary.release} effective ${summary.effectiveAt}`);
+  return lines.join('\n');
+}

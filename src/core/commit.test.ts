@@ -1,0 +1,245 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { canonicalEncode } from './canonical.js';
+import { type Commit, checkCommitShape, commitId, commitTime, decodeCommit, encodeCommit } from './commit.js';
+import { StrataError } from './errors.js';
+import { sha256 } from './hash.js';
+import { formatHlc } from './hlc.js';
+import { type BlobId, type CommitId, type NodeId, versionId } from './ids.js';
+
+const origin = '0123456789abcdef' as NodeId;
+const hlc = formatHlc({ wall: 1_767_225_600_000, counter: 3, node: origin });
+const blob = sha256('hello') as BlobId;
+const parent = versionId(sha256('parent') as CommitId, 0);
+
+function sample(): Commit {
+  return {
+    origin,
+    seq: 1,
+    hlc,
+    author: 'ada',
+    message: 'first',
+    ops: [
+      {
+        kind: 'put',
+        bucket: 'photos',
+        key: 'cat.jpg',
+        parents: [parent],
+        blob,
+        contentType: 'image/jpeg',
+        size: 5,
+        effectiveAt: 1_767_225_600_000,
+      },
+      { kind: 'delete', bucket: 'photos', key: 'dog.jpg', parents: [], effectiveAt: 1_767_225_600_000 },
+      {
+        kind: 'retract',
+        bucket: 'photos',
+        key: 'old.jpg',
+        parents: [],
+        effectiveAt: 1_767_225_600_000,
+        target: parent,
+      },
+    ],
+  };
+}
+
+function codeOf(run: () => unknown): string | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(StrataError);
+    return (error as StrataError).code;
+  }
+}
+
+/** Encodes an arbitrary object canonically and decodes it under its own (correct) hash. */
+function decodeValue(value: unknown): string | undefined {
+  const encoded = canonicalEncode(value as never);
+  return codeOf(() => decodeCommit(encoded, sha256(encoded)));
+}
+
+describe('commitId', () => {
+  it('is the sha256 of the canonical encoding', () => {
+    const commit = sample();
+    expect(commitId(commit)).toBe(sha256(encodeCommit(commit)));
+    expect(commitId(commit)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('does not depend on member order or on undefined optional members', () => {
+    const commit = sample();
+    const reordered = {
+      ops: commit.ops.map((op) => ({ ...op, refs: undefined }) as typeof op),
+      message: commit.message,
+      author: commit.author,
+      hlc: commit.hlc,
+      seq: commit.seq,
+      origin: commit.origin,
+    };
+    expect(commitId(reordered)).toBe(commitId(commit));
+  });
+
+  it('changes when any part of the commit changes', () => {
+    const base = commitId(sample());
+    const variants: Commit[] = [
+      { ...sample(), seq: 2 },
+      { ...sample(), message: 'second' },
+      { ...sample(), author: undefined },
+      { ...sample(), ops: sample().ops.slice(0, 2) },
+      { ...sample(), ops: [...sample().ops].reverse() },
+      { ...sample(), ops: [{ ...(sample().ops[0] as Commit['ops'][0]), effectiveAt: 1 }] },
+    ];
+    for (const variant of variants) expect(commitId(variant)).not.toBe(base);
+  });
+
+  it('ignores members that are not part of the commit format', () => {
+    const withExtra = { ...sample(), extra: 'ignored' } as Commit;
+    expect(commitId(withExtra)).toBe(commitId(sample()));
+  });
+
+  it('commitTime is the wall time of the hlc', () => {
+    expect(commitTime(sample())).toBe(1_767_225_600_000);
+  });
+});
+
+describe('decodeCommit', () => {
+  it('round-trips an encoded commit', () => {
+    const commit = sample();
+    const encoded = encodeCommit(commit);
+    expect(decodeCommit(encoded, commitId(commit))).toEqual(commit);
+  });
+
+  it('rejects a body whose hash does not match the claimed id', () => {
+    const commit = sample();
+    const encoded = encodeCommit({ ...commit, message: 'tampered' });
+    expect(codeOf(() => decodeCommit(encoded, commitId(commit)))).toBe('STRATA_BAD_REQUEST');
+    expect(codeOf(() => decodeCommit(encodeCommit(commit), '0'.repeat(64)))).toBe('STRATA_BAD_REQUEST');
+  });
+
+  it('rejects a body that is valid but not canonical, even under its own hash', () => {
+    const commit = sample();
+    const canonical = encodeCommit(commit);
+    const pretty = JSON.stringify(JSON.parse(canonical), null, 2);
+    const reordered = JSON.stringify({ seq: 1, ...JSON.parse(canonical) });
+    const withExtra = canonicalEncode({ ...JSON.parse(canonical), zzz: 1 });
+    const withExtraInOp = canonicalEncode({
+      ...JSON.parse(canonical),
+      ops: [{ ...JSON.parse(canonical).ops[0], note: 'x' }],
+    });
+    for (const body of [pretty, reordered, withExtra, withExtraInOp]) {
+      expect(body).not.toBe(canonical);
+      expect(codeOf(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
+    }
+  });
+
+  it('rejects a body that is not JSON under its own hash', () => {
+    const body = '{"origin":';
+    expect(codeOf(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
+  });
+
+  it.each([
+    ['not an object', []],
+    ['null', null],
+    ['origin not a node id', { ...sample(), origin: 'NODE' }],
+    ['seq zero', { ...sample(), seq: 0 }],
+    ['seq negative', { ...sample(), seq: -1 }],
+    ['seq a string', { ...sample(), seq: '1' }],
+    ['hlc malformed', { ...sample(), hlc: '123' }],
+    ['author too long', { ...sample(), author: 'a'.repeat(257) }],
+    ['author not a string', { ...sample(), author: 7 }],
+    ['message too many bytes', { ...sample(), message: 'é'.repeat(40_000) }],
+    ['no ops', { ...sample(), ops: [] }],
+    ['ops not a list', { ...sample(), ops: {} }],
+    ['op not an object', { ...sample(), ops: ['put'] }],
+    ['unknown kind', { ...sample(), ops: [{ ...sample().ops[1], kind: 'move' }] }],
+    ['bad bucket', { ...sample(), ops: [{ ...sample().ops[1], bucket: 'Bad Bucket' }] }],
+    ['empty key', { ...sample(), ops: [{ ...sample().ops[1], key: '' }] }],
+    ['key over 1024 bytes', { ...sample(), ops: [{ ...sample().ops[1], key: 'é'.repeat(513) }] }],
+    ['parents not version ids', { ...sample(), ops: [{ ...sample().ops[1], parents: ['nope'] }] }],
+    ['parents missing', { ...sample(), ops: [{ ...sample().ops[1], parents: undefined }] }],
+    ['effectiveAt negative', { ...sample(), ops: [{ ...sample().ops[1], effectiveAt: -1 }] }],
+    ['effectiveAt missing', { ...sample(), ops: [{ ...sample().ops[1], effectiveAt: undefined }] }],
+    ['put without blob', { ...sample(), ops: [{ ...sample().ops[0], blob: undefined }] }],
+    ['put with a bad blob', { ...sample(), ops: [{ ...sample().ops[0], blob: 'abc' }] }],
+    ['put without size', { ...sample(), ops: [{ ...sample().ops[0], size: undefined }] }],
+    ['put with negative size', { ...sample(), ops: [{ ...sample().ops[0], size: -1 }] }],
+    ['put without contentType', { ...sample(), ops: [{ ...sample().ops[0], contentType: undefined }] }],
+    ['contentType too long', { ...sample(), ops: [{ ...sample().ops[0], contentType: 'x'.repeat(257) }] }],
+    ['delete with a blob', { ...sample(), ops: [{ ...sample().ops[1], blob }] }],
+    ['retract without target', { ...sample(), ops: [{ ...sample().ops[2], target: undefined }] }],
+    ['retract with a bad target', { ...sample(), ops: [{ ...sample().ops[2], target: 'v1' }] }],
+    ['put with a target', { ...sample(), ops: [{ ...sample().ops[0], target: parent }] }],
+    ['refs not version ids', { ...sample(), ops: [{ ...sample().ops[0], refs: [1] }] }],
+  ])('rejects a malformed commit (%s) with STRATA_BAD_REQUEST', (_why, value) => {
+    expect(decodeValue(value)).toBe('STRATA_BAD_REQUEST');
+    expect(codeOf(() => checkCommitShape(value))).toBe('STRATA_BAD_REQUEST');
+  });
+
+  it('accepts system buckets and refs', () => {
+    const commit: Commit = {
+      ...sample(),
+      ops: [{ ...(sample().ops[0] as Commit['ops'][0]), bucket: '_releases', refs: [parent] }],
+    };
+    expect(decodeCommit(encodeCommit(commit), commitId(commit))).toEqual(commit);
+  });
+
+  it('never throws anything but a StrataError on random JSON (property)', () => {
+    fc.assert(
+      fc.property(fc.json(), (text) => {
+        const id = sha256(text);
+        try {
+          const commit = decodeCommit(text, id);
+          expect(commitId(commit)).toBe(id);
+        } catch (error) {
+          expect(error).toBeInstanceOf(StrataError);
+        }
+      }),
+    );
+  });
+
+  it('never throws anything but a StrataError on mutated commits (property)', () => {
+    const anything = fc.oneof(
+      fc.jsonValue(),
+      fc.constant(undefined),
+      fc.constant(parent),
+      fc.constant(blob),
+      fc.constant([parent]),
+      fc.integer({ min: -5, max: 5 }),
+    );
+    const opKeys = [
+      'kind',
+      'bucket',
+      'key',
+      'parents',
+      'blob',
+      'contentType',
+      'size',
+      'effectiveAt',
+      'refs',
+      'target',
+    ];
+    const commitKeys = ['origin', 'seq', 'hlc', 'author', 'message', 'ops'];
+    fc.assert(
+      fc.property(
+        fc.nat({ max: 2 }),
+        fc.constantFrom(...opKeys),
+        fc.constantFrom(...commitKeys),
+        anything,
+        anything,
+        (opIndex, opKey, commitKey, opValue, commitValue) => {
+          const value = JSON.parse(encodeCommit(sample())) as Record<string, unknown>;
+          const ops = value.ops as Array<Record<string, unknown>>;
+          (ops[opIndex] as Record<string, unknown>)[opKey] = opValue;
+          if (commitKey !== 'ops') value[commitKey] = commitValue;
+          const text = JSON.stringify(value);
+          try {
+            const commit = decodeCommit(text, sha256(text));
+            expect(encodeCommit(commit)).toBe(text);
+          } catch (error) {
+            expect(error).toBeInstanceOf(StrataError);
+          }
+        },
+      ),
+    );
+  });
+});

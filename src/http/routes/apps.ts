@@ -1,0 +1,172 @@
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { fail } from '../../core/errors.js';
+import type { VersionId } from '../../core/ids.js';
+import { checkBucketName } from '../../core/names.js';
+import { formatTime } from '../../core/time.js';
+import { isHtml, pinDocument } from '../../release/pin.js';
+import type { Releases, ServedRelease } from '../../release/releases.js';
+import type { RouteTable } from '../../release/route-table.js';
+import type { Context } from '../context.js';
+import { timeParam } from '../params.js';
+import { sendBlob } from '../send-blob.js';
+
+/** HTML larger than this is served as stored, without the pinning `<base>` (it is not read into memory). */
+const pinnedHtmlBytesMax = 8 * 1024 * 1024;
+const immutable = 'public, max-age=31536000, immutable';
+
+export interface AppServingOptions {
+  releases: Releases;
+  /** Serve this app at `/` as well as at `/apps/<app>/`. */
+  defaultApp?: string;
+}
+
+/**
+ * Serves apps straight from the store (DESIGN §3). App URLs are public: a release publishes what
+ * it routes. Unpinned URLs follow the release in effect at request time (or `?at=`); pinned URLs
+ * (`/@<release>/…`) serve exactly one release and are immutable.
+ */
+export function appRoutes(options: AppServingOptions) {
+  return async (app: FastifyInstance, context: Context): Promise<void> => {
+    app.get('/apps/:app', async (request, reply) => {
+      const { app: name } = request.params as { app: string };
+      const query = (request.raw.url ?? '').split('?')[1];
+      return reply.redirect(
+        `/apps/${encodeURIComponent(checkBucketName(name, 'app'))}/${query ? `?${query}` : ''}`,
+        301,
+      );
+    });
+
+    app.get('/apps/:app/*', async (request, reply) => {
+      const { app: name } = request.params as { app: string };
+      const raw = rawPath(request);
+      const path = raw.slice(raw.indexOf('/', '/apps/'.length));
+      return serve(
+        request,
+        reply,
+        context,
+        options.releases,
+        checkBucketName(name, 'app'),
+        `/apps/${name}`,
+        path,
+      );
+    });
+
+    if (options.defaultApp !== undefined) {
+      const name = checkBucketName(options.defaultApp, 'app');
+      app.get('/', async (request, reply) => serve(request, reply, context, options.releases, name, '', '/'));
+      app.get('/@*', async (request, reply) =>
+        serve(request, reply, context, options.releases, name, '', rawPath(request)),
+      );
+    }
+  };
+}
+
+/** Fallback for the default app: any other GET that no API route matched. */
+export function serveDefaultApp(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  context: Context,
+  releases: Releases,
+  name: string,
+): Promise<FastifyReply> {
+  return serve(request, reply, context, releases, name, '', rawPath(request));
+}
+
+async function serve(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  context: Context,
+  releases: Releases,
+  app: string,
+  prefix: string,
+  rawRest: string,
+): Promise<FastifyReply> {
+  const snapshot = context.store.snapshot();
+  let rest = decodePath(rawRest === '' ? '/' : rawRest);
+  let served: ServedRelease | undefined;
+  if (rest.startsWith('/@')) {
+    const end = rest.indexOf('/', 2);
+    const release = rest.slice(2, end < 0 ? undefined : end);
+    rest = end < 0 ? '/' : rest.slice(end);
+    served = releases.pinned(app, release, snapshot);
+    if (!served) fail('STRATA_NOT_FOUND', `app ${app} has no release ${release.slice(0, 80)}`);
+    void reply.header('Cache-Control', immutable);
+  } else {
+    const at = timeParam(request, 'at');
+    served = releases.inEffect(app, at ?? snapshot.now, snapshot);
+    if (!served) {
+      fail(
+        'STRATA_NOT_FOUND',
+        at === undefined
+          ? `app ${app} has no release in effect`
+          : `app ${app} had no release in effect at ${formatTime(at)}`,
+      );
+    }
+    void reply.header('Cache-Control', 'no-cache');
+  }
+  const release = served.release.version;
+  void reply.header('Strata-Release', release);
+
+  if (rest === '/_routes.json') {
+    return reply
+      .header('Content-Type', 'application/json; charset=utf-8')
+      .header('ETag', `"${release}"`)
+      .send({ release, effectiveAt: formatTime(served.release.effectiveAt), ...served.table });
+  }
+
+  const file = routeFor(served.table, rest, request);
+  if (!file) fail('STRATA_NOT_FOUND', `release ${release} of app ${app} has no route ${rest.slice(0, 200)}`);
+  const row = snapshot.version(file.version);
+  const blob = row?.blob ? context.store.blobs.get(row.blob) : undefined;
+  if (!row || !blob) throw new Error(`route ${file.path} of ${release} names a version without bytes`);
+  const contentType = row.contentType ?? 'application/octet-stream';
+  void reply.header('Content-Type', contentType);
+
+  if (isHtml(contentType) && blob.size <= pinnedHtmlBytesMax) {
+    const html = (blob.data ?? readFileSync(blob.path as string)).toString('utf8');
+    const base = `${prefix}/@${release}${file.path.slice(0, file.path.lastIndexOf('/') + 1)}`;
+    const body = Buffer.from(pinDocument(html, base));
+    return sendBlob(
+      request,
+      reply,
+      { hash: blob.hash, size: body.length, data: body },
+      `"${release}:${row.version}"`,
+    );
+  }
+  return sendBlob(request, reply, blob, `"${row.version}"`);
+}
+
+/** Maps a request path to a route: exact, then `dir/` → `dir/index.html`, then the entry for `/` or an SPA. */
+function routeFor(
+  table: RouteTable,
+  path: string,
+  request: FastifyRequest,
+): { path: string; version: VersionId } | undefined {
+  const candidates = [path];
+  if (path === '/' && table.entry) candidates.unshift(table.entry);
+  if (path.endsWith('/')) candidates.push(`${path}index.html`);
+  for (const candidate of candidates) {
+    const version = table.routes[candidate];
+    if (version) return { path: candidate, version };
+  }
+  const wantsDocument =
+    !/\.[a-z0-9]{1,8}$/i.test(path) || (request.headers.accept ?? '').includes('text/html');
+  if (table.spa && table.entry && wantsDocument) {
+    const version = table.routes[table.entry];
+    if (version) return { path: table.entry, version };
+  }
+  return undefined;
+}
+
+function rawPath(request: FastifyRequest): string {
+  return (request.raw.url ?? '/').split('?')[0] as string;
+}
+
+function decodePath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    fail('STRATA_BAD_REQUEST', 'the URL path has a malformed percent-encoding');
+  }
+}

@@ -1,0 +1,161 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { LightMyRequestResponse } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+
+function expectError(response: LightMyRequestResponse, status: number, code: string): void {
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
+}
+
+function sha256(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+describe('GET and HEAD /v1/blobs/{hash}', () => {
+  let node: TempNode;
+  const small = Buffer.from('small blob, stored inline');
+  // Over the 64 KiB inline limit: stored as a file and streamed.
+  const large = randomBytes(200 * 1024);
+  let reader: Record<string, string>;
+
+  beforeAll(async () => {
+    node = tempNode();
+    for (const [key, bytes] of [
+      ['small', small],
+      ['large', large],
+      ['empty', Buffer.alloc(0)],
+    ] as const) {
+      const response = await node.app.inject({
+        method: 'PUT',
+        url: `/v1/buckets/files/keys/${key}`,
+        headers: { ...auth, 'content-type': 'application/x-test' },
+        payload: bytes,
+      });
+      expect(response.statusCode).toBe(201);
+    }
+    const created = await node.app.inject({
+      method: 'POST',
+      url: '/v1/tokens',
+      headers: auth,
+      payload: { role: 'read', name: 'reader' },
+    });
+    reader = { authorization: `Bearer ${(created.json() as { token: string }).token}` };
+  });
+  afterAll(async () => {
+    await node.dispose();
+  });
+
+  it('serves a blob named in a key history by its hash, as immutable bytes', async () => {
+    const history = await node.app.inject({ url: '/v1/buckets/files/keys/small/versions', headers: auth });
+    const blob = (history.json() as { versions: Array<{ blob: string }> }).versions[0]?.blob;
+    expect(blob).toBe(sha256(small));
+
+    const response = await node.app.inject({ url: `/v1/blobs/${blob}`, headers: reader });
+    expect(response.statusCode).toBe(200);
+    expect(Buffer.compare(response.rawPayload, small)).toBe(0);
+    expect(response.headers['content-type']).toBe('application/octet-stream');
+    expect(response.headers['cache-control']).toContain('immutable');
+    expect(response.headers.etag).toBe(`"${blob}"`);
+    expect(response.headers['content-length']).toBe(String(small.length));
+  });
+
+  it('streams a large, file-backed blob and its ranges', async () => {
+    const hash = sha256(large);
+    const whole = await node.app.inject({ url: `/v1/blobs/${hash}`, headers: auth });
+    expect(whole.statusCode).toBe(200);
+    expect(sha256(whole.rawPayload)).toBe(hash);
+
+    const part = await node.app.inject({
+      url: `/v1/blobs/${hash}`,
+      headers: { ...auth, range: 'bytes=100000-100099' },
+    });
+    expect(part.statusCode).toBe(206);
+    expect(part.headers['content-range']).toBe(`bytes 100000-100099/${large.length}`);
+    expect(Buffer.compare(part.rawPayload, large.subarray(100000, 100100))).toBe(0);
+
+    const suffix = await node.app.inject({
+      url: `/v1/blobs/${hash}`,
+      headers: { ...auth, range: 'bytes=-10' },
+    });
+    expect(Buffer.compare(suffix.rawPayload, large.subarray(large.length - 10))).toBe(0);
+
+    const outside = await node.app.inject({
+      url: `/v1/blobs/${hash}`,
+      headers: { ...auth, range: `bytes=${large.length}-` },
+    });
+    expectError(outside, 416, 'STRATA_RANGE_NOT_SATISFIABLE');
+    expect(outside.headers['content-range']).toBe(`bytes */${large.length}`);
+  });
+
+  it('serves the empty blob', async () => {
+    const response = await node.app.inject({ url: `/v1/blobs/${sha256('')}`, headers: auth });
+    expect(response.statusCode).toBe(200);
+    expect(response.rawPayload.length).toBe(0);
+    expect(response.headers['content-length']).toBe('0');
+  });
+
+  it('answers HEAD with the headers only', async () => {
+    const hash = sha256(large);
+    const response = await node.app.inject({ method: 'HEAD', url: `/v1/blobs/${hash}`, headers: auth });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-length']).toBe(String(large.length));
+    expect(response.headers.etag).toBe(`"${hash}"`);
+    expect(response.body).toBe('');
+    const missing = await node.app.inject({
+      method: 'HEAD',
+      url: `/v1/blobs/${'0'.repeat(64)}`,
+      headers: auth,
+    });
+    expect(missing.statusCode).toBe(404);
+  });
+
+  it('answers If-None-Match with the blob ETag with 304', async () => {
+    const hash = sha256(small);
+    const response = await node.app.inject({
+      url: `/v1/blobs/${hash}`,
+      headers: { ...auth, 'if-none-match': `"${hash}"` },
+    });
+    expect(response.statusCode).toBe(304);
+    expect(response.body).toBe('');
+  });
+
+  it('refuses malformed hashes with 400 and answers unknown ones with 404', async () => {
+    for (const hash of [
+      '',
+      'abc',
+      sha256(small).toUpperCase(),
+      `${sha256(small)}0`,
+      'z'.repeat(64),
+      '%20'.repeat(3),
+    ]) {
+      expectError(
+        await node.app.inject({ url: `/v1/blobs/${hash}`, headers: auth }),
+        400,
+        'STRATA_BAD_REQUEST',
+      );
+    }
+    expectError(
+      await node.app.inject({ url: `/v1/blobs/${'0'.repeat(64)}`, headers: auth }),
+      404,
+      'STRATA_NOT_FOUND',
+    );
+  });
+
+  it('needs a token even when the blob belongs to a public bucket', async () => {
+    const settings = await node.app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/files/settings',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"publicRead":true}',
+    });
+    expect(settings.statusCode).toBe(200);
+    expect((await node.app.inject({ url: '/v1/buckets/files/keys/small' })).statusCode).toBe(200);
+    expectError(await node.app.inject({ url: `/v1/blobs/${sha256(small)}` }), 401, 'STRATA_UNAUTHORIZED');
+    expectError(
+      await node.app.inject({ url: `/v1/blobs/${sha256(small)}`, headers: { authorization: 'Bearer nope' } }),
+      401,
+      'STRATA_UNAUTHORIZED',
+    );
+  });
+});

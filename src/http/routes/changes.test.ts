@@ -1,0 +1,369 @@
+import type { LightMyRequestResponse } from 'fastify';
+import { Agent, fetch, type Response } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+
+interface Change {
+  cursor: number;
+  commit: string;
+  bucket: string;
+  key: string;
+  version: string;
+  kind: string;
+}
+interface Feed {
+  changes: Change[];
+  last: number;
+}
+
+const nodes: TempNode[] = [];
+function startNode(): TempNode {
+  const node = tempNode();
+  nodes.push(node);
+  return node;
+}
+/** Live streams opened by a test, and the clients that hold their connections: closed before the nodes. */
+const streams: AbortController[] = [];
+const agents: Agent[] = [];
+afterEach(async () => {
+  for (const stream of streams.splice(0)) stream.abort();
+  await Promise.all(agents.splice(0).map((agent) => agent.destroy()));
+  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
+});
+
+function expectError(response: LightMyRequestResponse, status: number, code: string): void {
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
+}
+
+async function put(node: TempNode, bucket: string, key: string, value: string): Promise<string> {
+  const response = await node.app.inject({
+    method: 'PUT',
+    url: `/v1/buckets/${bucket}/keys/${key}`,
+    headers: { ...auth, 'content-type': 'text/plain' },
+    payload: value,
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return (response.json() as { version: string }).version;
+}
+
+async function feed(node: TempNode, query = '', headers: Record<string, string> = auth): Promise<Feed> {
+  const response = await node.app.inject({ url: `/v1/changes${query}`, headers });
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json() as Feed;
+}
+
+async function createToken(node: TempNode, role: 'read' | 'write'): Promise<Record<string, string>> {
+  const response = await node.app.inject({
+    method: 'POST',
+    url: '/v1/tokens',
+    headers: auth,
+    payload: { role, name: `${role}-token` },
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return { authorization: `Bearer ${(response.json() as { token: string }).token}` };
+}
+
+/** Polls until `condition` holds; fails after `timeoutMs` instead of hanging. */
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Rejects if `promise` does not settle within `timeoutMs`. */
+async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Reads server-sent events from a response body until `done` says it has seen enough. */
+async function readEvents(
+  body: ReadableStream<Uint8Array>,
+  done: (events: Change[]) => boolean,
+  timeoutMs = 5000,
+): Promise<Change[]> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const events: Change[] = [];
+  let buffer = '';
+  const pump = async () => {
+    while (!done(events)) {
+      const { value, done: ended } = await reader.read();
+      if (ended) throw new Error('the stream ended');
+      buffer += decoder.decode(value, { stream: true });
+      let boundary = buffer.indexOf('\n\n');
+      while (boundary >= 0) {
+        const block = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        const lines = block.split('\n');
+        const data = lines.find((line) => line.startsWith('data: '));
+        if (data && lines.includes('event: change')) {
+          const change = JSON.parse(data.slice('data: '.length)) as Change;
+          expect(lines).toContain(`id: ${change.cursor}`);
+          events.push(change);
+        }
+        boundary = buffer.indexOf('\n\n');
+      }
+    }
+    return events;
+  };
+  try {
+    return await within(pump(), timeoutMs, 'the expected events');
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function openStream(
+  node: TempNode,
+  query = '',
+  headers: Record<string, string> = auth,
+): Promise<{ response: Promise<Response>; controller: AbortController }> {
+  const address = await node.app.listen({ port: 0, host: '127.0.0.1' });
+  const controller = new AbortController();
+  streams.push(controller);
+  const agent = new Agent();
+  agents.push(agent);
+  const listeners = node.store.listenerCount('durable');
+  const response = fetch(`${address}/v1/changes${query}`, {
+    headers: { ...headers, accept: 'text/event-stream' },
+    signal: controller.signal,
+    dispatcher: agent,
+  });
+  response.catch(() => {});
+  // The stream is subscribed once the server listens for durable commits.
+  await waitFor(() => node.store.listenerCount('durable') > listeners, 'the stream to subscribe');
+  return { response, controller };
+}
+
+describe('GET /v1/changes', () => {
+  it('lists changes in order, with cursor, commit, bucket, key, version and kind', async () => {
+    const node = startNode();
+    const first = await put(node, 'b', 'k', 'one');
+    const deleted = await node.app.inject({ method: 'DELETE', url: '/v1/buckets/b/keys/k', headers: auth });
+    const tombstone = (deleted.json() as { version: string }).version;
+    const retracted = await node.app.inject({
+      method: 'POST',
+      url: '/v1/commits',
+      headers: auth,
+      payload: { ops: [{ kind: 'retract', target: tombstone }] },
+    });
+    const retraction = (retracted.json() as { versions: string[] }).versions[0];
+
+    const { changes, last } = await feed(node);
+    expect(changes.map((change) => [change.key, change.version, change.kind])).toEqual([
+      ['k', first, 'put'],
+      ['k', tombstone, 'delete'],
+      ['k', retraction, 'retract'],
+    ]);
+    expect(changes[0]).toEqual({
+      cursor: changes[0]?.cursor,
+      commit: first.split('.')[0],
+      bucket: 'b',
+      key: 'k',
+      version: first,
+      kind: 'put',
+    });
+    const cursors = changes.map((change) => change.cursor);
+    expect([...cursors].sort((a, b) => a - b)).toEqual(cursors);
+    expect(new Set(cursors).size).toBe(3);
+    expect(last).toBe(cursors[2]);
+
+    // Resuming from the last cursor gives nothing new until something is written.
+    expect(await feed(node, `?since=${last}`)).toEqual({ changes: [], last });
+    const next = await put(node, 'b', 'k2', 'two');
+    const resumed = await feed(node, `?since=${last}`);
+    expect(resumed.changes.map((change) => change.version)).toEqual([next]);
+    expect(resumed.last).toBeGreaterThan(last);
+  });
+
+  it('pages with limit and since, and filters by bucket', async () => {
+    const node = startNode();
+    const written: string[] = [];
+    for (let index = 0; index < 7; index += 1) {
+      written.push(await put(node, index % 2 === 0 ? 'even' : 'odd', `k${index}`, String(index)));
+    }
+    const seen: string[] = [];
+    let since = 0;
+    for (let page = 0; page < 10; page += 1) {
+      const { changes, last } = await feed(node, `?since=${since}&limit=3`);
+      expect(changes.length).toBeLessThanOrEqual(3);
+      if (changes.length === 0) break;
+      seen.push(...changes.map((change) => change.version));
+      since = last;
+    }
+    expect(seen).toEqual(written);
+
+    const even = await feed(node, '?bucket=even');
+    expect(even.changes.map((change) => change.key)).toEqual(['k0', 'k2', 'k4', 'k6']);
+    expect(even.changes.every((change) => change.bucket === 'even')).toBe(true);
+    expect((await feed(node, '?bucket=none')).changes).toEqual([]);
+  });
+
+  it('takes Last-Event-ID as the cursor', async () => {
+    const node = startNode();
+    await put(node, 'b', 'one', '1');
+    const { last } = await feed(node);
+    const second = await put(node, 'b', 'two', '2');
+    const resumed = await feed(node, '', { ...auth, 'last-event-id': String(last) });
+    expect(resumed.changes.map((change) => change.version)).toEqual([second]);
+  });
+
+  it('shows system buckets to admins only', async () => {
+    const node = startNode();
+    const reader = await createToken(node, 'read');
+    await put(node, 'b', 'k', 'v');
+    const asAdmin = await feed(node);
+    expect(asAdmin.changes.some((change) => change.bucket === '_auth')).toBe(true);
+    const asReader = await feed(node, '', reader);
+    expect(asReader.changes.map((change) => change.bucket)).toEqual(['b']);
+  });
+
+  it('lets a reader page past system changes it cannot see', async () => {
+    // A page may hold only hidden rows; `last` must still move past them, or a client that
+    // follows `last` never gets further.
+    const node = startNode();
+    const reader = await createToken(node, 'read');
+    await createToken(node, 'write');
+    const version = await put(node, 'b', 'k', 'v');
+    const seen: string[] = [];
+    let since = 0;
+    for (let page = 0; page < 10 && seen.length === 0; page += 1) {
+      const { changes, last } = await feed(node, `?since=${since}&limit=1`, reader);
+      seen.push(...changes.map((change) => change.version));
+      since = last;
+    }
+    expect(seen).toEqual([version]);
+  });
+
+  it('needs a token for the whole feed; a public bucket can be followed without one', async () => {
+    const node = startNode();
+    await put(node, 'pub', 'k', 'v');
+    await put(node, 'private', 'k', 'v');
+    expectError(await node.app.inject({ url: '/v1/changes' }), 401, 'STRATA_UNAUTHORIZED');
+    expectError(await node.app.inject({ url: '/v1/changes?bucket=pub' }), 401, 'STRATA_UNAUTHORIZED');
+    const settings = await node.app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/pub/settings',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"publicRead":true}',
+    });
+    expect(settings.statusCode).toBe(200);
+    const publicFeed = await feed(node, '?bucket=pub', {});
+    expect(publicFeed.changes.map((change) => change.bucket)).toEqual(['pub']);
+    expectError(await node.app.inject({ url: '/v1/changes?bucket=private' }), 401, 'STRATA_UNAUTHORIZED');
+    expectError(await node.app.inject({ url: '/v1/changes' }), 401, 'STRATA_UNAUTHORIZED');
+  });
+
+  it('refuses bad cursors, limits and bucket names', async () => {
+    const node = startNode();
+    await put(node, 'b', 'k', 'kept');
+    const before = await node.app.inject({ url: '/v1/admin/digest', headers: auth });
+    const cases: Array<[string, string]> = [
+      ['?since=-1', 'STRATA_BAD_REQUEST'],
+      ['?since=abc', 'STRATA_BAD_REQUEST'],
+      ['?since=1.5', 'STRATA_BAD_REQUEST'],
+      ['?since=1e3', 'STRATA_BAD_REQUEST'],
+      ['?since=9999999999999999', 'STRATA_BAD_REQUEST'],
+      ['?since=1&since=2', 'STRATA_BAD_REQUEST'],
+      ['?limit=0', 'STRATA_BAD_REQUEST'],
+      ['?limit=1001', 'STRATA_BAD_REQUEST'],
+      ['?limit=ten', 'STRATA_BAD_REQUEST'],
+      ['?limit=1&limit=2', 'STRATA_BAD_REQUEST'],
+      ['?bucket=a&bucket=b', 'STRATA_BAD_REQUEST'],
+      ['?bucket=Upper', 'STRATA_INVALID_NAME'],
+      ['?bucket=_auth', 'STRATA_INVALID_NAME'],
+      [`?bucket=${'x'.repeat(64)}`, 'STRATA_INVALID_NAME'],
+    ];
+    for (const [query, code] of cases) {
+      expectError(await node.app.inject({ url: `/v1/changes${query}`, headers: auth }), 400, code);
+    }
+    expectError(
+      await node.app.inject({ url: '/v1/changes', headers: { ...auth, 'last-event-id': 'x' } }),
+      400,
+      'STRATA_BAD_REQUEST',
+    );
+    const after = await node.app.inject({ url: '/v1/admin/digest', headers: auth });
+    expect(after.json()).toEqual(before.json());
+    expect((await feed(node, '?since=&limit=')).changes).toHaveLength(1);
+    expect((await feed(node, '?since=999999')).changes).toEqual([]);
+  });
+});
+
+describe('GET /v1/changes as a live stream (text/event-stream)', () => {
+  it('delivers a write made after connecting', async () => {
+    const node = startNode();
+    await put(node, 'b', 'before', 'old');
+    const { last } = await feed(node);
+    const { response } = await openStream(node, `?since=${last}`);
+
+    const version = await put(node, 'b', 'after', 'new');
+    const stream = await within(response, 5000, 'the stream response');
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);
+    expect(events[0]).toMatchObject({ bucket: 'b', key: 'after', version, kind: 'put' });
+    expect(events[0]?.cursor).toBeGreaterThan(last);
+  });
+
+  it('first catches up from the cursor, then follows, filtered by bucket', async () => {
+    const node = startNode();
+    const old = await put(node, 'watched', 'old', '1');
+    await put(node, 'ignored', 'x', '1');
+    const { response } = await openStream(node, '?bucket=watched');
+    await put(node, 'ignored', 'y', '2');
+    const fresh = await put(node, 'watched', 'fresh', '2');
+    const stream = await within(response, 5000, 'the stream response');
+    const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 2);
+    expect(events.map((event) => event.version)).toEqual([old, fresh]);
+  });
+
+  it('hides system buckets from a reader and stops listening when the client goes away', async () => {
+    const node = startNode();
+    const reader = await createToken(node, 'read');
+    const listeners = node.store.listenerCount('durable');
+    const { response, controller } = await openStream(node, '', reader);
+    await createToken(node, 'write');
+    const version = await put(node, 'b', 'k', 'v');
+    const stream = await within(response, 5000, 'the stream response');
+    const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);
+    expect(events.map((event) => event.version)).toEqual([version]);
+
+    controller.abort();
+    await waitFor(() => node.store.listenerCount('durable') === listeners, 'the stream to unsubscribe');
+  });
+
+  it('sends the response headers at once, before any change happens', async () => {
+    // An EventSource reports "open" only once it has the headers; a quiet feed must not leave
+    // the client waiting for the first change (or the 15 s keep-alive).
+    const node = startNode();
+    const { last } = await feed(node);
+    const { response } = await openStream(node, `?since=${last}`);
+    const stream = await within(response, 2000, 'the stream headers');
+    expect(stream.status).toBe(200);
+  });
+
+  it('refuses bad parameters before it starts streaming', async () => {
+    const node = startNode();
+    for (const query of ['?since=x', '?limit=0', '?bucket=_auth']) {
+      const response = await node.app.inject({
+        url: `/v1/changes${query}`,
+        headers: { ...auth, accept: 'text/event-stream' },
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({ error: { code: expect.stringMatching(/^STRATA_/) } });
+    }
+    const anonymous = await node.app.inject({ url: '/v1/changes', headers: { accept: 'text/event-stream' } });
+    expectError(anonymous, 401, 'STRATA_UNAUTHORIZED');
+  });
+});

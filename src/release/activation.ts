@@ -1,0 +1,115 @@
+import { hlcWall } from '../core/hlc.js';
+import type { Store } from '../store/store.js';
+import { releasesBucket } from './releases.js';
+
+/** Events are versions in this bucket; the change feed shows them to every reader. */
+export const eventsBucket = '_events';
+
+export interface Timers {
+  /** Calls `fn` after `ms`; returns a function that cancels it. */
+  set(fn: () => void, ms: number): () => void;
+}
+
+export interface ActivationEvent {
+  type: 'release.activated';
+  app: string;
+  release: string;
+  effectiveAt: string;
+  activatedAt: string;
+}
+
+/** setTimeout takes at most 2^31-1 ms; longer waits are re-armed in steps. */
+const timerMsMax = 2 ** 31 - 1;
+
+export function activationKey(app: string, release: string): string {
+  return `release.activated/${app}/${release}`;
+}
+
+/**
+ * Records `release.activated` (in the log, bucket `_events`, and so on the change feed) when a
+ * scheduled release takes effect. Serving never waits for this: each request evaluates the winner
+ * at its own time (DESIGN §3), so a late or missing timer changes no response, only the event.
+ * Releases that took effect while the node was down are recorded at the next start.
+ */
+export class ActivationScheduler {
+  private cancelTimer: (() => void) | undefined;
+  private readonly onDurable = () => this.arm();
+  private running = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly timers: Timers,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  start(): void {
+    this.store.on('durable', this.onDurable);
+    void this.activateDue();
+  }
+
+  stop(): void {
+    this.store.off('durable', this.onDurable);
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+  }
+
+  private arm(): void {
+    this.cancelTimer?.();
+    const now = this.store.clock.now();
+    const next = this.store.snapshot(now).nextEffective(releasesBucket, now);
+    if (next === undefined) return;
+    this.cancelTimer = this.timers.set(() => void this.activateDue(), Math.min(next - now, timerMsMax));
+  }
+
+  /** Writes an activation event for every scheduled release now in effect that has none yet. */
+  async activateDue(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const now = this.store.clock.now();
+      const snapshot = this.store.snapshot(now);
+      for (const release of snapshot.putsEffectiveBy(releasesBucket, now)) {
+        const scheduled = hlcWall(release.hlc) < release.effectiveAt;
+        if (!scheduled || snapshot.live(eventsBucket, activationKey(release.key, release.version))) continue;
+        // It took effect only if it was the winner at its time (not cancelled, not superseded).
+        if (
+          snapshot.read(releasesBucket, release.key, { at: release.effectiveAt }).winner?.version !==
+          release.version
+        )
+          continue;
+        const event: ActivationEvent = {
+          type: 'release.activated',
+          app: release.key,
+          release: release.version,
+          effectiveAt: new Date(release.effectiveAt).toISOString(),
+          activatedAt: new Date(now).toISOString(),
+        };
+        const blob = await this.store.blobs.fromBuffer(Buffer.from(JSON.stringify(event)));
+        await this.store
+          .write({
+            ops: [
+              {
+                kind: 'put',
+                bucket: eventsBucket,
+                key: activationKey(release.key, release.version),
+                blob,
+                contentType: 'application/json',
+                ifNoneMatch: true,
+                refs: [release.version],
+              },
+            ],
+            message: `release.activated ${release.key} ${release.version}`,
+          })
+          .catch((error: unknown) => {
+            // Another path recorded it first: nothing to do.
+            if ((error as { code?: string }).code !== 'STRATA_PRECONDITION_FAILED') throw error;
+          });
+      }
+    } catch (error) {
+      this.onError(error);
+    } finally {
+      this.running = false;
+      this.arm();
+    }
+  }
+}

@@ -1,0 +1,328 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { type ApiClient, callJson } from '../client/api-client.js';
+import { classifyFile, extensionOf } from '../core/content-kind.js';
+import { fail } from '../core/errors.js';
+import { checkBucketName, checkKey } from '../core/names.js';
+
+/** A file to publish: where its bytes come from, and where they go. */
+export interface SourceFile {
+  /** Path relative to the published root, with `/` separators; also the key and (with a leading `/`) the route. */
+  path: string;
+  size: number;
+  hash: string;
+  bucket: string;
+  contentType: string;
+  open(): NodeJS.ReadableStream;
+}
+
+export interface PublishOptions {
+  app: string;
+  effectiveAt?: string;
+  message?: string;
+  dryRun?: boolean;
+  entry?: string;
+  spa?: boolean;
+}
+
+export interface PublishConfig {
+  /** Extension (without dot) → bucket, overriding the kind buckets (application, objects, images, …). */
+  buckets?: Record<string, string>;
+  /** Path prefixes or exact paths left out of the release. */
+  exclude?: string[];
+  entry?: string;
+  spa?: boolean;
+}
+
+export interface PublishReporter {
+  start(files: number, uploadBytes: number): void;
+  uploaded(file: SourceFile): void;
+  done(summary: PublishSummary): void;
+}
+
+export interface PublishSummary {
+  app: string;
+  files: number;
+  uploaded: number;
+  uploadedBytes: number;
+  /** Files whose key already held exactly these bytes: no upload, no new version. */
+  unchanged: number;
+  /** Files whose bytes the store already had under another key: a new version, no upload. */
+  reused: number;
+  release?: string;
+  effectiveAt?: string;
+  dryRun: boolean;
+  /** Every file was unchanged and the active release already routes them: no release was written. */
+  unchangedRelease?: boolean;
+}
+
+/** The file a directory may hold to configure publishing. */
+export const configFileName = 'strata.publish.json';
+/** Never published: version control, dependencies, and the config itself. */
+const alwaysExcluded = ['.git/', 'node_modules/', '.strata/', configFileName];
+/** One commit names at most this many files (the server's limit on ops per commit). */
+const opsPerCommitMax = 10_000;
+/** Uploads in flight at once: enough to hide latency, few enough not to flood a small node. */
+const uploadConcurrency = 4;
+
+export function readPublishConfig(root: string): PublishConfig {
+  const file = join(root, configFileName);
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as PublishConfig;
+  } catch (error) {
+    fail('STRATA_BAD_REQUEST', `${file} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function bucketFor(path: string, config: PublishConfig): { bucket: string; contentType: string } {
+  const { kind, contentType } = classifyFile(path);
+  const bucket = config.buckets?.[extensionOf(path)] ?? kind;
+  return { bucket: checkBucketName(bucket), contentType };
+}
+
+function excluded(path: string, config: PublishConfig): boolean {
+  const rules = [...alwaysExcluded, ...(config.exclude ?? [])];
+  return rules.some((rule) =>
+    rule.endsWith('/') ? path.startsWith(rule) || path.includes(`/${rule}`) : path === rule,
+  );
+}
+
+async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of stream) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Files of a directory tree (regular files only; symlinks are not followed). */
+export async function directoryFiles(root: string, config: PublishConfig): Promise<SourceFile[]> {
+  const files: SourceFile[] = [];
+  const walk = async (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    )) {
+      const full = join(dir, entry.name);
+      const path = relative(root, full).split(sep).join('/');
+      if (excluded(entry.isDirectory() ? `${path}/` : path, config)) continue;
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) {
+        checkKey(path);
+        files.push({
+          path,
+          size: statSync(full).size,
+          hash: await hashStream(createReadStream(full)),
+          ...bucketFor(path, config),
+          open: () => createReadStream(full),
+        });
+      }
+    }
+  };
+  await walk(root);
+  return files;
+}
+
+/** Files tracked at HEAD of the git repository containing `root`, with their content at HEAD (not the work tree). */
+export function gitFiles(
+  root: string,
+  config: PublishConfig,
+): { files: SourceFile[]; commit: string; subject: string } {
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', root, ...args], { maxBuffer: 256 * 1024 * 1024 });
+  let commit: string;
+  try {
+    commit = git('rev-parse', 'HEAD').toString().trim();
+  } catch {
+    fail('STRATA_BAD_REQUEST', `${root} is not inside a git repository with at least one commit`);
+  }
+  const subject = git('log', '-1', '--format=%s', commit).toString().trim();
+  const prefix = git('rev-parse', '--show-prefix').toString().trim();
+  const listing = git('ls-tree', '-r', '-z', '--long', 'HEAD', '--', '.')
+    .toString('utf8')
+    .split('\0')
+    .filter(Boolean);
+  const files: SourceFile[] = [];
+  for (const line of listing) {
+    // <mode> SP <type> SP <object> SP+ <size> TAB <path>
+    const match = /^(\d+) (\w+) ([0-9a-f]+)\s+(\d+|-)\t(.*)$/s.exec(line);
+    if (match?.[2] !== 'blob' || match[1] === '120000') continue;
+    const object = match[3] as string;
+    const path = (match[5] as string).slice(prefix.length);
+    if (excluded(path, config)) continue;
+    checkKey(path);
+    const bytes = git('cat-file', 'blob', object);
+    files.push({
+      path,
+      size: bytes.length,
+      hash: createHash('sha256').update(bytes).digest('hex'),
+      ...bucketFor(path, config),
+      open: () => {
+        const child = spawn('git', ['-C', root, 'cat-file', 'blob', object], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        return child.stdout;
+      },
+    });
+  }
+  return { files, commit, subject };
+}
+
+interface Listed {
+  key: string;
+  version: string;
+  blob?: string;
+  contentType?: string;
+}
+
+async function currentKeys(client: ApiClient, bucket: string): Promise<Map<string, Listed>> {
+  const keys = new Map<string, Listed>();
+  let after: string | undefined;
+  for (;;) {
+    const page = await callJson<{ keys: Listed[]; next?: string }>(client, `/v1/buckets/${bucket}/keys`, {
+      query: { limit: 1000, after },
+    });
+    for (const entry of page.keys) keys.set(entry.key, entry);
+    if (!page.next) return keys;
+    after = page.next;
+  }
+}
+
+/**
+ * Publishes files as one release: uploads only the blobs the store lacks (by hash), writes every
+ * changed key in one atomic commit (blob references, no bytes), then writes the route table. If
+ * any step fails, no release is written and the previous one stays in effect.
+ */
+export async function publish(
+  client: ApiClient,
+  files: SourceFile[],
+  options: PublishOptions,
+  reporter: PublishReporter,
+): Promise<PublishSummary> {
+  checkBucketName(options.app, 'app');
+  if (files.length === 0) fail('STRATA_BAD_REQUEST', 'nothing to publish: no files');
+  const buckets = [...new Set(files.map((file) => file.bucket))];
+  const listings = new Map<string, Map<string, Listed>>();
+  for (const bucket of buckets) listings.set(bucket, await currentKeys(client, bucket));
+
+  const routes: Record<string, string> = {};
+  const changed: SourceFile[] = [];
+  for (const file of files) {
+    const current = listings.get(file.bucket)?.get(file.path);
+    if (current && current.blob === file.hash && current.contentType === file.contentType)
+      routes[`/${file.path}`] = current.version;
+    else changed.push(file);
+  }
+  const hashes = [...new Set(changed.map((file) => file.hash))];
+  const missing = new Set<string>();
+  for (let start = 0; start < hashes.length; start += 10_000) {
+    const answer = await callJson<{ missing: string[] }>(client, '/v1/blobs/missing', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ hashes: hashes.slice(start, start + 10_000) }),
+    });
+    for (const hash of answer.missing) missing.add(hash);
+  }
+  const uploads = [
+    ...new Map(changed.filter((file) => missing.has(file.hash)).map((file) => [file.hash, file])).values(),
+  ];
+  const uploadBytes = uploads.reduce((total, file) => total + file.size, 0);
+  const summary: PublishSummary = {
+    app: options.app,
+    files: files.length,
+    uploaded: uploads.length,
+    uploadedBytes: uploadBytes,
+    unchanged: files.length - changed.length,
+    reused: changed.length - changed.filter((file) => missing.has(file.hash)).length,
+    dryRun: options.dryRun ?? false,
+  };
+  if (options.dryRun) {
+    reporter.done(summary);
+    return summary;
+  }
+
+  reporter.start(files.length, uploadBytes);
+  let next = 0;
+  const worker = async () => {
+    while (next < uploads.length) {
+      const file = uploads[next++] as SourceFile;
+      await callJson(client, `/v1/blobs/${file.hash}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(file.size) },
+        body: file.open(),
+      });
+      reporter.uploaded(file);
+    }
+  };
+  await Promise.all(Array.from({ length: uploadConcurrency }, worker));
+
+  for (let start = 0; start < changed.length; start += opsPerCommitMax) {
+    const batch = changed.slice(start, start + opsPerCommitMax);
+    const result = await callJson<{ versions: string[] }>(client, '/v1/commits', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        message: `publish ${options.app}: ${batch.length} file(s)`,
+        ops: batch.map((file) => ({
+          kind: 'put',
+          bucket: file.bucket,
+          key: file.path,
+          blob: file.hash,
+          contentType: file.contentType,
+        })),
+      }),
+    });
+    batch.forEach((file, index) => {
+      routes[`/${file.path}`] = result.versions[index] as string;
+    });
+  }
+
+  const active = await activeRelease(client, options.app);
+  if (active && options.effectiveAt === undefined && sameRoutes(active.routes, routes)) {
+    // Nothing changed: a new release would only add noise to the timeline.
+    summary.release = active.release;
+    summary.effectiveAt = active.effectiveAt;
+    summary.unchangedRelease = true;
+    reporter.done(summary);
+    return summary;
+  }
+  const release = await callJson<{ release: string; effectiveAt: string }>(
+    client,
+    `/v1/apps/${options.app}/releases`,
+    {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        routes,
+        ...(options.entry !== undefined ? { entry: options.entry } : {}),
+        ...(options.spa !== undefined ? { spa: options.spa } : {}),
+        ...(options.message !== undefined ? { message: options.message } : {}),
+        ...(options.effectiveAt !== undefined ? { effectiveAt: options.effectiveAt } : {}),
+      }),
+    },
+  );
+  summary.release = release.release;
+  summary.effectiveAt = release.effectiveAt;
+  reporter.done(summary);
+  return summary;
+}
+
+async function activeRelease(
+  client: ApiClient,
+  app: string,
+): Promise<{ release: string; effectiveAt: string; routes: Record<string, string> } | undefined> {
+  let timeline: { releases: Array<{ release: string; state: string }> };
+  try {
+    timeline = await callJson(client, `/v1/apps/${app}/releases`);
+  } catch (error) {
+    if ((error as { status?: number }).status === 404) return undefined;
+    throw error;
+  }
+  const active = timeline.releases.find((release) => release.state === 'active');
+  return active ? callJson(client, `/v1/apps/${app}/releases/${active.release}`) : undefined;
+}
+
+function sameRoutes(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}

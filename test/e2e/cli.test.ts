@@ -1,0 +1,361 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CliResult,
+  cleanUpProcesses,
+  freePort,
+  runCli,
+  type StrataServer,
+  startServer,
+  temporaryDirectory,
+  waitFor,
+} from '../support/process.js';
+
+/** The `strata` command line against a real `strata serve` process. */
+
+const adminToken = 'cli-test-admin-token-0123456789abcdef';
+/** How tokens look when printed (src/auth/tokens.ts). */
+const tokenPattern = /strata_[0-9a-f]{16}_[A-Za-z0-9_-]{43}/;
+/** Help screens are checked a few at a time: each is a Node start-up, and the machine has 2 cores. */
+const helpConcurrency = 4;
+
+/** Fails with the command's stderr in view unless it exited 0. */
+function succeeded(result: CliResult): CliResult {
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: '' });
+  return result;
+}
+
+function json<T>(result: CliResult): T {
+  return JSON.parse(succeeded(result).stdout) as T;
+}
+
+interface HistoryJson {
+  versions: Array<{
+    version: string;
+    kind: string;
+    effectiveAt: string;
+    contentType?: string;
+    size?: number;
+  }>;
+}
+
+// The tests of each concurrent block share no state: they run side by side to keep the file fast,
+// since every command is a Node start-up. Processes are cleaned up once the block is done.
+describe.concurrent('strata serve', () => {
+  afterAll(cleanUpProcesses);
+
+  it('prints the URL, and the admin token only on first start, saved with mode 0600', async () => {
+    const dataDir = temporaryDirectory();
+    const first = await startServer({ dataDir });
+    await waitFor(() => tokenPattern.test(first.stdout()), {
+      timeoutMs: 5_000,
+      what: 'the admin token on stdout',
+    });
+    expect(first.stdout()).toContain(`listening on ${first.url}`);
+    const printed = tokenPattern.exec(first.stdout())?.[0] as string;
+    const file = join(dataDir, 'admin-token');
+    expect(readFileSync(file, 'utf8').trim()).toBe(printed);
+    expect((statSync(file).mode & 0o777).toString(8)).toBe('600');
+    // The printed token works, and so does the fallback to <data>/admin-token.
+    succeeded(await runCli(['ls'], { env: { STRATA_URL: first.url, STRATA_TOKEN: printed } }));
+    succeeded(await runCli(['ls'], { env: { STRATA_URL: first.url, STRATA_DATA: dataDir } }));
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+
+    const second = await startServer({ dataDir });
+    expect(await second.stop()).toEqual({ code: 0, signal: null });
+    expect(second.stdout()).toContain(`listening on ${second.url}`);
+    expect(second.stdout()).not.toContain('Admin token');
+    expect(second.stdout()).not.toContain(printed);
+    expect(readFileSync(file, 'utf8').trim()).toBe(printed);
+  });
+
+  it('refuses a second serve on the same data directory with a clear message', async () => {
+    const dataDir = temporaryDirectory();
+    const running = await startServer({ dataDir, adminToken });
+    const port = await freePort();
+    const second = await runCli(
+      ['serve', '--data', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn'],
+      { env: { STRATA_ADMIN_TOKEN: adminToken }, timeoutMs: 15_000 },
+    );
+    expect(second.code).not.toBe(0);
+    expect(second.code).not.toBeNull();
+    expect(second.stderr).toMatch(/^error: STRATA_UNAVAILABLE: .*in use by another process/);
+    expect(second.stdout).not.toContain('listening on');
+    // The first node is unaffected.
+    succeeded(await runCli(['ls'], { env: { STRATA_URL: running.url, STRATA_TOKEN: adminToken } }));
+  });
+
+  it('reports an unreachable STRATA_URL clearly and exits 1', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const result = await runCli(['get', 'notes', 'a.txt'], {
+      env: { STRATA_URL: url, STRATA_TOKEN: adminToken },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      `error: STRATA_UNREACHABLE: cannot reach ${url}: connect ECONNREFUSED ${url.slice(7)}\n`,
+    );
+  });
+
+  it('prints an Example: section in the --help of every command', { timeout: 60_000 }, async () => {
+    /** Command names listed under "Commands:" in a help screen, without commander's own `help`. */
+    const commandsIn = (help: string): string[] => {
+      const section = help.split(/^Commands:$/m)[1]?.split(/^\S/m)[0] ?? '';
+      return [...section.matchAll(/^ {2}(\S+)/gm)]
+        .map((match) => match[1] as string)
+        .filter((name) => name !== 'help');
+    };
+    const top = succeeded(await runCli(['--help']));
+    expect(top.stdout).toContain('Example:');
+    const pending = commandsIn(top.stdout).map((name) => [name]);
+    expect(pending.map((path) => path[0])).toEqual(
+      expect.arrayContaining(['serve', 'put', 'get', 'rm', 'ls', 'history', 'token', 'reindex', 'digest']),
+    );
+    const checked: string[] = [];
+    const withoutExample: string[] = [];
+    // Bounded: the tree of commands is small; anything deeper than this is a parsing mistake.
+    for (let round = 0; round < 3 && pending.length > 0; round++) {
+      const batch = pending.splice(0);
+      for (let start = 0; start < batch.length; start += helpConcurrency) {
+        await Promise.all(
+          batch.slice(start, start + helpConcurrency).map(async (path) => {
+            const help = succeeded(await runCli([...path, '--help']));
+            checked.push(path.join(' '));
+            if (!/^Example:\n {2}strata /m.test(help.stdout)) withoutExample.push(path.join(' '));
+            for (const sub of commandsIn(help.stdout)) pending.push([...path, sub]);
+          }),
+        );
+      }
+    }
+    expect(pending).toEqual([]);
+    expect(checked).toEqual(expect.arrayContaining(['token create', 'token list', 'token revoke']));
+    expect(withoutExample).toEqual([]);
+  });
+});
+
+describe('strata client commands', () => {
+  let server: StrataServer;
+  let dataDir: string;
+  let workDir: string;
+
+  const cli = (commandArguments: string[], input?: string | Buffer, token = adminToken) =>
+    runCli(commandArguments, { env: { STRATA_URL: server.url, STRATA_TOKEN: token }, input, cwd: workDir });
+
+  beforeAll(async () => {
+    dataDir = temporaryDirectory();
+    workDir = temporaryDirectory();
+    server = await startServer({ dataDir, adminToken });
+  });
+  afterAll(cleanUpProcesses);
+
+  describe.concurrent('on a running node', () => {
+    it('put from a file and from stdin, get back the same bytes', async () => {
+      const photo = randomBytes(100 * 1024);
+      const photoFile = join(workDir, 'photo.png');
+      writeFileSync(photoFile, photo);
+      const [fromFile, fromDash, fromStdin] = await Promise.all([
+        cli(['put', 'files', 'images/photo.png', photoFile, '--content-type', 'image/png', '--json']),
+        cli(['put', 'files', 'greeting.txt', '-', '--content-type', 'text/plain'], 'hi\n'),
+        cli(['put', 'files', 'no-file-argument.bin'], Buffer.from([0, 1, 2, 255])),
+      ]);
+      const put = json<{ version: string; commit: string }>(fromFile);
+      expect(put.version).toMatch(/\S+/);
+      expect(put.commit).toMatch(/\S+/);
+      expect(succeeded(fromDash).stdout).toMatch(/^\S+\n$/);
+      succeeded(fromStdin);
+
+      const [gotPhoto, gotGreeting, gotBinary] = await Promise.all([
+        cli(['get', 'files', 'images/photo.png']),
+        cli(['get', 'files', 'greeting.txt']),
+        cli(['get', 'files', 'no-file-argument.bin']),
+      ]);
+      expect(succeeded(gotPhoto).stdoutBytes.equals(photo)).toBe(true);
+      expect(succeeded(gotGreeting).stdout).toBe('hi\n');
+      expect([...succeeded(gotBinary).stdoutBytes]).toEqual([0, 1, 2, 255]);
+
+      const output = join(workDir, 'copy.png');
+      succeeded(await cli(['get', 'files', 'images/photo.png', '-o', output]));
+      expect(readFileSync(output).equals(photo)).toBe(true);
+      const history = json<HistoryJson>(await cli(['history', 'files', 'images/photo.png', '--json']));
+      expect(history.versions).toMatchObject([
+        { version: put.version, contentType: 'image/png', size: photo.length },
+      ]);
+    });
+
+    it('get --at reads the value effective at a time, past or future', async () => {
+      const first = succeeded(await cli(['put', 'notes', 'plan.txt', '-'], 'one')).stdout.trim();
+      const later = await Promise.all([
+        cli(['put', 'notes', 'plan.txt', '-'], 'two'),
+        cli(['put', 'notes', 'plan.txt', '-', '--effective-at', '2999-01-01T00:00:00Z'], 'future'),
+      ]);
+      for (const result of later) succeeded(result);
+      const history = json<HistoryJson>(await cli(['history', 'notes', 'plan.txt', '--json']));
+      const firstEffectiveAt = history.versions.find((v) => v.version === first)?.effectiveAt as string;
+      expect(firstEffectiveAt).toBeDefined();
+      const [now, past, future] = await Promise.all([
+        cli(['get', 'notes', 'plan.txt']),
+        cli(['get', 'notes', 'plan.txt', '--at', firstEffectiveAt]),
+        cli(['get', 'notes', 'plan.txt', '--at', '2999-06-01T00:00:00Z']),
+      ]);
+      expect(succeeded(now).stdout).toBe('two');
+      expect(succeeded(past).stdout).toBe('one');
+      expect(succeeded(future).stdout).toBe('future');
+    });
+
+    it('get --version reads that exact version', async () => {
+      const first = succeeded(await cli(['put', 'notes', 'draft.txt', '-'], 'first draft')).stdout.trim();
+      succeeded(await cli(['put', 'notes', 'draft.txt', '-'], 'second draft'));
+      const pinned = await cli(['get', 'notes', 'draft.txt', '--version', first]);
+      expect(succeeded(pinned).stdout).toBe('first draft');
+    });
+
+    it('rm deletes a key; get then fails with STRATA_NOT_FOUND', async () => {
+      succeeded(await cli(['put', 'notes', 'gone.txt', '-'], 'bye'));
+      const removed = json<{ version: string }>(await cli(['rm', 'notes', 'gone.txt', '--json']));
+      expect(removed.version).toMatch(/\S+/);
+      const [get, never] = await Promise.all([
+        cli(['get', 'notes', 'gone.txt']),
+        cli(['rm', 'notes', 'never-written.txt']),
+      ]);
+      expect(get).toMatchObject({
+        code: 1,
+        stdout: '',
+        stderr: 'error: STRATA_NOT_FOUND: notes/gone.txt was deleted\n',
+      });
+      expect(never).toMatchObject({ code: 1, stdout: '' });
+      expect(never.stderr).toMatch(/^error: STRATA_NOT_FOUND: /);
+    });
+
+    it('ls lists buckets and live keys, as text and JSON', async () => {
+      const puts = await Promise.all(
+        [
+          ['a.txt', 'a'],
+          ['b/c.txt', 'bc'],
+          ['d.txt', 'd'],
+        ].map(([key, body]) =>
+          cli(['put', 'listing', key as string, '-', '--content-type', 'text/plain'], body),
+        ),
+      );
+      for (const result of puts) succeeded(result);
+      succeeded(await cli(['rm', 'listing', 'd.txt']));
+      const [buckets, text, listed, prefixed] = await Promise.all([
+        cli(['ls']),
+        cli(['ls', 'listing']),
+        cli(['ls', 'listing', '--json']),
+        cli(['ls', 'listing', '--prefix', 'b/', '--json']),
+      ]);
+      expect(succeeded(buckets).stdout.split('\n')).toContain('listing');
+      const lines = succeeded(text).stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toMatch(/^\S+\s+1\s+a\.txt$/);
+      expect(lines[1]).toMatch(/^\S+\s+2\s+b\/c\.txt$/);
+      const keys = json<{ keys: Array<{ key: string; size: number; contentType: string }> }>(listed);
+      expect(keys.keys).toMatchObject([
+        { key: 'a.txt', size: 1, contentType: 'text/plain' },
+        { key: 'b/c.txt', size: 2, contentType: 'text/plain' },
+      ]);
+      expect(json<{ keys: Array<{ key: string }> }>(prefixed).keys.map((k) => k.key)).toEqual(['b/c.txt']);
+    });
+
+    it('history lists every version newest first, as text and JSON', async () => {
+      const v1 = succeeded(await cli(['put', 'notes', 'story.txt', '-'], 'v1')).stdout.trim();
+      const v2 = succeeded(await cli(['put', 'notes', 'story.txt', '-'], 'v2')).stdout.trim();
+      const v3 = succeeded(await cli(['rm', 'notes', 'story.txt'])).stdout.trim();
+      const [text, asJson] = await Promise.all([
+        cli(['history', 'notes', 'story.txt']),
+        cli(['history', 'notes', 'story.txt', '--json']),
+      ]);
+      const lines = succeeded(text).stdout.trimEnd().split('\n');
+      expect(lines).toHaveLength(3);
+      expect(lines[0]).toMatch(new RegExp(`delete\\s+${v3}$`));
+      expect(lines[1]).toMatch(new RegExp(`put\\s+${v2}$`));
+      expect(lines[2]).toMatch(new RegExp(`put\\s+${v1}$`));
+      const history = json<HistoryJson>(asJson);
+      expect(history.versions.map((v) => [v.kind, v.version])).toEqual([
+        ['delete', v3],
+        ['put', v2],
+        ['put', v1],
+      ]);
+    });
+
+    it('token create, list and revoke; a revoked token is refused', async () => {
+      const [reader, writer] = await Promise.all([
+        cli(['token', 'create', '--role', 'read', '--name', 'ci-reader', '--json']),
+        cli(['token', 'create', '--role', 'write', '--name', 'ci-writer']),
+        cli(['put', 'notes', 'for-reader.txt', '-'], 'readable'),
+      ]);
+      const created = json<{ id: string; token: string; role: string; name: string }>(reader);
+      expect(created).toMatchObject({ role: 'read', name: 'ci-reader' });
+      expect(created.token).toMatch(tokenPattern);
+      expect(succeeded(writer).stdout).toMatch(new RegExp(`^${tokenPattern.source}\\n$`));
+
+      const [listText, listJson, readAllowed, writeForbidden] = await Promise.all([
+        cli(['token', 'list']),
+        cli(['token', 'list', '--json']),
+        cli(['get', 'notes', 'for-reader.txt'], undefined, created.token),
+        cli(['put', 'notes', 'by-reader.txt', '-'], 'no', created.token),
+      ]);
+      expect(succeeded(listText).stdout).toMatch(new RegExp(`^${created.id}\\s+read\\s+.*ci-reader$`, 'm'));
+      expect(succeeded(listText).stdout).not.toContain(created.token);
+      const listed = json<{ tokens: Array<Record<string, unknown>> }>(listJson);
+      expect(listed.tokens).toContainEqual(
+        expect.objectContaining({ id: created.id, role: 'read', name: 'ci-reader' }),
+      );
+      expect(JSON.stringify(listed)).not.toContain(created.token);
+
+      expect(succeeded(readAllowed).stdout).toBe('readable');
+      expect(writeForbidden.code).toBe(1);
+      expect(writeForbidden.stderr).toMatch(/^error: STRATA_FORBIDDEN: /);
+
+      expect(succeeded(await cli(['token', 'revoke', created.id])).stdout).toBe(`revoked ${created.id}\n`);
+      const [listAfter, refused] = await Promise.all([
+        cli(['token', 'list', '--json']),
+        cli(['get', 'notes', 'for-reader.txt'], undefined, created.token),
+      ]);
+      const after = json<{ tokens: Array<{ id: string }> }>(listAfter);
+      expect(after.tokens.map((t) => t.id)).not.toContain(created.id);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toBe('');
+      expect(refused.stderr).toMatch(/^error: STRATA_UNAUTHORIZED: /);
+    });
+  });
+
+  // Last: it stops the node to work on its data directory offline.
+  it('digest and reindex, on the running node and offline', async () => {
+    succeeded(await cli(['put', 'notes', 'digested.txt', '-'], 'in the digest'));
+    const [text, asJson, rebuiltText] = await Promise.all([
+      cli(['digest']),
+      cli(['digest', '--json']),
+      cli(['reindex']),
+    ]);
+    const digest = succeeded(text).stdout.trim();
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    expect(json<{ digest: string }>(asJson).digest).toBe(digest);
+    expect(succeeded(rebuiltText).stdout).toMatch(/^digest before [0-9a-f]{64}\n.*\nunchanged\n$/m);
+    // Offline commands refuse a data directory a node holds open.
+    const [rebuiltJson, busy] = await Promise.all([
+      cli(['reindex', '--json']),
+      cli(['digest', '--data', dataDir]),
+    ]);
+    const rebuilt = json<{ before: string; after: string; commits: number; versions: number }>(rebuiltJson);
+    expect(rebuilt).toMatchObject({ before: digest, after: digest });
+    expect(rebuilt.commits).toBeGreaterThan(0);
+    expect(rebuilt.versions).toBeGreaterThanOrEqual(rebuilt.commits);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/^error: STRATA_UNAVAILABLE: .*in use by another process/);
+
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
+    expect(json<{ digest: string }>(await cli(['digest', '--data', dataDir, '--json'])).digest).toBe(digest);
+    const offline = json<{ before: string; after: string; commits: number; versions: number }>(
+      await cli(['reindex', '--data', dataDir, '--json']),
+    );
+    expect(offline).toEqual({
+      before: digest,
+      after: digest,
+      commits: rebuilt.commits,
+      versions: rebuilt.versions,
+    });
+  });
+});
