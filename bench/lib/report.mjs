@@ -3,6 +3,11 @@ import { fixed, formatTable, rate, ratio } from './table.mjs';
 /** The issue's goals, printed next to the measured ratios (a benchmark reports; it does not fail). */
 const goalEtcdAt64 = 1;
 const goalFdatasyncAt1 = 0.8;
+/**
+ * Append and overwrite differ by up to about 2× on a quiet ext4 disk (the append also commits the
+ * new size); beyond 3× between any two samples the disk's speed changed during the run.
+ */
+const driftWarningFactor = 3;
 
 /** The figures of one run, as text. `etcd` is undefined when etcd was skipped. */
 export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
@@ -110,10 +115,21 @@ export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
     ),
     '',
     'Disk: write 1 KB + fdatasync, one writer, serially (the physical limit of serial durable commits)',
+    formatTable(
+      ['sample', 'pattern', 'syncs/s', 'ms each'],
+      fdatasync.runs.map((run) => [
+        run.when === 'before' ? 'before the PUTs' : 'after the run',
+        run.pattern,
+        rate(run.perSecond),
+        fixed(run.meanMs, 3),
+      ]),
+    ),
   );
-  for (const run of fdatasync.runs) {
+  const rates = fdatasync.runs.map((run) => run.perSecond);
+  if (Math.max(...rates) > driftWarningFactor * Math.min(...rates)) {
     out.push(
-      `  ${run.pattern.padEnd(9)} ${rate(run.perSecond).padStart(8)} syncs/s  (${fixed(run.meanMs, 3)} ms each)`,
+      `  warning: the samples differ by more than ${driftWarningFactor}×: the disk is shared or throttled, and the`,
+      '  ratios below are only as good as the slowest moment of the run (compare the fsync ms column above).',
     );
   }
   const best = fdatasync.best;
@@ -121,7 +137,7 @@ export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
   const strataAt64 = strata.puts.get(64)?.perSecond;
   const ratios = [
     [
-      `Strata PUT c=1 ÷ fdatasync (${best.pattern}, the faster)`,
+      `Strata PUT c=1 ÷ fdatasync (best sample: ${best.pattern}, ${best.when})`,
       ratio(strataAt1, best.perSecond),
       goalFdatasyncAt1,
     ],

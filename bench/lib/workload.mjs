@@ -5,72 +5,78 @@ import { valueBytes, valueFor } from './value.mjs';
 const readKeysMax = 10_000;
 
 /**
- * The issue's workload against one system: durable PUTs of fresh 1 KB values at each PUT
- * concurrency, then GETs of keys those PUTs wrote. `makeClient(concurrency)` returns
+ * The issue's workload: durable PUTs of fresh 1 KB values at each PUT concurrency, then GETs of
+ * keys those PUTs wrote, against each target.
+ *
+ * A target is `{ name, serverPid, makeClient, groupCommit? }`: `makeClient(concurrency)` returns
  * `{ put(key, value), get(key, expectedBytes), close() }`; `groupCommit`, when given, is
- * `{ totals(), window(before, after, elapsedMs) }` and is sampled around each measured PUT phase.
- * `serverPid` is the server process, whose CPU use is measured in each phase.
+ * `{ totals(), window(before, after, elapsedMs) }`, sampled around each measured PUT phase;
+ * the server's CPU use is measured in each phase.
+ *
+ * The targets take turns phase by phase (Strata c=1, etcd c=1, Strata c=16, …), only one loaded at
+ * a time: the two figures on a row are measured seconds apart, so a shared machine whose disk or
+ * CPU gets busier during the run skews both alike rather than one system's whole column.
  */
-export async function runWorkload({
-  name,
-  serverPid,
-  makeClient,
-  groupCommit,
-  putConcurrencies,
-  getConcurrencies,
-  timing,
-  log,
-}) {
-  const puts = new Map();
-  const gets = new Map();
-  const readKeys = [];
+export async function runWorkloads({ targets, putConcurrencies, getConcurrencies, timing, log }) {
+  const results = new Map(targets.map((target) => [target.name, { puts: new Map(), gets: new Map() }]));
+  const readKeys = new Map(targets.map((target) => [target.name, []]));
 
   for (const concurrency of putConcurrencies) {
-    log(`${name} PUT, ${concurrency} client(s)…`);
-    const client = makeClient(concurrency);
-    try {
-      const result = await phase({
-        concurrency,
-        ...timing,
-        serverPid,
-        warmupRequest: (index, sequence) =>
-          client.put(`warmup-c${concurrency}-${index}-${sequence}`, valueFor(index, sequence)),
-        request: async (index, sequence) => {
-          const key = `put-c${concurrency}-${index}-${sequence}`;
-          await client.put(key, valueFor(index, sequence));
-          if (readKeys.length < readKeysMax) readKeys.push(key);
-        },
-        before: groupCommit && (() => groupCommit.totals()),
-        after:
-          groupCommit &&
-          (async (before, measured) => ({
-            groupCommit: groupCommit.window(before, await groupCommit.totals(), measured.elapsedMs),
-          })),
-      });
-      puts.set(concurrency, result);
-    } finally {
-      await client.close();
+    for (const target of targets) {
+      log(`${target.name} PUT, ${concurrency} client(s)…`);
+      const result = await putPhase(target, concurrency, timing, readKeys.get(target.name));
+      results.get(target.name).puts.set(concurrency, result);
     }
   }
-
-  if (readKeys.length === 0) throw new Error(`${name}: no PUT succeeded, nothing to GET`);
-  const randomKey = () => readKeys[Math.floor(Math.random() * readKeys.length)];
   for (const concurrency of getConcurrencies) {
-    log(`${name} GET, ${concurrency} clients…`);
-    const client = makeClient(concurrency);
-    try {
-      gets.set(
-        concurrency,
-        await phase({
-          concurrency,
-          ...timing,
-          serverPid,
-          request: () => client.get(randomKey(), valueBytes),
-        }),
-      );
-    } finally {
-      await client.close();
+    for (const target of targets) {
+      log(`${target.name} GET, ${concurrency} clients…`);
+      const result = await getPhase(target, concurrency, timing, readKeys.get(target.name));
+      results.get(target.name).gets.set(concurrency, result);
     }
   }
-  return { puts, gets };
+  return results;
+}
+
+async function putPhase(target, concurrency, timing, readKeys) {
+  const { groupCommit } = target;
+  const client = target.makeClient(concurrency);
+  try {
+    return await phase({
+      concurrency,
+      ...timing,
+      serverPid: target.serverPid,
+      warmupRequest: (index, sequence) =>
+        client.put(`warmup-c${concurrency}-${index}-${sequence}`, valueFor(index, sequence)),
+      request: async (index, sequence) => {
+        const key = `put-c${concurrency}-${index}-${sequence}`;
+        await client.put(key, valueFor(index, sequence));
+        if (readKeys.length < readKeysMax) readKeys.push(key);
+      },
+      before: groupCommit && (() => groupCommit.totals()),
+      after:
+        groupCommit &&
+        (async (before, measured) => ({
+          groupCommit: groupCommit.window(before, await groupCommit.totals(), measured.elapsedMs),
+        })),
+    });
+  } finally {
+    await client.close();
+  }
+}
+
+async function getPhase(target, concurrency, timing, readKeys) {
+  if (readKeys.length === 0) throw new Error(`${target.name}: no PUT succeeded, nothing to GET`);
+  const randomKey = () => readKeys[Math.floor(Math.random() * readKeys.length)];
+  const client = target.makeClient(concurrency);
+  try {
+    return await phase({
+      concurrency,
+      ...timing,
+      serverPid: target.serverPid,
+      request: () => client.get(randomKey(), valueBytes),
+    });
+  } finally {
+    await client.close();
+  }
 }

@@ -1,4 +1,6 @@
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-client.js';
@@ -7,12 +9,15 @@ import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
 import { Store } from '../store/store.js';
 import { addReleaseCommands } from './release-commands.js';
+import { watchAndPublish } from './watch-publish.js';
 
 const program = new Command();
 program
   .name('strata')
   .description('Strata: a replicated, versioned store for web apps and their data.')
   .version('0.1.0')
+  // Root options only before the command, so that `get --version <v>` is the command's own option.
+  .enablePositionalOptions()
   .addHelpText(
     'after',
     `
@@ -52,6 +57,13 @@ example(
       defaultLimits.objectBytesMax,
     )
     .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--default-app <name>', 'also serve this app at / (pinned URLs at /@<release>/…)')
+    .option(
+      '--publish <app=dir>',
+      'publish DIR as APP once listening, and again whenever its files change (repeatable)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
     .action(
       async (options: {
         data: string;
@@ -59,7 +71,15 @@ example(
         host: string;
         maxObjectBytes: number;
         logLevel: string;
+        defaultApp?: string;
+        publish: string[];
       }) => {
+        const publishes = options.publish.map((value) => {
+          const split = value.indexOf('=');
+          if (split <= 0)
+            throw new StrataError('STRATA_BAD_REQUEST', `--publish takes APP=DIR, got ${value}`);
+          return { app: value.slice(0, split), dir: value.slice(split + 1) };
+        });
         const adminToken = process.env.STRATA_ADMIN_TOKEN;
         if (adminToken !== undefined && adminToken.length < 16) {
           throw new StrataError('STRATA_BAD_REQUEST', 'STRATA_ADMIN_TOKEN must be at least 16 characters');
@@ -69,12 +89,17 @@ example(
           clock: systemClock,
           limits: { ...defaultLimits, objectBytesMax: options.maxObjectBytes },
           ...(adminToken ? { adminToken } : {}),
+          ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
           logger: { level: options.logLevel },
         });
         const address = await node.app.listen({ port: options.port, host: options.host });
         process.stdout.write(
           `Strata node ${node.store.nodeId} listening on ${address} (data: ${options.data})\n`,
         );
+        if (options.defaultApp) process.stdout.write(`App ${options.defaultApp}: ${address}/\n`);
+        const port = (node.app.server.address() as AddressInfo).port;
+        const self = { url: `http://127.0.0.1:${port}`, token: node.adminToken };
+        const stopWatching = publishes.map(({ app, dir }) => watchAndPublish(self, app, dir, node.app.log));
         if (node.generatedAdminToken) {
           process.stdout.write(
             `Admin token (shown once; saved in ${options.data}/admin-token, mode 0600):\n  ${node.generatedAdminToken}\n`,
@@ -84,6 +109,7 @@ example(
         const stop = async () => {
           if (stopping) return;
           stopping = true;
+          for (const stopWatch of stopWatching) stopWatch();
           await node.close();
           process.exit(0);
         };
@@ -225,7 +251,10 @@ example(
   'strata history site index.html',
 );
 
-const token = program.command('token').description('manage API tokens (admin)');
+const token = example(
+  program.command('token').description('manage API tokens (admin)'),
+  'strata token create --role read --name dashboard',
+);
 example(
   token
     .command('create')
@@ -275,6 +304,9 @@ example(
 
 /** Opens a data directory directly, for offline maintenance; fails if a node is running on it. */
 function openOffline(dataDir: string): Store {
+  if (!existsSync(join(dataDir, 'strata.db'))) {
+    throw new StrataError('STRATA_NOT_FOUND', `${dataDir} holds no Strata database (strata.db)`);
+  }
   return new Store({ dataDir, clock: systemClock });
 }
 

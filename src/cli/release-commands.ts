@@ -90,7 +90,10 @@ export function addReleaseCommands(program: Command): void {
     'strata publish ./dist --app shop --effective-at 2026-12-01T09:00:00Z --message "winter sale"',
   );
 
-  const hook = program.command('hook').description('git integration');
+  const hook = example(
+    program.command('hook').description('git integration'),
+    'strata hook install --app shop',
+  );
   example(
     hook
       .command('install')

@@ -1,8 +1,13 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import type { Principal } from '../auth/tokens.js';
-import { fail } from '../core/errors.js';
+import { fail, StrataError } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
-import { handleError } from './errors.js';
+import { errorBody, handleError, statusOf } from './errors.js';
 import { adminRoutes } from './routes/admin.js';
 import { appRoutes, serveDefaultApp } from './routes/apps.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -35,6 +40,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
     bodyLimit: options.limits.jsonBodyBytesMax,
     // Keys may be long and contain encoded characters; find-my-way's default of 100 is too short.
     routerOptions: { maxParamLength: 4096 },
+    // URLs the router cannot even parse (bad percent-encoding, over-long segments) still get a
+    // Strata error body, not Fastify's.
+    frameworkErrors: (error, _request, reply) => {
+      const strataError =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new StrataError('STRATA_INVALID_NAME', 'a path segment is longer than 4096 characters')
+          : error.code === 'FST_ERR_BAD_URL'
+            ? new StrataError('STRATA_BAD_REQUEST', 'the URL path has a malformed percent-encoding')
+            : new StrataError('STRATA_BAD_REQUEST', `the request cannot be parsed: ${error.message}`);
+      void (reply as FastifyReply).status(statusOf[strataError.code]).send(errorBody(strataError));
+    },
     return503OnClosing: true,
   });
   const context: Context = {

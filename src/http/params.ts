@@ -76,21 +76,21 @@ export function effectiveAtHeader(request: FastifyRequest): number | undefined {
  * `/versions` (sent as `…%2Fversions`) from the history of a key.
  */
 export function keyTarget(request: FastifyRequest): { bucket: string; key: string; history: boolean } {
-  const path = (request.raw.url ?? '').split('?')[0] as string;
-  const rest = path.slice('/v1/buckets/'.length);
-  const split = rest.indexOf('/keys/');
-  if (split < 0) fail('STRATA_BAD_REQUEST', 'expected /v1/buckets/{bucket}/keys/{key}');
-  let rawKey = rest.slice(split + '/keys/'.length);
+  // Segments of the raw path: '', 'v1', 'buckets', <bucket>, 'keys', <key segments…>. Counting
+  // segments (not characters) also copes with percent-encoded letters in the fixed parts.
+  const segments = ((request.raw.url ?? '').split('?')[0] as string).split('/');
+  if (segments.length < 6) fail('STRATA_BAD_REQUEST', 'expected /v1/buckets/{bucket}/keys/{key}');
+  let rawKey = segments.slice(5).join('/');
   const history =
     request.method === 'GET' || request.method === 'HEAD' ? rawKey.endsWith('/versions') : false;
   if (history) rawKey = rawKey.slice(0, -'/versions'.length);
-  return { bucket: checkBucketName(decode(rest.slice(0, split))), key: checkKey(decode(rawKey)), history };
+  return { bucket: checkBucketName(decode(segments[3] as string)), key: checkKey(decode(rawKey)), history };
 }
 
 function decode(value: string): string {
   try {
     return decodeURIComponent(value);
   } catch {
-    fail('STRATA_INVALID_NAME', 'the URL path has a malformed percent-encoding');
+    fail('STRATA_BAD_REQUEST', 'the URL path has a malformed percent-encoding');
   }
 }

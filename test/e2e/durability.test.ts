@@ -36,7 +36,10 @@ const writesPerWriterMax = 10_000;
 const killRestartCycles = 2;
 /** Values above this go to blob files instead of SQLite rows (BlobStore's inlineBytesMax). */
 const inlineBytesMax = 64 * 1024;
-/** One write in this many is a blob file, the rest are 1–8 KB rows. */
+/**
+ * One write in this many is a blob file, the rest are 1–8 KB rows. Each writer starts with one, so
+ * that file blobs are acknowledged even when a loaded machine manages only a few writes.
+ */
 const fileBlobEvery = 16;
 const requestTimeoutMs = 10_000;
 const contentTypes = [
@@ -86,7 +89,7 @@ function randomBuffer(random: () => number, size: number): Buffer {
 
 function makeWrite(random: () => number, cycle: number, writer: number, n: number): Write {
   const size =
-    n % fileBlobEvery === fileBlobEvery - 1
+    n % fileBlobEvery === 0
       ? inlineBytesMax + 1 + Math.floor(random() * 96 * 1024)
       : 1024 + Math.floor(random() * 7 * 1024);
   return {

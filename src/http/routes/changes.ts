@@ -30,9 +30,10 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     const visible = visibility(request);
 
     if (!(header(request, 'accept') ?? '').includes('text/event-stream')) {
-      const rows = context.store.snapshot().changes(since, limit, bucket).filter(visible);
+      const rows = context.store.snapshot().changes(since, limit, bucket);
+      // `last` moves past rows this reader may not see, or a run of them would stall the reader.
       const last = rows.length > 0 ? (rows[rows.length - 1] as ChangeRow).cursor : since;
-      return { changes: rows.map(changeView), last };
+      return { changes: rows.filter(visible).map(changeView), last };
     }
 
     reply.hijack();
@@ -42,6 +43,8 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
       'Cache-Control': 'no-cache',
       Connection: 'keep-alive',
     });
+    // Send the headers now: a quiet feed must not leave the client waiting for its first event.
+    raw.flushHeaders();
     let cursor = since;
     const pump = () => {
       for (;;) {

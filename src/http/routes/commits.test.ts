@@ -379,8 +379,8 @@ describe('POST /v1/commits', () => {
       ],
       ['a numeric contentType', { ops: [{ ...put, contentType: 1 }] }, 400, 'STRATA_BAD_REQUEST'],
       [
-        'a contentType over 256 characters',
-        { ops: [{ ...put, contentType: 'x'.repeat(257) }] },
+        'a contentType over the limit',
+        { ops: [{ ...put, contentType: 'x'.repeat(contentTypeBytesMax + 1) }] },
         400,
         'STRATA_BAD_REQUEST',
       ],

@@ -1,8 +1,8 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { contentTypeBytesMax, messageBytesMax } from '../../core/commit.js';
 import { fail } from '../../core/errors.js';
-import { isSha256Hex } from '../../core/ids.js';
-import { checkBucketName, checkKey } from '../../core/names.js';
+import { isSha256Hex, type VersionId } from '../../core/ids.js';
+import { checkBucketName, checkKey, isSystemBucket } from '../../core/names.js';
 import { parseTime } from '../../core/time.js';
 import type { StagedBlob } from '../../log/blob-store.js';
 import type { WriteOp } from '../../store/store.js';
@@ -33,7 +33,7 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
       fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsMax} operations`);
     }
     const writeOps: WriteOp[] = [];
-    for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, context));
+    for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, request, context));
     const result = await context.store.write({
       ops: writeOps,
       ...(message !== undefined ? { message: message as string } : {}),
@@ -63,7 +63,20 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
   });
 }
 
-async function toWriteOp(value: unknown, index: number, context: Context): Promise<WriteOp> {
+/** A retract withdraws a version of the bucket it belongs to: system buckets need an admin. */
+function retractTarget(value: string, where: string, request: FastifyRequest, context: Context): VersionId {
+  const target = versionParam(value, `${where}.target`);
+  const row = context.store.snapshot().version(target);
+  if (row && isSystemBucket(row.bucket)) requireRole(request, 'admin');
+  return target;
+}
+
+async function toWriteOp(
+  value: unknown,
+  index: number,
+  request: FastifyRequest,
+  context: Context,
+): Promise<WriteOp> {
   const where = `ops[${index}]`;
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     fail('STRATA_BAD_REQUEST', `${where} must be an object`);
@@ -74,6 +87,7 @@ async function toWriteOp(value: unknown, index: number, context: Context): Promi
     'key',
     'value',
     'valueBase64',
+    'blob',
     'contentType',
     'ifMatch',
     'effectiveAt',
@@ -86,7 +100,7 @@ async function toWriteOp(value: unknown, index: number, context: Context): Promi
     case 'retract':
       if (typeof op.target !== 'string')
         fail('STRATA_BAD_REQUEST', `${where}: a retract needs "target": "<version>"`);
-      return { kind: 'retract', target: versionParam(op.target, `${where}.target`) };
+      return { kind: 'retract', target: retractTarget(op.target, where, request, context) };
     case 'put':
     case 'delete': {
       if (typeof op.bucket !== 'string' || typeof op.key !== 'string') {
@@ -96,12 +110,14 @@ async function toWriteOp(value: unknown, index: number, context: Context): Promi
       const key = checkKey(op.key);
       const effectiveAt = effectiveAtOf(op.effectiveAt, where);
       if (op.kind === 'delete') return { kind: 'delete', bucket, key, ifMatch, effectiveAt };
-      const bytes = opValueBytes(op, where, context.limits.objectBytesMax);
       if (
         op.contentType !== undefined &&
-        (typeof op.contentType !== 'string' || op.contentType.length > 256)
+        (typeof op.contentType !== 'string' || Buffer.byteLength(op.contentType) > contentTypeBytesMax)
       ) {
-        fail('STRATA_BAD_REQUEST', `${where}.contentType must be a string of at most 256 characters`);
+        fail(
+          'STRATA_BAD_REQUEST',
+          `${where}.contentType must be a string of at most ${contentTypeBytesMax} bytes`,
+        );
       }
       const contentType =
         (op.contentType as string | undefined) ??
@@ -110,7 +126,7 @@ async function toWriteOp(value: unknown, index: number, context: Context): Promi
         kind: 'put',
         bucket,
         key,
-        blob: await context.store.blobs.fromBuffer(bytes),
+        blob: await blobOf(op, where, context),
         contentType,
         ifMatch,
         effectiveAt,

@@ -495,8 +495,8 @@ describe('GET and HEAD /v1/buckets/{bucket}/keys/{key}', () => {
     const before = await digest(node);
     // The last one is well-formed percent-encoding of bytes that are not UTF-8 (a lone surrogate).
     for (const path of ['b/keys/%ZZ', 'b/keys/%E0%A4%A', 'b/keys/100%', 'b%G1/keys/k', 'b/keys/%ED%A0%80']) {
-      expectError(await get(node, path), 400, 'STRATA_INVALID_NAME');
-      expectError(await put(node, path, 'x'), 400, 'STRATA_INVALID_NAME');
+      expectError(await get(node, path), 400, 'STRATA_BAD_REQUEST');
+      expectError(await put(node, path, 'x'), 400, 'STRATA_BAD_REQUEST');
     }
     expect(await digest(node)).toBe(before);
     expect((await get(node, 'b/keys/k')).body).toBe('kept');

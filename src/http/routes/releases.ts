@@ -118,8 +118,9 @@ function objectBody(request: FastifyRequest, shape: string): Record<string, unkn
 }
 
 function messageOf(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 64 * 1024)
-    fail('STRATA_BAD_REQUEST', '"message" must be a string of at most 65536 characters');
+  if (typeof value !== 'string' || Buffer.byteLength(value) > messageBytesMax) {
+    fail('STRATA_BAD_REQUEST', `"message" must be a string of at most ${messageBytesMax} bytes of UTF-8`);
+  }
   return value;
 }
 

@@ -1,0 +1,514 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
+import type { ApiClient } from '../client/api-client.js';
+import type { Limits } from '../http/context.js';
+import {
+  directoryFiles,
+  gitFiles,
+  type PublishReporter,
+  publish,
+  readPublishConfig,
+  type SourceFile,
+} from './publish.js';
+
+const nodes: TempNode[] = [];
+const directories: string[] = [];
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
+  for (const dir of directories.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+async function listeningNode(limits: Partial<Limits> = {}): Promise<{ node: TempNode; client: ApiClient }> {
+  const node = tempNode({ limits });
+  nodes.push(node);
+  await node.app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = node.app.server.address() as AddressInfo;
+  return { node, client: { url: `http://127.0.0.1:${port}`, token: adminToken } };
+}
+
+function tempDir(files: Record<string, string | Buffer> = {}): string {
+  const root = mkdtempSync(join(tmpdir(), 'strata-publish-'));
+  directories.push(root);
+  writeFiles(root, files);
+  return root;
+}
+
+function writeFiles(root: string, files: Record<string, string | Buffer>): void {
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, path)), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+}
+
+interface RecordingReporter extends PublishReporter {
+  calls: Array<{ call: 'start' | 'uploaded' | 'done'; args: unknown[] }>;
+  uploadedPaths(): string[];
+}
+
+function reporter(): RecordingReporter {
+  const calls: RecordingReporter['calls'] = [];
+  return {
+    calls,
+    start: (files, bytes) => calls.push({ call: 'start', args: [files, bytes] }),
+    uploaded: (file) => calls.push({ call: 'uploaded', args: [file.path] }),
+    done: (summary) => calls.push({ call: 'done', args: [summary] }),
+    uploadedPaths: () =>
+      calls
+        .filter((c) => c.call === 'uploaded')
+        .map((c) => c.args[0] as string)
+        .sort(),
+  };
+}
+
+function sha256(content: string | Buffer): string {
+  return createHash('sha256').update(content).digest('hex');
+}
+
+async function getJson<T>(node: TempNode, url: string): Promise<T> {
+  const response = await node.app.inject({ url, headers: auth });
+  expect(response.statusCode, `${url}: ${response.body}`).toBe(200);
+  return response.json() as T;
+}
+
+interface Timeline {
+  releases: Array<{ release: string; state: string; effectiveAt: string }>;
+}
+
+async function timeline(node: TempNode, app: string): Promise<Timeline['releases']> {
+  const response = await node.app.inject({ url: `/v1/apps/${app}/releases`, headers: auth });
+  if (response.statusCode === 404) return [];
+  expect(response.statusCode, response.body).toBe(200);
+  return (response.json() as Timeline).releases;
+}
+
+async function routesOf(node: TempNode, app: string, release: string): Promise<Record<string, string>> {
+  return (await getJson<{ routes: Record<string, string> }>(node, `/v1/apps/${app}/releases/${release}`))
+    .routes;
+}
+
+async function key(node: TempNode, bucket: string, path: string) {
+  return node.app.inject({ url: `/v1/buckets/${bucket}/keys/${path}`, headers: auth });
+}
+
+const site = {
+  'index.html': '<!doctype html><html><head><title>site</title></head><body></body></html>',
+  'js/app.js': 'console.log("app");\n',
+  'css/style.css': 'body { margin: 0 }\n',
+  'data/levels.json': '{"levels": [1, 2, 3]}',
+  'img/logo.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 1, 2, 3, 4]),
+  'sfx/jump.ogg': Buffer.from('OggS fake audio'),
+  'shaders/water.frag': 'void main() {}\n',
+  'models/ship.glb': Buffer.from('glTF fake model'),
+  LICENSE: 'MIT\n',
+};
+
+const expectedBuckets: Record<string, [string, string]> = {
+  'index.html': ['application', 'text/html; charset=utf-8'],
+  'js/app.js': ['application', 'text/javascript; charset=utf-8'],
+  'css/style.css': ['application', 'text/css; charset=utf-8'],
+  'data/levels.json': ['objects', 'application/json'],
+  'img/logo.png': ['images', 'image/png'],
+  'sfx/jump.ogg': ['sounds', 'audio/ogg'],
+  'shaders/water.frag': ['shaders', 'text/x-glsl; charset=utf-8'],
+  'models/ship.glb': ['models', 'model/gltf-binary'],
+  LICENSE: ['objects', 'application/octet-stream'],
+};
+
+describe('directoryFiles', () => {
+  it('lists regular files with their hash, size, bucket and content type, in path order', async () => {
+    const root = tempDir(site);
+    const files = await directoryFiles(root, {});
+    expect(files.map((f) => f.path)).toEqual(Object.keys(site).sort());
+    for (const file of files) {
+      const content = site[file.path as keyof typeof site];
+      expect(file.hash, file.path).toBe(sha256(content));
+      expect(file.size, file.path).toBe(Buffer.byteLength(content));
+      expect([file.bucket, file.contentType], file.path).toEqual(expectedBuckets[file.path]);
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of (files.find((f) => f.path === 'js/app.js') as SourceFile).open())
+      chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe(site['js/app.js']);
+  });
+
+  it('leaves out version control, dependencies, the config file and symlinks', async () => {
+    const root = tempDir({
+      'index.html': 'i',
+      '.git/HEAD': 'ref',
+      'node_modules/x/index.js': 'x',
+      'lib/node_modules/y/index.js': 'y',
+      '.strata/admin-token': 'secret',
+      'strata.publish.json': '{}',
+      'sub/strata.publish.json': '{"kept": true}',
+    });
+    symlinkSync(join(root, 'index.html'), join(root, 'link.html'));
+    const files = await directoryFiles(root, readPublishConfig(root));
+    expect(files.map((f) => f.path)).toEqual(['index.html', 'sub/strata.publish.json']);
+  });
+
+  it('applies strata.publish.json bucket overrides and exclusions', async () => {
+    const root = tempDir({
+      'index.html': 'i',
+      'img/a.png': 'png',
+      'img/b.JPG': 'jpg',
+      'drafts/wip.html': 'wip',
+      'notes/drafts/deep.txt': 'deep',
+      'secret.txt': 's',
+      'docs/secret.txt': 'kept',
+      'strata.publish.json': JSON.stringify({
+        buckets: { png: 'textures', jpg: 'photos' },
+        exclude: ['drafts/', 'secret.txt'],
+      }),
+    });
+    const config = readPublishConfig(root);
+    const files = await directoryFiles(root, config);
+    expect(files.map((f) => [f.path, f.bucket])).toEqual([
+      ['docs/secret.txt', 'objects'],
+      ['img/a.png', 'textures'],
+      ['img/b.JPG', 'photos'],
+      ['index.html', 'application'],
+    ]);
+  });
+
+  it('refuses a config that is not JSON, or a bucket override that is not a bucket name', async () => {
+    const broken = tempDir({ 'strata.publish.json': '{nope' });
+    expect(() => readPublishConfig(broken)).toThrow(/not valid JSON/);
+    expect(readPublishConfig(tempDir())).toEqual({});
+    const root = tempDir({ 'a.png': 'x' });
+    await expect(directoryFiles(root, { buckets: { png: 'Not A Bucket' } })).rejects.toMatchObject({
+      code: 'STRATA_INVALID_NAME',
+    });
+  });
+});
+
+describe('publish', () => {
+  it('uploads files into buckets by kind, keys equal to paths, and writes one release routing them', async () => {
+    const { node, client } = await listeningNode();
+    const files = await directoryFiles(tempDir(site), {});
+    const recorder = reporter();
+    const summary = await publish(client, files, { app: 'site', message: 'first' }, recorder);
+
+    const total = files.reduce((sum, f) => sum + f.size, 0);
+    expect(summary).toMatchObject({
+      app: 'site',
+      files: files.length,
+      uploaded: files.length,
+      uploadedBytes: total,
+      unchanged: 0,
+      reused: 0,
+      dryRun: false,
+      release: expect.any(String),
+      effectiveAt: expect.any(String),
+    });
+    expect(summary.unchangedRelease).toBeUndefined();
+    expect(recorder.calls[0]).toEqual({ call: 'start', args: [files.length, total] });
+    expect(recorder.uploadedPaths()).toEqual(files.map((f) => f.path).sort());
+    expect(recorder.calls.at(-1)).toEqual({ call: 'done', args: [summary] });
+
+    const routes = await routesOf(node, 'site', summary.release as string);
+    expect(Object.keys(routes).sort()).toEqual(
+      Object.keys(site)
+        .map((p) => `/${p}`)
+        .sort(),
+    );
+    for (const [path, [bucket, contentType]] of Object.entries(expectedBuckets)) {
+      const response = await key(node, bucket, path);
+      expect(response.statusCode, `${bucket}/${path}`).toBe(200);
+      expect(response.headers['content-type']).toBe(contentType);
+      expect(response.headers.etag).toBe(`"${routes[`/${path}`]}"`);
+      expect(response.rawPayload.equals(Buffer.from(site[path as keyof typeof site]))).toBe(true);
+    }
+    const detail = await getJson<{ entry: string; message: string; state: string }>(
+      node,
+      `/v1/apps/site/releases/${summary.release}`,
+    );
+    expect(detail).toMatchObject({ entry: '/index.html', message: 'first', state: 'active' });
+    const served = await node.app.inject({ url: '/apps/site/js/app.js' });
+    expect(served.body).toBe(site['js/app.js']);
+  });
+
+  it('uploads nothing and writes no release when nothing changed', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir(site);
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    const recorder = reporter();
+    const second = await publish(client, await directoryFiles(root, {}), { app: 'site' }, recorder);
+    expect(second).toMatchObject({
+      uploaded: 0,
+      uploadedBytes: 0,
+      unchanged: Object.keys(site).length,
+      reused: 0,
+      release: first.release,
+      effectiveAt: first.effectiveAt,
+      unchangedRelease: true,
+    });
+    expect(recorder.uploadedPaths()).toEqual([]);
+    expect(await timeline(node, 'site')).toHaveLength(1);
+  });
+
+  it('uploads only the file that changed, and writes a release that differs only there', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir(site);
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    writeFileSync(join(root, 'js/app.js'), 'console.log("app v2");\n');
+    const recorder = reporter();
+    const second = await publish(client, await directoryFiles(root, {}), { app: 'site' }, recorder);
+    expect(second).toMatchObject({ uploaded: 1, unchanged: Object.keys(site).length - 1, reused: 0 });
+    expect(second.release).not.toBe(first.release);
+    expect(recorder.uploadedPaths()).toEqual(['js/app.js']);
+
+    const before = await routesOf(node, 'site', first.release as string);
+    const after = await routesOf(node, 'site', second.release as string);
+    const differing = Object.keys(after).filter((path) => after[path] !== before[path]);
+    expect(differing).toEqual(['/js/app.js']);
+    expect((await timeline(node, 'site')).map((r) => r.state)).toEqual(['active', 'past']);
+    const diff = await getJson<{ changed: Array<{ path: string; diff: string }> }>(
+      node,
+      `/v1/apps/site/diff?from=${first.release}&to=${second.release}`,
+    );
+    expect(diff.changed.map((c) => c.path)).toEqual(['/js/app.js']);
+    expect(diff.changed[0]?.diff).toContain('+console.log("app v2");');
+  });
+
+  it('does not upload bytes the store already has under another key', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home', 'a.txt': 'shared bytes' });
+    await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    writeFiles(root, { 'copy-of-a.txt': 'shared bytes', 'twin-1.txt': 'twins', 'twin-2.txt': 'twins' });
+    const recorder = reporter();
+    const summary = await publish(client, await directoryFiles(root, {}), { app: 'site' }, recorder);
+    expect(summary).toMatchObject({ files: 5, unchanged: 2, reused: 1, uploaded: 1 });
+    expect(recorder.uploadedPaths()).toHaveLength(1);
+    expect(recorder.uploadedPaths()[0]).toMatch(/^twin-[12]\.txt$/);
+    for (const path of ['copy-of-a.txt', 'twin-1.txt', 'twin-2.txt']) {
+      const response = await key(node, 'objects', path);
+      expect(response.statusCode, path).toBe(200);
+    }
+    expect((await key(node, 'objects', 'copy-of-a.txt')).body).toBe('shared bytes');
+  });
+
+  it('publishes into the buckets of strata.publish.json, without excluded files', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({
+      'index.html': 'home',
+      'img/logo.png': 'png bytes',
+      'drafts/wip.html': 'wip',
+      'strata.publish.json': JSON.stringify({ buckets: { png: 'textures' }, exclude: ['drafts/'] }),
+    });
+    const summary = await publish(
+      client,
+      await directoryFiles(root, readPublishConfig(root)),
+      { app: 'site' },
+      reporter(),
+    );
+    const routes = await routesOf(node, 'site', summary.release as string);
+    expect(Object.keys(routes).sort()).toEqual(['/img/logo.png', '/index.html']);
+    expect((await key(node, 'textures', 'img/logo.png')).statusCode).toBe(200);
+    expect((await key(node, 'images', 'img/logo.png')).statusCode).toBe(404);
+    expect((await key(node, 'application', 'drafts/wip.html')).statusCode).toBe(404);
+    expect((await key(node, 'objects', 'strata.publish.json')).statusCode).toBe(404);
+  });
+
+  it('writes nothing on a dry run, but says what it would do', async () => {
+    const { node, client } = await listeningNode();
+    const files = await directoryFiles(tempDir(site), {});
+    const recorder = reporter();
+    const summary = await publish(client, files, { app: 'site', dryRun: true }, recorder);
+    expect(summary).toMatchObject({ dryRun: true, files: files.length, uploaded: files.length });
+    expect(summary.release).toBeUndefined();
+    expect(recorder.calls.map((c) => c.call)).toEqual(['done']);
+    expect(await getJson(node, '/v1/apps')).toEqual({ apps: [] });
+    expect((await key(node, 'application', 'index.html')).statusCode).toBe(404);
+    const missing = await node.app.inject({
+      method: 'POST',
+      url: '/v1/blobs/missing',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: { hashes: files.map((f) => f.hash) },
+    });
+    expect((missing.json() as { missing: string[] }).missing).toHaveLength(
+      new Set(files.map((f) => f.hash)).size,
+    );
+  });
+
+  it('drops files no longer in the directory from the next release', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home', 'old.txt': 'old' });
+    await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    rmSync(join(root, 'old.txt'));
+    const summary = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    expect(summary.unchangedRelease).toBeUndefined();
+    expect(Object.keys(await routesOf(node, 'site', summary.release as string))).toEqual(['/index.html']);
+    expect((await node.app.inject({ url: '/apps/site/old.txt' })).statusCode).toBe(404);
+  });
+
+  it('writes a new release when only entry or spa changed', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home', 'app.html': 'app' });
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    const second = await publish(
+      client,
+      await directoryFiles(root, {}),
+      { app: 'site', entry: '/app.html', spa: true },
+      reporter(),
+    );
+    expect(second.unchangedRelease).toBeUndefined();
+    expect(second.release).not.toBe(first.release);
+    const detail = await getJson<{ entry: string; spa: boolean }>(
+      node,
+      `/v1/apps/site/releases/${second.release}`,
+    );
+    expect(detail).toMatchObject({ entry: '/app.html', spa: true });
+  });
+
+  it('schedules a release with effectiveAt even when the files are unchanged', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home' });
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    const effectiveAt = new Date(Date.now() + 24 * 3_600_000).toISOString();
+    const second = await publish(
+      client,
+      await directoryFiles(root, {}),
+      { app: 'site', effectiveAt },
+      reporter(),
+    );
+    expect(second.release).not.toBe(first.release);
+    expect(second.effectiveAt).toBe(effectiveAt);
+    expect((await timeline(node, 'site')).map((r) => [r.release, r.state])).toEqual([
+      [second.release, 'scheduled'],
+      [first.release, 'active'],
+    ]);
+  });
+
+  it('refuses a bad app name or an empty file list before touching the node', async () => {
+    const { node, client } = await listeningNode();
+    const files = await directoryFiles(tempDir({ 'a.txt': 'a' }), {});
+    await expect(publish(client, files, { app: 'Bad App' }, reporter())).rejects.toMatchObject({
+      code: 'STRATA_INVALID_NAME',
+    });
+    await expect(publish(client, [], { app: 'site' }, reporter())).rejects.toMatchObject({
+      code: 'STRATA_BAD_REQUEST',
+    });
+    expect(await getJson(node, '/v1/apps')).toEqual({ apps: [] });
+  });
+
+  it('leaves the previous release in effect when an upload is refused', async () => {
+    const { node, client } = await listeningNode({ objectBytesMax: 10 });
+    const root = tempDir({ 'index.html': 'v1', 'a.txt': 'small' });
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    expect(first.release).toBeDefined();
+
+    writeFiles(root, { 'index.html': 'v2', 'big.txt': 'more than ten bytes of text' });
+    const recorder = reporter();
+    await expect(
+      publish(client, await directoryFiles(root, {}), { app: 'site' }, recorder),
+    ).rejects.toThrow();
+    expect(recorder.calls.some((c) => c.call === 'done')).toBe(false);
+
+    const releases = await timeline(node, 'site');
+    expect(releases.map((r) => [r.release, r.state])).toEqual([[first.release, 'active']]);
+    expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('v1');
+    // Nothing of the failed publish was committed either: the keys still hold the old bytes.
+    expect((await key(node, 'application', 'index.html')).body).toBe('v1');
+    expect((await key(node, 'objects', 'big.txt')).statusCode).toBe(404);
+  });
+
+  it('leaves the previous release in effect when the release itself is refused', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'v1' });
+    const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    writeFileSync(join(root, 'index.html'), 'v2');
+    await expect(
+      publish(client, await directoryFiles(root, {}), { app: 'site', entry: '/missing.html' }, reporter()),
+    ).rejects.toMatchObject({ status: 400, code: 'STRATA_BAD_REQUEST' });
+    expect((await timeline(node, 'site')).map((r) => r.release)).toEqual([first.release]);
+    expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('v1');
+  });
+});
+
+describe('gitFiles', () => {
+  function git(root: string, ...args: string[]): string {
+    return execFileSync('git', ['-C', root, ...args])
+      .toString()
+      .trim();
+  }
+
+  function repository(files: Record<string, string>): string {
+    const root = tempDir();
+    git(root, 'init', '-q');
+    git(root, 'config', 'user.name', 'Test');
+    git(root, 'config', 'user.email', 'test@example.com');
+    git(root, 'config', 'commit.gpgsign', 'false');
+    writeFiles(root, files);
+    git(root, 'add', '-A');
+    git(root, 'commit', '-q', '-m', 'first commit');
+    return root;
+  }
+
+  it('lists files at HEAD with their committed content, not the work tree', async () => {
+    const root = repository({ 'index.html': 'committed', 'js/app.js': 'js v1', 'img/logo.png': 'png' });
+    writeFileSync(join(root, 'index.html'), 'uncommitted edit');
+    writeFileSync(join(root, 'untracked.txt'), 'not in git');
+    rmSync(join(root, 'js/app.js'));
+
+    const tree = gitFiles(root, {});
+    expect(tree.commit).toBe(git(root, 'rev-parse', 'HEAD'));
+    expect(tree.subject).toBe('first commit');
+    expect(tree.files.map((f) => [f.path, f.bucket, f.contentType])).toEqual([
+      ['img/logo.png', 'images', 'image/png'],
+      ['index.html', 'application', 'text/html; charset=utf-8'],
+      ['js/app.js', 'application', 'text/javascript; charset=utf-8'],
+    ]);
+    const index = tree.files.find((f) => f.path === 'index.html') as SourceFile;
+    expect(index).toMatchObject({ size: 'committed'.length, hash: sha256('committed') });
+    const chunks: Buffer[] = [];
+    for await (const chunk of index.open()) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('committed');
+  });
+
+  it('publishes HEAD content', async () => {
+    const { node, client } = await listeningNode();
+    const root = repository({ 'index.html': '<p>committed</p>', 'js/app.js': 'js v1' });
+    writeFileSync(join(root, 'index.html'), '<p>uncommitted</p>');
+    const summary = await publish(client, gitFiles(root, {}).files, { app: 'site' }, reporter());
+    expect(summary.uploaded).toBe(2);
+    const page = await node.app.inject({ url: '/apps/site/' });
+    expect(page.body).toContain('<p>committed</p>');
+    expect((await node.app.inject({ url: '/apps/site/js/app.js' })).body).toBe('js v1');
+    expect((await key(node, 'application', 'index.html')).body).toBe('<p>committed</p>');
+  });
+
+  it('applies exclusions and bucket overrides', () => {
+    const root = repository({
+      'index.html': 'i',
+      'drafts/a.html': 'd',
+      'tex/a.png': 'p',
+      'strata.publish.json': '{}',
+    });
+    const tree = gitFiles(root, { exclude: ['drafts/'], buckets: { png: 'textures' } });
+    expect(tree.files.map((f) => [f.path, f.bucket])).toEqual([
+      ['index.html', 'application'],
+      ['tex/a.png', 'textures'],
+    ]);
+  });
+
+  it('lists a subdirectory of the repository with paths relative to that subdirectory', () => {
+    const root = repository({ 'site/index.html': 'i', 'site/js/app.js': 'a', 'other/x.txt': 'x' });
+    const tree = gitFiles(join(root, 'site'), {});
+    expect(tree.files.map((f) => f.path)).toEqual(['index.html', 'js/app.js']);
+    expect(tree.files.find((f) => f.path === 'js/app.js')?.hash).toBe(sha256('a'));
+  });
+
+  it('refuses a directory that is not in a repository with a commit', () => {
+    expect(() => gitFiles(tempDir({ 'a.txt': 'a' }), {})).toThrow(/not inside a git repository/);
+    const empty = tempDir();
+    git(empty, 'init', '-q');
+    expect(() => gitFiles(empty, {})).toThrow(/not inside a git repository/);
+  });
+});
