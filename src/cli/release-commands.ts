@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ApiClient, callJson, clientConfig } from '../client/api-client.js';
 import { fail } from '../core/errors.js';
+import { parseTime } from '../core/time.js';
 import { directoryFiles, gitFiles, publish, readPublishConfig } from '../release/publish.js';
 import { describeSummary, publishReporter } from './progress.js';
 
@@ -221,8 +222,12 @@ export function addReleaseCommands(program: Command): void {
       .command('open <app>')
       .description("print the app's URL (as it was at --at)")
       .option('--at <time>', 'time travel: the release in effect then')
-      .action((app: string, options: { at?: string }) => {
-        const url = new URL(`/apps/${encodeURIComponent(app)}/`, `${clientConfig().url}/`);
+      .action(async (app: string, options: { at?: string }) => {
+        if (options.at !== undefined) parseTime(options.at, '--at');
+        const client = clientConfig();
+        // A URL that would only answer 404 is no help: check that the app exists.
+        await callJson(client, `/v1/apps/${encodeURIComponent(app)}/releases`);
+        const url = new URL(`/apps/${encodeURIComponent(app)}/`, `${client.url}/`);
         if (options.at) url.searchParams.set('at', options.at);
         process.stdout.write(`${url}\n`);
       }),

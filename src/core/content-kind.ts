@@ -59,6 +59,11 @@ const extensions: Record<string, Extension> = {
   usdz: { kind: 'models', contentType: 'model/vnd.usdz+zip', text: false },
 };
 
+/** Own entries only: `x.constructor` must not find Object.prototype's members. */
+function extensionInfo(extension: string): Extension | undefined {
+  return Object.hasOwn(extensions, extension) ? extensions[extension] : undefined;
+}
+
 export function extensionOf(path: string): string {
   const name = path.slice(path.lastIndexOf('/') + 1);
   const dot = name.lastIndexOf('.');
@@ -67,7 +72,7 @@ export function extensionOf(path: string): string {
 
 /** The bucket kind and content type of a published file; unknown extensions are `objects`. */
 export function classifyFile(path: string): { kind: FileKind; contentType: string } {
-  const known = extensions[extensionOf(path)];
+  const known = extensionInfo(extensionOf(path));
   return known ?? { kind: 'objects', contentType: 'application/octet-stream' };
 }
 
@@ -78,5 +83,5 @@ const textTypes =
 export function isTextLike(contentType: string | undefined, key: string): boolean {
   const declared = contentType?.split(';')[0]?.trim().toLowerCase();
   if (declared && declared !== 'application/octet-stream') return textTypes.test(declared);
-  return extensions[extensionOf(key)]?.text ?? false;
+  return extensionInfo(extensionOf(key))?.text ?? false;
 }

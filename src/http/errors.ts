@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, StrataError } from '../core/errors.js';
+import { overflowBytesDrainMax } from '../log/blob-store.js';
 
 /** The one place where error codes become HTTP status codes (STYLE §7). */
 export const statusOf: Record<ErrorCode, number> = {
@@ -53,11 +54,22 @@ export function errorBody(error: StrataError): {
   return { error: { code: error.code, message: error.message, ...(error.details ?? {}) } };
 }
 
+/**
+ * Node reads and discards an unread request body after the response (keeping the connection
+ * usable), which is right for a body somewhat over the limit. A body declared far over it is not
+ * worth reading: the connection is closed once the 413 is sent.
+ */
+function closeAfterHugeBody(request: FastifyRequest, reply: FastifyReply): void {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (request.raw.complete || !(declared > overflowBytesDrainMax)) return;
+  void reply.header('Connection', 'close');
+  reply.raw.once('finish', () => request.raw.socket?.destroy());
+}
+
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
   const known = error instanceof StrataError ? error : fromFastify(error as FastifyError);
   if (known) {
-    // The rest of an oversized body is not worth reading: close the connection instead.
-    if (known.code === 'STRATA_TOO_LARGE') void reply.header('Connection', 'close');
+    if (known.code === 'STRATA_TOO_LARGE') closeAfterHugeBody(request, reply);
     void reply.status(statusOf[known.code]).send(errorBody(known));
     return;
   }

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StrataError } from '../core/errors.js';
-import { BlobStore } from './blob-store.js';
+import { BlobStore, overflowBytesDrainMax } from './blob-store.js';
 import { NodeDatabase } from './database.js';
 
 /**
@@ -170,12 +170,28 @@ describe('BlobStore.ingest', () => {
       const error = await rejection(store.ingest(iterable, limit));
       expect(error).toBeInstanceOf(StrataError);
       expect((error as StrataError).code).toBe('STRATA_TOO_LARGE');
-      // It stopped reading at the limit instead of draining the rest of the source.
+      // It read the rest of the source (discarding it), so an HTTP client gets its 413 on a live connection.
       expect(state.finished).toBe(true);
-      expect(state.pulled).toBe(Math.floor(limit / chunkBytes) + 1);
+      expect(state.pulled).toBe(Math.ceil(total / chunkBytes));
       expect(filesUnder(blobsDir)).toEqual([]);
     },
   );
+
+  it('stops reading a source that goes far past the limit', async () => {
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    let pulled = 0;
+    async function* endless() {
+      for (;;) {
+        pulled += 1;
+        yield chunk;
+      }
+    }
+    const error = await rejection(store.ingest(endless(), chunk.length));
+    expect((error as StrataError).code).toBe('STRATA_TOO_LARGE');
+    // 1 MiB allowed, then at most overflowBytesDrainMax more read and discarded.
+    expect(pulled).toBe(1 + overflowBytesDrainMax / chunk.length + 1);
+    expect(filesUnder(blobsDir)).toEqual([]);
+  });
 
   it('accepts a source of exactly the limit', async () => {
     const data = bytes(100_000, 8);

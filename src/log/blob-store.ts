@@ -5,7 +5,17 @@ import { join } from 'node:path';
 import { fail } from '../core/errors.js';
 import { sha256 } from '../core/hash.js';
 import type { BlobId } from '../core/ids.js';
+import { Lru } from '../core/lru.js';
 import type { Db } from './database.js';
+
+/**
+ * Bytes past the limit that are still read (and discarded) so that the refusal reaches the client
+ * over a connection it can keep using; beyond this the connection is cut.
+ */
+export const overflowBytesDrainMax = 16 * 1024 * 1024;
+
+/** Bytes of inline blobs kept in memory after a read. */
+const blobCacheBytesMax = 32 * 1024 * 1024;
 
 /** A blob whose bytes are durable (a synced file) or held in memory until its commit's transaction. */
 export interface StagedBlob {
@@ -41,6 +51,11 @@ export class BlobStore {
   private readonly temporaryDir: string;
   /** File blobs placed by uploads whose commits are not yet written: they must not be discarded. */
   private readonly staged = new Map<string, number>();
+  /** Recently read blobs (inline bytes, or a file's path): app assets are read over and over. */
+  private readonly recent = new Lru<string, StoredBlob>(
+    blobCacheBytesMax,
+    (blob) => 256 + (blob.data?.length ?? 0),
+  );
   /** Placing and removing a hash's file are serialised per hash, so a removal never races a placement. */
   private readonly fileLocks = new Map<string, Promise<void>>();
 
@@ -82,7 +97,12 @@ export class BlobStore {
     try {
       for await (const chunk of source) {
         size += chunk.length;
-        if (size > bytesMax) fail('STRATA_TOO_LARGE', `object exceeds the limit of ${bytesMax} bytes`);
+        if (size > bytesMax) {
+          // Read on and discard, so the client receives the 413 on a healthy connection; a body far
+          // over the limit is cut off instead (leaving the loop destroys the stream).
+          if (size - bytesMax > overflowBytesDrainMax) break;
+          continue;
+        }
         hasher.update(chunk);
         if (file) {
           await writeAll(file, chunk);
@@ -96,6 +116,7 @@ export class BlobStore {
           }
         }
       }
+      if (size > bytesMax) fail('STRATA_TOO_LARGE', `object exceeds the limit of ${bytesMax} bytes`);
       const hash = hasher.digest('hex') as BlobId;
       if (!file || !temporaryPath) return { hash, size, inline: Buffer.concat(buffered, size) };
       await file.sync();
@@ -123,13 +144,20 @@ export class BlobStore {
   }
 
   get(hash: string): StoredBlob | undefined {
+    const cached = this.recent.get(hash);
+    if (cached) return cached;
     const row = this.lookup.get(hash) as { hash: BlobId; size: number; data: Buffer | null } | undefined;
     if (!row) return undefined;
+    let blob: StoredBlob;
     if (row.data) {
+      // Verified when read from disk; a cached copy was verified then.
       if (sha256(row.data) !== row.hash) throw new Error(`blob corruption: ${row.hash}`);
-      return { hash: row.hash, size: row.size, data: row.data };
+      blob = { hash: row.hash, size: row.size, data: row.data };
+    } else {
+      blob = { hash: row.hash, size: row.size, path: this.pathOf(row.hash) };
     }
-    return { hash: row.hash, size: row.size, path: this.pathOf(row.hash) };
+    this.recent.set(hash, blob);
+    return blob;
   }
 
   has(hash: string): boolean {

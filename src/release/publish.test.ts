@@ -386,6 +386,34 @@ describe('publish', () => {
     ]);
   });
 
+  it('writes no release for an app republished unchanged after another app took over its keys', async () => {
+    const { node, client } = await listeningNode();
+    const alpha = tempDir({ 'index.html': 'alpha home', 'alpha.txt': 'a' });
+    const beta = tempDir({ 'index.html': 'beta home', 'beta.txt': 'b' });
+    const first = await publish(client, await directoryFiles(alpha, {}), { app: 'alpha' }, reporter());
+    await publish(client, await directoryFiles(beta, {}), { app: 'beta' }, reporter());
+    // application/index.html now holds beta's page; alpha's release still serves its own version.
+    const again = await publish(client, await directoryFiles(alpha, {}), { app: 'alpha' }, reporter());
+    expect(again).toMatchObject({ unchangedRelease: true, release: first.release, uploaded: 0 });
+    expect(await timeline(node, 'alpha')).toHaveLength(1);
+    expect((await node.app.inject({ url: '/apps/alpha/' })).body).toContain('alpha home');
+    expect((await node.app.inject({ url: '/apps/beta/' })).body).toContain('beta home');
+  });
+
+  it('refuses a malformed effectiveAt before uploading anything', async () => {
+    const { node, client } = await listeningNode();
+    const files = await directoryFiles(tempDir({ 'index.html': 'home' }), {});
+    const recorder = reporter();
+    for (const effectiveAt of ['next tuesday', '2030-02-30T00:00:00Z']) {
+      await expect(publish(client, files, { app: 'site', effectiveAt }, recorder)).rejects.toMatchObject({
+        code: 'STRATA_INVALID_TIME',
+      });
+    }
+    expect(recorder.calls).toEqual([]);
+    expect((await key(node, 'application', 'index.html')).statusCode).toBe(404);
+    expect(await getJson(node, '/v1/apps')).toEqual({ apps: [] });
+  });
+
   it('refuses a bad app name or an empty file list before touching the node', async () => {
     const { node, client } = await listeningNode();
     const files = await directoryFiles(tempDir({ 'a.txt': 'a' }), {});
@@ -404,12 +432,15 @@ describe('publish', () => {
     const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
     expect(first.release).toBeDefined();
 
-    writeFiles(root, { 'index.html': 'v2', 'big.txt': 'more than ten bytes of text' });
+    // index.html changes to bytes the store already holds (no upload) and big.txt is the one upload,
+    // refused. With a second upload in flight, publish() would reject before that upload ended, and
+    // closing the node would then wait for its keep-alive connection.
+    writeFiles(root, { 'index.html': 'small', 'big.txt': 'more than ten bytes of text' });
     const recorder = reporter();
     await expect(
       publish(client, await directoryFiles(root, {}), { app: 'site' }, recorder),
-    ).rejects.toThrow();
-    expect(recorder.calls.some((c) => c.call === 'done')).toBe(false);
+    ).rejects.toMatchObject({ status: 413, code: 'STRATA_TOO_LARGE' });
+    expect(recorder.calls.map((c) => c.call)).toEqual(['start']);
 
     const releases = await timeline(node, 'site');
     expect(releases.map((r) => [r.release, r.state])).toEqual([[first.release, 'active']]);

@@ -6,6 +6,7 @@ import { type ApiClient, callJson } from '../client/api-client.js';
 import { classifyFile, extensionOf } from '../core/content-kind.js';
 import { fail } from '../core/errors.js';
 import { checkBucketName, checkKey } from '../core/names.js';
+import { parseTime } from '../core/time.js';
 
 /** A file to publish: where its bytes come from, and where they go. */
 export interface SourceFile {
@@ -79,7 +80,10 @@ export function readPublishConfig(root: string): PublishConfig {
 
 function bucketFor(path: string, config: PublishConfig): { bucket: string; contentType: string } {
   const { kind, contentType } = classifyFile(path);
-  const bucket = config.buckets?.[extensionOf(path)] ?? kind;
+  const extension = extensionOf(path);
+  const bucket =
+    (config.buckets && Object.hasOwn(config.buckets, extension) ? config.buckets[extension] : undefined) ??
+    kind;
   return { bucket: checkBucketName(bucket), contentType };
 }
 
@@ -137,7 +141,6 @@ export function gitFiles(
     fail('STRATA_BAD_REQUEST', `${root} is not inside a git repository with at least one commit`);
   }
   const subject = git('log', '-1', '--format=%s', commit).toString().trim();
-  const prefix = git('rev-parse', '--show-prefix').toString().trim();
   const listing = git('ls-tree', '-r', '-z', '--long', 'HEAD', '--', '.')
     .toString('utf8')
     .split('\0')
@@ -148,7 +151,8 @@ export function gitFiles(
     const match = /^(\d+) (\w+) ([0-9a-f]+)\s+(\d+|-)\t(.*)$/s.exec(line);
     if (match?.[2] !== 'blob' || match[1] === '120000') continue;
     const object = match[3] as string;
-    const path = (match[5] as string).slice(prefix.length);
+    // Run inside `root`, ls-tree prints paths relative to it already.
+    const path = match[5] as string;
     if (excluded(path, config)) continue;
     checkKey(path);
     const bytes = git('cat-file', 'blob', object);
@@ -200,7 +204,10 @@ export async function publish(
   reporter: PublishReporter,
 ): Promise<PublishSummary> {
   checkBucketName(options.app, 'app');
+  // Refuse a bad date before anything is uploaded or written.
+  if (options.effectiveAt !== undefined) parseTime(options.effectiveAt, '--effective-at');
   if (files.length === 0) fail('STRATA_BAD_REQUEST', 'nothing to publish: no files');
+  const active = await activeRelease(client, options.app);
   const buckets = [...new Set(files.map((file) => file.bucket))];
   const listings = new Map<string, Map<string, Listed>>();
   for (const bucket of buckets) listings.set(bucket, await currentKeys(client, bucket));
@@ -208,9 +215,13 @@ export async function publish(
   const routes: Record<string, string> = {};
   const changed: SourceFile[] = [];
   for (const file of files) {
+    const route = `/${file.path}`;
+    // Unchanged means: this app's active release already serves these bytes from this key. Apps
+    // can share keys, so the key's current value (maybe another app's) is only the second choice.
+    const served = active?.files[route];
     const current = listings.get(file.bucket)?.get(file.path);
-    if (current && current.blob === file.hash && current.contentType === file.contentType)
-      routes[`/${file.path}`] = current.version;
+    if (served && active && sameFile(served, file)) routes[route] = active.routes[route] as string;
+    else if (current && sameFile({ ...current, bucket: file.bucket }, file)) routes[route] = current.version;
     else changed.push(file);
   }
   const hashes = [...new Set(changed.map((file) => file.hash))];
@@ -243,8 +254,9 @@ export async function publish(
 
   reporter.start(files.length, uploadBytes);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < uploads.length) {
+    while (next < uploads.length && !failed) {
       const file = uploads[next++] as SourceFile;
       await callJson(client, `/v1/blobs/${file.hash}`, {
         method: 'PUT',
@@ -254,7 +266,18 @@ export async function publish(
       reporter.uploaded(file);
     }
   };
-  await Promise.all(Array.from({ length: uploadConcurrency }, worker));
+  // On the first failure the other workers stop taking files; all are awaited before reporting it,
+  // so no upload is still running when publish() returns.
+  const outcomes = await Promise.allSettled(
+    Array.from({ length: uploadConcurrency }, () =>
+      worker().catch((error: unknown) => {
+        failed = true;
+        throw error;
+      }),
+    ),
+  );
+  const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failure) throw failure.reason;
 
   for (let start = 0; start < changed.length; start += opsPerCommitMax) {
     const batch = changed.slice(start, start + opsPerCommitMax);
@@ -277,8 +300,13 @@ export async function publish(
     });
   }
 
-  const active = await activeRelease(client, options.app);
-  if (active && options.effectiveAt === undefined && sameRoutes(active.routes, routes)) {
+  if (
+    active &&
+    options.effectiveAt === undefined &&
+    sameRoutes(active.routes, routes) &&
+    (options.entry ?? defaultEntry(routes)) === active.entry &&
+    (options.spa ?? false) === (active.spa ?? false)
+  ) {
     // Nothing changed: a new release would only add noise to the timeline.
     summary.release = active.release;
     summary.effectiveAt = active.effectiveAt;
@@ -307,10 +335,28 @@ export async function publish(
   return summary;
 }
 
-async function activeRelease(
-  client: ApiClient,
-  app: string,
-): Promise<{ release: string; effectiveAt: string; routes: Record<string, string> } | undefined> {
+interface ActiveRelease {
+  release: string;
+  effectiveAt: string;
+  routes: Record<string, string>;
+  entry?: string;
+  spa?: boolean;
+  files: Record<string, { bucket: string; key: string; blob?: string; contentType?: string }>;
+}
+
+function sameFile(
+  stored: { bucket: string; key: string; blob?: string | undefined; contentType?: string | undefined },
+  file: SourceFile,
+): boolean {
+  return (
+    stored.bucket === file.bucket &&
+    stored.key === file.path &&
+    stored.blob === file.hash &&
+    stored.contentType === file.contentType
+  );
+}
+
+async function activeRelease(client: ApiClient, app: string): Promise<ActiveRelease | undefined> {
   let timeline: { releases: Array<{ release: string; state: string }> };
   try {
     timeline = await callJson(client, `/v1/apps/${app}/releases`);
@@ -320,6 +366,11 @@ async function activeRelease(
   }
   const active = timeline.releases.find((release) => release.state === 'active');
   return active ? callJson(client, `/v1/apps/${app}/releases/${active.release}`) : undefined;
+}
+
+/** The server's default entry (see Releases.create), so an unchanged publish compares equal. */
+function defaultEntry(routes: Record<string, string>): string | undefined {
+  return routes['/index.html'] ? '/index.html' : undefined;
 }
 
 function sameRoutes(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -4,6 +4,7 @@ import { isTextLike } from '../core/content-kind.js';
 import { fail } from '../core/errors.js';
 import { hlcWall } from '../core/hlc.js';
 import type { VersionId } from '../core/ids.js';
+import { Lru } from '../core/lru.js';
 import { checkBucketName, checkKey } from '../core/names.js';
 import type { VersionRow } from '../store/derived.js';
 import type { Snapshot } from '../store/snapshot.js';
@@ -45,6 +46,15 @@ export interface ReleaseInfo {
   conflicts: VersionId[];
 }
 
+/** What a route serves: where the version lives and its bytes' hash (publish compares hashes). */
+export interface RoutedFile {
+  bucket: string;
+  key: string;
+  blob: string | undefined;
+  contentType: string | undefined;
+  size: number | undefined;
+}
+
 export interface ServedRelease {
   release: VersionRow;
   table: RouteTable;
@@ -56,7 +66,12 @@ const diffBytesMax = 1024 * 1024;
 const tableCacheMax = 256;
 
 export class Releases {
-  private readonly tables = new Map<VersionId, RouteTable>();
+  private readonly tables = new Lru<VersionId, RouteTable>(tableCacheMax);
+  /** Per app: the release in effect over [from, until) as of log position `pos`. */
+  private readonly effective = new Lru<
+    string,
+    { pos: number; from: number; until: number; served: ServedRelease | undefined }
+  >(tableCacheMax);
 
   constructor(private readonly store: Store) {}
 
@@ -125,8 +140,21 @@ export class Releases {
 
   /** The release in effect at `at` (with today's knowledge), if the app has one. */
   inEffect(app: string, at: number, snapshot: Snapshot): ServedRelease | undefined {
-    const winner = snapshot.live(releasesBucket, app, { at });
-    return winner ? { release: winner, table: this.table(winner) } : undefined;
+    // The answer holds while the log does not move and until the next effective time of the app's
+    // timeline: serving a busy app then costs no query at all.
+    const cached = this.effective.get(app);
+    if (cached && cached.pos === snapshot.pos && cached.from <= at && at < cached.until) return cached.served;
+    const versions = snapshot.versionsOf(releasesBucket, app);
+    const { winner } = resolve(versions, { at, hlcBefore: '~' });
+    const served = winner?.kind === 'put' ? { release: winner, table: this.table(winner) } : undefined;
+    let from = winner?.effectiveAt ?? Number.MIN_SAFE_INTEGER;
+    let until = Number.MAX_SAFE_INTEGER;
+    for (const version of versions) {
+      if (version.effectiveAt > at) until = Math.min(until, version.effectiveAt);
+      else if (version.effectiveAt > from) from = version.effectiveAt;
+    }
+    this.effective.set(app, { pos: snapshot.pos, from, until, served });
+    return served;
   }
 
   /** Exactly that release of that app. */
@@ -136,11 +164,27 @@ export class Releases {
     return { release: row, table: this.table(row) };
   }
 
-  get(app: string, release: string, snapshot: Snapshot): { info: ReleaseInfo; table: RouteTable } {
+  get(
+    app: string,
+    release: string,
+    snapshot: Snapshot,
+  ): { info: ReleaseInfo; table: RouteTable; files: Record<string, RoutedFile> } {
     const info = this.timeline(app, snapshot).find((r) => r.release === release);
     const served = this.pinned(app, release, snapshot);
     if (!info || !served) fail('STRATA_NOT_FOUND', `app ${app} has no release ${release}`);
-    return { info, table: served.table };
+    const files: Record<string, RoutedFile> = {};
+    for (const [path, version] of Object.entries(served.table.routes)) {
+      const row = snapshot.version(version);
+      if (row)
+        files[path] = {
+          bucket: row.bucket,
+          key: row.key,
+          blob: row.blob,
+          contentType: row.contentType,
+          size: row.size,
+        };
+    }
+    return { info, table: served.table, files };
   }
 
   async rollback(
@@ -157,23 +201,34 @@ export class Releases {
       if (target.state === 'cancelled')
         fail('STRATA_CONFLICT', `release ${options.to} was cancelled; choose another`);
     } else {
-      const active = timeline.find((r) => r.state === 'active');
+      const activeIndex = timeline.findIndex((r) => r.state === 'active');
+      const active = timeline[activeIndex];
       if (!active) fail('STRATA_CONFLICT', `app ${app} has no active release to roll back from`);
-      const activeRoutes = JSON.stringify(this.pinned(app, active.release, snapshot)?.table.routes);
-      // The newest earlier release that serves something different: rolling back twice goes further back.
-      target = timeline.find(
-        (r) =>
-          r.state === 'past' &&
-          (r.effectiveAt < active.effectiveAt ||
-            (r.effectiveAt === active.effectiveAt && r.txTime < active.txTime)) &&
-          JSON.stringify(this.pinned(app, r.release, snapshot)?.table.routes) !== activeRoutes,
+      const routesOf = (release: VersionId) =>
+        JSON.stringify(this.pinned(app, release, snapshot)?.table.routes);
+      // A rollback stands for the release it restored: start from that one, so that rolling back
+      // twice goes further back instead of undoing the first rollback.
+      let anchor: VersionId = active.release;
+      for (let hops = 0; hops < timeline.length; hops += 1) {
+        const restored = this.pinned(app, anchor, snapshot)?.table.rollbackOf;
+        if (!restored) break;
+        anchor = restored;
+      }
+      const anchorIndex = Math.max(
+        activeIndex,
+        timeline.findIndex((r) => r.release === anchor),
       );
+      const activeRoutes = routesOf(active.release);
+      // Timeline order is newest first: the newest earlier release that serves something different.
+      target = timeline
+        .slice(anchorIndex + 1)
+        .find((r) => r.state === 'past' && routesOf(r.release) !== activeRoutes);
       if (!target)
         fail('STRATA_CONFLICT', `app ${app} has no release before ${active.release} to roll back to`);
     }
     const source = this.pinned(app, target.release, snapshot)?.table as RouteTable;
     const message = `rollback to ${target.release}`;
-    const table: RouteTable = { ...source, message };
+    const table: RouteTable = { ...source, message, rollbackOf: target.release };
     const written = await this.write(app, table, options.effectiveAt, message, options.author);
     return { ...written, rolledBackTo: target.release };
   }
@@ -286,7 +341,6 @@ export class Releases {
     const blob = release.blob ? this.store.blobs.get(release.blob) : undefined;
     if (!blob) throw new Error(`route table blob of ${release.version} is missing`);
     const table = decodeRouteTable(blob.data ?? readFileSync(blob.path as string));
-    if (this.tables.size >= tableCacheMax) this.tables.delete(this.tables.keys().next().value as VersionId);
     this.tables.set(release.version, table);
     return table;
   }

@@ -9,6 +9,8 @@ export interface RouteTable {
   /** Single-page app: unrouted paths get the entry document instead of 404. */
   spa?: boolean;
   message?: string;
+  /** Set on a release written by rollback: the release whose routes it re-issued. */
+  rollbackOf?: VersionId;
 }
 
 /** Route tables are read on every app request; bounding them bounds that work. */
@@ -43,6 +45,7 @@ export function encodeRouteTable(table: RouteTable): Buffer {
   if (table.entry !== undefined) ordered.entry = table.entry;
   if (table.spa) ordered.spa = true;
   if (table.message !== undefined) ordered.message = table.message;
+  if (table.rollbackOf !== undefined) ordered.rollbackOf = table.rollbackOf;
   return Buffer.from(JSON.stringify(ordered));
 }
 

@@ -1,8 +1,12 @@
 import { hlcUpperBound } from '../core/hlc.js';
 import type { VersionId } from '../core/ids.js';
+import { Lru } from '../core/lru.js';
 import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from './derived.js';
 import { type Resolution, resolve } from './winner.js';
+
+/** 20,000 rows of a few hundred bytes: a few MB for the hot versions of many apps. */
+const versionCacheEntriesMax = 20_000;
 
 /** Reads at default transaction time see every applied version: no HLC string sorts after this. */
 const everything = '~';
@@ -28,6 +32,11 @@ export interface HistoryEntry extends VersionRow {
 /** Prepared statements shared by every snapshot of one database. */
 export class Queries {
   readonly versionsOfKey;
+  /**
+   * Version rows never change once written, so lookups by id (every app request makes one per
+   * asset) are cached. Cleared by reindex, which renumbers positions.
+   */
+  readonly versionCache = new Lru<string, VersionRow>(versionCacheEntriesMax);
   readonly versionById;
   readonly versionsOfCommit;
   readonly putsInBucketUntil;
@@ -108,8 +117,13 @@ export class Snapshot {
   }
 
   version(id: string): VersionRow | undefined {
+    const cached = this.queries.versionCache.get(id);
+    if (cached) return cached.pos <= this.pos ? cached : undefined;
     const raw = this.queries.versionById.get(id, this.pos) as RawVersionRow | undefined;
-    return raw ? toVersionRow(raw) : undefined;
+    if (!raw) return undefined;
+    const row = toVersionRow(raw);
+    this.queries.versionCache.set(id, row);
+    return row;
   }
 
   commitVersions(commit: string): VersionRow[] {

@@ -199,6 +199,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     const db = this.database.db;
     let commits = 0;
     let versions = 0;
+    this.queries.versionCache.clear();
     db.transaction(() => {
       db.exec('DELETE FROM versions');
       let pos = 0;

@@ -171,14 +171,13 @@ describe('switch under load', () => {
         (sample) => sample.start > effectiveAt + clockAllowanceMs && sample.release !== newRelease,
       );
       const earlyNew = samples.filter((sample) => sample.end < effectiveAt && sample.release !== oldRelease);
-      const describe = (sample: Sample) =>
+      const show = (sample: Sample) =>
         `${sample.path} ${(sample.start - effectiveAt).toFixed(2)}…${(sample.end - effectiveAt).toFixed(2)} ms: ${sample.release}`;
+      expect(lateOld.map(show), 'requests started after the effective time served the old release').toEqual(
+        [],
+      );
       expect(
-        lateOld.map(describe),
-        'requests started after the effective time served the old release',
-      ).toEqual([]);
-      expect(
-        earlyNew.map(describe),
+        earlyNew.map(show),
         'requests completed before the effective time served the new release',
       ).toEqual([]);
 

@@ -198,7 +198,7 @@ describe('GET /apps/{app}/…', () => {
     }
   });
 
-  it('needs no token, and ignores a bad one only where it is not used', async () => {
+  it('needs no token, and accepts one', async () => {
     const { node: n } = node();
     const { release } = await publishSite(n.app);
     for (const url of ['/apps/site/', `/apps/site/@${release}/js/app.js`, '/apps/site/_routes.json']) {

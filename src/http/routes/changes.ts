@@ -82,14 +82,14 @@ function cursorOf(request: FastifyRequest): number {
   return Number(value);
 }
 
-/** System buckets appear only to admins; public buckets to anyone. */
+/** System buckets appear only to admins, except events, which every reader may follow. */
 function visibility(request: FastifyRequest): (row: ChangeRow) => boolean {
   const admin = request.principal?.role === 'admin';
-  return (row) => admin || !row.bucket.startsWith('_');
+  return (row) => admin || !row.bucket.startsWith('_') || row.bucket === eventsBucket;
 }
 
 function changeView(row: ChangeRow) {
-  return {
+  const view: Record<string, unknown> = {
     cursor: row.cursor,
     commit: row.commit_id,
     bucket: row.bucket,
@@ -97,4 +97,10 @@ function changeView(row: ChangeRow) {
     version: row.version,
     kind: row.kind,
   };
+  // Event keys are `<event>/<app>/<release>`: spell them out so clients need not parse keys.
+  if (row.bucket === eventsBucket) {
+    const [event, app, release] = row.key.split('/');
+    Object.assign(view, { event, app, release });
+  }
+  return view;
 }

@@ -115,7 +115,7 @@ describe('POST /v1/apps/{app}/releases', () => {
 
     const detail = await get(`/v1/apps/site/releases/${created.release}`);
     expect(detail.statusCode).toBe(200);
-    expect(detail.json()).toEqual({
+    expect(detail.json()).toMatchObject({
       release: created.release,
       effectiveAt: iso(clock.now()),
       txTime: iso(clock.now()),
@@ -420,7 +420,8 @@ describe('GET /v1/apps/{app}/releases/{release}', () => {
 });
 
 describe('POST /v1/apps/{app}/rollback', () => {
-  it('re-issues the previous release, effective now, with or without a body', async () => {
+  it('re-issues the previous release, effective now; rolling back again goes further back', async () => {
+    const r0 = await release('site', 'zero');
     const r1 = await release('site', 'one');
     await release('site', 'two');
     clock.advance(minute);
@@ -442,8 +443,14 @@ describe('POST /v1/apps/{app}/rollback', () => {
     expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('one');
 
     clock.advance(minute);
-    const withBody = await post('/v1/apps/site/rollback', {});
-    expect(withBody.statusCode, withBody.body).toBe(201);
+    const again = await post('/v1/apps/site/rollback', {});
+    expect(again.statusCode, again.body).toBe(201);
+    expect(again.json()).toMatchObject({ rolledBackTo: r0.release });
+    expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('zero');
+
+    // Nothing is left before r0.
+    clock.advance(minute);
+    expectError(await post('/v1/apps/site/rollback', {}), 409, 'STRATA_CONFLICT');
   });
 
   it('rolls back to a named release at a chosen time', async () => {

@@ -61,8 +61,12 @@ export function releaseRoutes(releases: Releases) {
       requireRole(request, 'read');
       const name = appName(request);
       const { release } = request.params as { release: string };
-      const { info, table } = releases.get(name, versionParam(release, 'release'), context.store.snapshot());
-      return { ...infoView(info), ...table };
+      const { info, table, files } = releases.get(
+        name,
+        versionParam(release, 'release'),
+        context.store.snapshot(),
+      );
+      return { ...infoView(info), ...table, files };
     });
 
     app.delete('/v1/apps/:app/releases/:release', async (request) => {
