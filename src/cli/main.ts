@@ -8,6 +8,7 @@ import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
 import { Store } from '../store/store.js';
+import { example, print } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { watchAndPublish } from './watch-publish.js';
 
@@ -33,14 +34,6 @@ Example:
 function integer(value: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a non-negative integer');
   return Number(value);
-}
-
-function example(command: Command, text: string): Command {
-  return command.addHelpText('after', `\nExample:\n  ${text}`);
-}
-
-function print(value: unknown, json: boolean | undefined, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
 example(

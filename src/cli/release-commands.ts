@@ -6,6 +6,7 @@ import { type ApiClient, callJson, clientConfig } from '../client/api-client.js'
 import { fail } from '../core/errors.js';
 import { parseTime } from '../core/time.js';
 import { directoryFiles, gitFiles, publish, readPublishConfig } from '../release/publish.js';
+import { example, print } from './output.js';
 import { describeSummary, publishReporter } from './progress.js';
 
 interface Release {
@@ -17,14 +18,6 @@ interface Release {
   routes: number;
   state: string;
   conflicts: string[];
-}
-
-function example(command: Command, text: string): Command {
-  return command.addHelpText('after', `\nExample:\n  ${text}`);
-}
-
-function print(value: unknown, json: boolean | undefined, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
 /** Publishes a directory or the git HEAD of the directory's repository. Shared by `publish` and `serve --publish`. */

@@ -1,14 +1,10 @@
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../test/support/api.js';
 import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
 
 type Role = 'read' | 'write' | 'admin';
 const rank: Record<Role | 'none', number> = { none: 0, read: 1, write: 2, admin: 3 };
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 async function createToken(node: TempNode, role: Role, name = `${role} token`) {
   const response = await node.app.inject({

@@ -49,9 +49,10 @@ export class NodeDatabase {
   }
 
   /** Makes every transaction committed so far durable. */
-  async sync(): Promise<void> {
+  async sync(onThisThread = false): Promise<void> {
     if (this.walFd === undefined) fail('STRATA_UNAVAILABLE', 'database is closed');
-    await fdatasyncAsync(this.walFd);
+    if (onThisThread) fdatasyncSync(this.walFd);
+    else await fdatasyncAsync(this.walFd);
   }
 
   getMeta(name: string): string | undefined {

@@ -12,7 +12,7 @@ import type { VersionNode } from './winner.js';
 export const derivedSchema = `
 CREATE TABLE IF NOT EXISTS versions (
   cursor INTEGER PRIMARY KEY,
-  version TEXT NOT NULL UNIQUE,
+  version TEXT NOT NULL,
   pos INTEGER NOT NULL,
   commit_id TEXT NOT NULL,
   op_index INTEGER NOT NULL,
@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS versions (
   target TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS versions_by_key ON versions (bucket, key);
+-- Versions are found by (commit position, op index), not by their hash-like id: positions grow, so
+-- this index is appended to, where an index on the id would take a random page per write.
+CREATE INDEX IF NOT EXISTS versions_by_pos ON versions (pos, op_index);
 CREATE INDEX IF NOT EXISTS versions_by_target ON versions (target) WHERE target IS NOT NULL;
 `;
 

@@ -1,5 +1,6 @@
 import { hlcUpperBound } from '../core/hlc.js';
 import type { VersionId } from '../core/ids.js';
+import { isVersionId, parseVersionId } from '../core/ids.js';
 import { Lru } from '../core/lru.js';
 import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from './derived.js';
@@ -37,7 +38,7 @@ export class Queries {
    * asset) are cached. Cleared by reindex, which renumbers positions.
    */
   readonly versionCache = new Lru<string, VersionRow>(versionCacheEntriesMax);
-  readonly versionById;
+  readonly versionById: (id: string, pos: number) => RawVersionRow | undefined;
   readonly versionsOfCommit;
   readonly putsInBucketUntil;
   readonly nextEffectiveInBucket;
@@ -49,9 +50,16 @@ export class Queries {
 
   constructor(db: Db) {
     this.versionsOfKey = db.prepare('SELECT * FROM versions WHERE bucket = ? AND key = ? AND pos <= ?');
-    this.versionById = db.prepare('SELECT * FROM versions WHERE version = ? AND pos <= ?');
+    const byId = db.prepare(
+      'SELECT v.* FROM commits c JOIN versions v ON v.pos = c.pos AND v.op_index = ? WHERE c.id = ? AND c.pos <= ?',
+    );
+    this.versionById = (id: string, pos: number): RawVersionRow | undefined => {
+      if (!isVersionId(id)) return undefined;
+      const { commit, opIndex } = parseVersionId(id);
+      return byId.get(opIndex, commit, pos) as RawVersionRow | undefined;
+    };
     this.versionsOfCommit = db.prepare(
-      'SELECT * FROM versions WHERE commit_id = ? AND pos <= ? ORDER BY op_index',
+      'SELECT v.* FROM commits c JOIN versions v ON v.pos = c.pos WHERE c.id = ? AND c.pos <= ? ORDER BY v.op_index',
     );
     this.putsInBucketUntil = db.prepare(
       "SELECT * FROM versions WHERE bucket = ? AND kind = 'put' AND effective_at <= ? AND pos <= ? ORDER BY effective_at",
@@ -119,7 +127,7 @@ export class Snapshot {
   version(id: string): VersionRow | undefined {
     const cached = this.queries.versionCache.get(id);
     if (cached) return cached.pos <= this.pos ? cached : undefined;
-    const raw = this.queries.versionById.get(id, this.pos) as RawVersionRow | undefined;
+    const raw = this.queries.versionById(id, this.pos);
     if (!raw) return undefined;
     const row = toVersionRow(raw);
     this.queries.versionCache.set(id, row);

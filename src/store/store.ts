@@ -125,10 +125,13 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
           throw error;
         }
       },
-      sync: async () => {
+      sync: async (alone) => {
+        // A batch applied before an earlier sync failed may depend on writes the disk dropped:
+        // it is refused, never acknowledged.
+        if (this.failure) throw this.failure;
         const started = process.hrtime.bigint();
         try {
-          await this.database.sync();
+          await this.database.sync(alone);
         } catch (error) {
           // After a failed fsync the kernel may have dropped the dirty pages: what the WAL holds is
           // unknown. Refuse every further write; a restart recovers from what is really on disk.
@@ -313,9 +316,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   }
 
   private planRetract(target: VersionId, txTime: number): Op {
-    const row = this.queries.versionById.get(target, allPositions) as
-      | { bucket: string; key: string; kind: string }
-      | undefined;
+    const row = this.queries.versionById(target, allPositions);
     if (!row)
       fail('STRATA_UNKNOWN_VERSION', `cannot retract ${target}: no such version`, { missing: [target] });
     if (row.kind === 'retract')

@@ -1,5 +1,5 @@
-import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 
@@ -15,11 +15,6 @@ beforeEach(() => {
 afterEach(async () => {
   await node.dispose();
 });
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 async function digest(): Promise<{ node: string; digest: string }> {
   const response = await node.app.inject({ url: '/v1/admin/digest', headers: auth });

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { adminToken, auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 import { defaultLimits, type StrataNode, startNode } from '../../node.js';
@@ -24,11 +24,6 @@ function node(clock = new ManualClock(start)): { node: TempNode; clock: ManualCl
   const created = tempNode({ clock });
   cleanups.push(() => created.dispose());
   return { node: created, clock };
-}
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
 }
 
 async function putFile(app: Inject, bucket: string, key: string, body: string | Buffer, contentType: string) {

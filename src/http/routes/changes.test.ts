@@ -1,6 +1,6 @@
-import type { LightMyRequestResponse } from 'fastify';
 import { Agent, fetch, type Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 interface Change {
@@ -30,11 +30,6 @@ afterEach(async () => {
   await Promise.all(agents.splice(0).map((agent) => agent.destroy()));
   await Promise.all(nodes.splice(0).map((node) => node.dispose()));
 });
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 async function put(node: TempNode, bucket: string, key: string, value: string): Promise<string> {
   const response = await node.app.inject({

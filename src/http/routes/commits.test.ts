@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 import { contentTypeBytesMax, messageBytesMax, opsPerCommitMax } from '../../core/commit.js';
@@ -18,11 +19,6 @@ function startNode(options: { clock?: ManualClock; limits?: Partial<Limits> } = 
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((node) => node.dispose()));
 });
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 interface CommitResult {
   commit: string;

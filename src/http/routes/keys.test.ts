@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 import { contentTypeBytesMax } from '../../core/commit.js';
@@ -21,11 +22,6 @@ function startNode(options: { clock?: ManualClock; limits?: Partial<Limits> } = 
 afterEach(async () => {
   await Promise.all(nodes.splice(0).map((node) => node.dispose()));
 });
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 async function put(
   node: TempNode,

@@ -1,5 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 const tokenPattern = /^strata_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/;
@@ -11,11 +12,6 @@ beforeEach(() => {
 afterEach(async () => {
   await node.dispose();
 });
-
-function expectError(response: LightMyRequestResponse, status: number, code: string): void {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
 
 interface Created {
   id: string;
