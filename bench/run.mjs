@@ -13,8 +13,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdBinary, etcdClient, etcdVersion, startEtcd } from './lib/etcd.mjs';
 import { measureFdatasync } from './lib/fdatasync.mjs';
+import { startFloorServer } from './lib/floor.mjs';
+import { phase } from './lib/load.mjs';
 import { formatReport } from './lib/report.mjs';
 import { groupCommitWindow, startStrata, strataClient } from './lib/strata.mjs';
+import { valueFor } from './lib/value.mjs';
 import { runWorkloads } from './lib/workload.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,11 +122,29 @@ async function main() {
   const runs = measureDisk('before');
   const results = await runWorkloads({ targets, putConcurrencies, getConcurrencies, timing, log });
   runs.push(...measureDisk('after'));
+
+  log('HTTP + fdatasync floor, 1 client…');
+  const floorServer = await startFloorServer(join(tempDir, 'floor.bin'));
+  cleanups.push(floorServer.stop);
+  const floorClient = floorServer.client(1);
+  const floor = await phase({
+    concurrency: 1,
+    ...timing,
+    serverPid: floorServer.pid,
+    request: (index, sequence) => floorClient.put('', valueFor(index, sequence)),
+  });
+  await floorClient.close();
   const fdatasync = { runs, best: runs.reduce((a, b) => (b.perSecond > a.perSecond ? b : a)) };
   const strata = results.get('Strata');
   const etcd = results.get('etcd');
 
   process.stdout.write(`\n${formatReport({ setup, fdatasync, strata, etcd, etcdSkipped })}\n`);
+  const strataOne = strata.puts.get(1);
+  process.stdout.write(
+    `\nHTTP floor: a bare node:http server doing write + fdatasync per PUT, 1 client: ${floor.perSecond.toFixed(0)} req/s ` +
+      `(p50 ${floor.p50Ms.toFixed(2)} ms) = ${(floor.perSecond / fdatasync.best.perSecond).toFixed(2)}× the raw fdatasync rate; ` +
+      `Strata c=1 = ${(strataOne.perSecond / floor.perSecond).toFixed(2)}× this floor\n`,
+  );
 }
 
 try {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail } from '../core/errors.js';
@@ -14,8 +14,10 @@ import type { Db } from './database.js';
  */
 export const overflowBytesDrainMax = 16 * 1024 * 1024;
 
-/** Bytes of inline blobs kept in memory after a read. */
-const blobCacheBytesMax = 32 * 1024 * 1024;
+/** Bytes of blobs kept in memory after a read: the hot assets of a few apps. */
+const blobCacheBytesMax = 64 * 1024 * 1024;
+/** File blobs up to this size are cached whole; larger ones are always streamed from disk. */
+const cachedFileBytesMax = 1024 * 1024;
 
 /** A blob whose bytes are durable (a synced file) or held in memory until its commit's transaction. */
 export interface StagedBlob {
@@ -153,6 +155,10 @@ export class BlobStore {
       // Verified when read from disk; a cached copy was verified then.
       if (sha256(row.data) !== row.hash) throw new Error(`blob corruption: ${row.hash}`);
       blob = { hash: row.hash, size: row.size, data: row.data };
+    } else if (row.size <= cachedFileBytesMax) {
+      // Small enough to keep: served from memory next time instead of open/read/close per request.
+      const path = this.pathOf(row.hash);
+      blob = { hash: row.hash, size: row.size, data: readFileSync(path), path };
     } else {
       blob = { hash: row.hash, size: row.size, path: this.pathOf(row.hash) };
     }
