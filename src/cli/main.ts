@@ -10,6 +10,7 @@ import { defaultLimits, startNode } from '../node.js';
 import { Store } from '../store/store.js';
 import { example, print } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
+import { addSearchCommands } from './search-commands.js';
 import { watchAndPublish } from './watch-publish.js';
 
 const program = new Command();
@@ -355,6 +356,7 @@ example(
 );
 
 addReleaseCommands(program);
+addSearchCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ApiError || error instanceof StrataError) {

@@ -7,6 +7,8 @@ export const errorCatalogue = {
     'The request is malformed: a body, header or parameter does not have the required form.',
   STRATA_INVALID_NAME: 'A bucket, app or key name breaks the naming rule.',
   STRATA_INVALID_TIME: 'A time is not RFC 3339 or epoch milliseconds, or names a date that does not exist.',
+  STRATA_BAD_QUERY:
+    'A search query is not valid FTS5 syntax (the message says where it broke), or names nothing to search.',
   STRATA_UNAUTHORIZED: 'No valid bearer token was presented.',
   STRATA_FORBIDDEN: 'The token is valid but its role does not allow this operation.',
   STRATA_NOT_FOUND: 'No such key, version, commit, blob, token or route.',

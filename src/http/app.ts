@@ -16,6 +16,7 @@ import { clientScriptRoutes } from './routes/client-script.js';
 import { commitRoutes } from './routes/commits.js';
 import { keyRoutes } from './routes/keys.js';
 import { releaseRoutes } from './routes/releases.js';
+import { searchRoutes } from './routes/search.js';
 import { systemRoutes } from './routes/system.js';
 import { tokenRoutes } from './routes/tokens.js';
 
@@ -88,6 +89,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   void app.register(withContext(blobRoutes), context);
   void app.register(withContext(tokenRoutes), context);
   void app.register(withContext(adminRoutes), context);
+  void app.register(withContext(searchRoutes), context);
   void app.register(withContext(releaseRoutes(context.releases)), context);
   void app.register(
     withContext(

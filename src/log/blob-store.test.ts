@@ -236,8 +236,21 @@ describe('BlobStore.register and get', () => {
     store.register(small);
     store.register(large);
     expect(store.get(small.hash)).toEqual({ hash: small.hash, size: 5, data: Buffer.from('hello') });
-    expect(store.get(large.hash)).toEqual({ hash: large.hash, size: 100_000, path: blobPath(large.hash) });
+    // A file blob up to 1 MiB is read once and kept in memory; its path stays known.
+    const fromFile = store.get(large.hash);
+    expect(fromFile).toMatchObject({ hash: large.hash, size: 100_000, path: blobPath(large.hash) });
+    expect(fromFile?.data?.equals(bytes(100_000, 11))).toBe(true);
     expect(store.get(sha256(Buffer.from('absent')))).toBeUndefined();
+  });
+
+  it('streams file blobs over 1 MiB from disk instead of keeping them in memory', async () => {
+    const huge = await store.fromBuffer(bytes(1024 * 1024 + 1, 12));
+    store.register(huge);
+    expect(store.get(huge.hash)).toEqual({
+      hash: huge.hash,
+      size: 1024 * 1024 + 1,
+      path: blobPath(huge.hash),
+    });
   });
 
   it('detects inline bytes that no longer match their hash', async () => {

@@ -53,8 +53,12 @@ export interface VersionRow extends VersionNode {
 }
 
 /** Writes the derived rows of one commit. The caller holds the transaction that appended it. */
+/** Told of every version as it is derived, inside the same transaction (the search index is one). */
+export type VersionListener = (row: VersionRow) => void;
+
 export class Deriver {
   private readonly insert;
+  private readonly listeners: VersionListener[] = [];
 
   constructor(db: Db) {
     db.exec(derivedSchema);
@@ -65,10 +69,14 @@ export class Deriver {
     );
   }
 
+  listen(listener: VersionListener): void {
+    this.listeners.push(listener);
+  }
+
   apply(id: CommitId, pos: number, commit: Commit): VersionId[] {
     return commit.ops.map((op, index) => {
       const version = versionId(id, index);
-      this.insert.run(
+      const result = this.insert.run(
         version,
         pos,
         id,
@@ -86,6 +94,28 @@ export class Deriver {
         op.refs ? JSON.stringify(op.refs) : null,
         op.target ?? null,
       );
+      if (this.listeners.length > 0) {
+        const row: VersionRow = {
+          cursor: Number(result.lastInsertRowid),
+          pos,
+          commit: id,
+          opIndex: index,
+          version,
+          bucket: op.bucket,
+          key: op.key,
+          kind: op.kind,
+          origin: commit.origin,
+          hlc: commit.hlc,
+          effectiveAt: op.effectiveAt,
+          parents: op.parents,
+        };
+        if (op.blob !== undefined) row.blob = op.blob;
+        if (op.contentType !== undefined) row.contentType = op.contentType;
+        if (op.size !== undefined) row.size = op.size;
+        if (op.refs !== undefined) row.refs = op.refs;
+        if (op.target !== undefined) row.target = op.target;
+        for (const listener of this.listeners) listener(row);
+      }
       return version;
     });
   }

@@ -11,6 +11,8 @@ import { BlobStore, type StagedBlob } from '../log/blob-store.js';
 import { CommitLog } from '../log/commit-log.js';
 import { NodeDatabase } from '../log/database.js';
 import { GroupCommit } from '../log/group-commit.js';
+import { SearchIndex } from '../search/search-index.js';
+import { SearchQueries } from '../search/search-query.js';
 import { Deriver } from './derived.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
@@ -58,6 +60,8 @@ export interface StoreOptions {
   dataDir: string;
   clock: Clock;
   inlineBytesMax?: number;
+  /** Text beyond this many bytes of an object is not indexed for search (default 1 MiB). */
+  searchIndexBytesMax?: number;
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;
 }
@@ -76,6 +80,9 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private readonly log: CommitLog;
   private readonly deriver: Deriver;
   private readonly queries: Queries;
+  private readonly search: SearchIndex;
+  /** Search over every version (DESIGN §4); queries run against a snapshot. */
+  readonly searches: SearchQueries;
   private readonly hlc: HybridClock;
   private readonly writer: GroupCommit<WriteRequest, WriteResult>;
   private readonly applyBatch;
@@ -99,6 +106,11 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.blobs = new BlobStore(join(options.dataDir, 'blobs'), db, {
       inlineBytesMax: options.inlineBytesMax ?? 64 * 1024,
     });
+    this.search = new SearchIndex(db, this.blobs, (bucket, key) => this.allVersionsOf(bucket, key), {
+      indexBytesMax: options.searchIndexBytesMax ?? 1024 * 1024,
+    });
+    this.deriver.listen((row) => this.search.versionApplied(row));
+    this.searches = new SearchQueries(db);
     this.hlc = new HybridClock(this.nodeId, options.clock);
     const lastHlc = db.prepare('SELECT MAX(hlc) FROM commits').pluck().get() as string | null;
     // After a restart on a clock that went backwards, keep issuing increasing timestamps.
@@ -205,6 +217,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.queries.versionCache.clear();
     db.transaction(() => {
       db.exec('DELETE FROM versions');
+      this.search.clear();
       let pos = 0;
       for (;;) {
         const page = this.log.after(pos, 1000);

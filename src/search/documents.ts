@@ -1,0 +1,110 @@
+import { extensionOf } from '../core/content-kind.js';
+import { identifierTerms, javascriptIdentifiers, lexicalIdentifiers } from './identifiers.js';
+
+/** What one version contributes to the index. Every field is plain text for FTS5 (unicode61). */
+export interface IndexedDocument {
+  /** Full text (for JSON: its string values). */
+  body: string;
+  /** JSON only: "field value" word pairs, so `field:value` queries become the phrase "field value". */
+  fields: string;
+  /** Code only: identifier terms of definitions and of uses. */
+  defined: string;
+  referenced: string;
+}
+
+export type DocumentKind = 'json' | 'javascript' | 'code' | 'text';
+
+const javascriptExtensions = new Set(['js', 'mjs', 'cjs', 'jsx']);
+const codeExtensions = new Set(['ts', 'tsx', 'glsl', 'vert', 'frag', 'vs', 'fs', 'wgsl', 'css']);
+
+export function documentKind(contentType: string | undefined, key: string): DocumentKind {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const extension = extensionOf(key);
+  if (type === 'application/json' || type.endsWith('+json') || extension === 'json' || extension === 'gltf')
+    return 'json';
+  if (
+    type === 'text/javascript' ||
+    type === 'application/javascript' ||
+    javascriptExtensions.has(extension)
+  ) {
+    return 'javascript';
+  }
+  if (
+    type.startsWith('text/x-glsl') ||
+    type.startsWith('text/x-wgsl') ||
+    type === 'text/css' ||
+    codeExtensions.has(extension)
+  ) {
+    return 'code';
+  }
+  return 'text';
+}
+
+/** Turns a version's text into what the index stores. Never throws on bad input: it degrades. */
+export function indexedDocument(text: string, kind: DocumentKind): IndexedDocument {
+  switch (kind) {
+    case 'json':
+      return jsonDocument(text);
+    case 'javascript':
+      return codeDocument(text, javascriptIdentifiers(text));
+    case 'code':
+      return codeDocument(text, lexicalIdentifiers(text));
+    case 'text':
+      return { body: text, fields: '', defined: '', referenced: '' };
+  }
+}
+
+function codeDocument(text: string, identifiers: ReturnType<typeof lexicalIdentifiers>): IndexedDocument {
+  return {
+    body: text,
+    fields: '',
+    defined: identifiers.defined.flatMap(identifierTerms).join(' '),
+    referenced: identifiers.referenced.flatMap(identifierTerms).join(' '),
+  };
+}
+
+/**
+ * Written between field pairs so that the last word of one pair and the field of the next are
+ * never adjacent (a phrase query would otherwise match across pairs). Never a field name.
+ */
+export const pairSeparator = '0pair0';
+
+/** Leaves of a JSON document visited at most: bounds the work on a huge, deeply nested file. */
+const jsonLeavesMax = 100_000;
+
+function jsonDocument(text: string): IndexedDocument {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // Not valid JSON after all: index it as plain text.
+    return { body: text, fields: '', defined: '', referenced: '' };
+  }
+  const values: string[] = [];
+  const pairs: string[] = [];
+  let leaves = 0;
+  const visit = (node: unknown, field: string | undefined) => {
+    if (leaves >= jsonLeavesMax) return;
+    if (typeof node === 'string' || typeof node === 'number' || typeof node === 'boolean') {
+      leaves += 1;
+      const words = String(node);
+      if (typeof node === 'string') values.push(words);
+      if (field) {
+        // One pair per word of the value: `title:keeper` finds {"title": "Lighthouse keeper"}.
+        for (const word of words.split(/[^\p{L}\p{N}]+/u).filter(Boolean)) pairs.push(`${field} ${word}`);
+      }
+    } else if (Array.isArray(node)) {
+      for (const item of node) visit(item, field);
+    } else if (node && typeof node === 'object') {
+      for (const [name, child] of Object.entries(node)) visit(child, fieldToken(name));
+    }
+  };
+  visit(value, undefined);
+  return { body: values.join('\n'), fields: pairs.join(` ${pairSeparator} `), defined: '', referenced: '' };
+}
+
+/** A field name as one index word: letters and digits only, lower case (FTS5 folds case anyway). */
+export function fieldToken(name: string): string | undefined {
+  const token = name.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, '');
+  return token.length > 0 ? token : undefined;
+}

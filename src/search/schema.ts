@@ -1,0 +1,33 @@
+/**
+ * Search tables (DESIGN §4), rebuilt by reindex like every derived table. The rowid of each FTS5
+ * table is the version's `cursor`: it joins to `versions` without an extra key, and since cursors
+ * grow with time, a transaction-time range becomes a rowid range that FTS5 can skip by (a MATCH
+ * combined with a range on another column would score every match first).
+ */
+export const searchSchema = `
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', prefix = '2 3');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+CREATE TABLE IF NOT EXISTS search_docs (
+  cursor INTEGER PRIMARY KEY,
+  indexed_bytes INTEGER NOT NULL,
+  truncated INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS search_keys (
+  bucket TEXT NOT NULL,
+  key TEXT NOT NULL,
+  winner INTEGER,
+  effective_max INTEGER NOT NULL,
+  PRIMARY KEY (bucket, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_keys_by_winner ON search_keys (winner);
+CREATE INDEX IF NOT EXISTS versions_by_hlc ON versions (hlc);
+`;
+
+export const searchTables = [
+  'search_text',
+  'search_code',
+  'search_diff',
+  'search_docs',
+  'search_keys',
+] as const;

@@ -1,0 +1,132 @@
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { diffLines } from 'diff';
+import { isTextLike } from '../core/content-kind.js';
+import type { VersionId } from '../core/ids.js';
+import type { BlobStore } from '../log/blob-store.js';
+import type { Db } from '../log/database.js';
+import type { VersionRow } from '../store/derived.js';
+import { resolve } from '../store/winner.js';
+import { documentKind, indexedDocument } from './documents.js';
+import { searchSchema, searchTables } from './schema.js';
+
+export interface SearchIndexOptions {
+  /** Text beyond this many bytes of an object is not indexed; hits say so (`truncated`). */
+  indexBytesMax: number;
+}
+
+/** Line diffs of texts larger than this are not computed: the diff of two 1 MB files is slow. */
+const diffBytesMax = 256 * 1024;
+/** A winner computed at the end of time: every version with a finite effective time is a candidate. */
+const endOfTime = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Keeps the FTS5 index in step with the versions table: called for every applied version inside
+ * the transaction of its commit, so a search never sees half a commit (DESIGN §4).
+ */
+export class SearchIndex {
+  private readonly insertText;
+  private readonly insertCode;
+  private readonly insertDiff;
+  private readonly insertDoc;
+  private readonly upsertKey;
+
+  constructor(
+    private readonly db: Db,
+    private readonly blobs: BlobStore,
+    private readonly versionsOf: (bucket: string, key: string) => VersionRow[],
+    private readonly options: SearchIndexOptions,
+  ) {
+    db.exec(searchSchema);
+    this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
+    this.insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
+    this.insertDiff = db.prepare('INSERT INTO search_diff (rowid, added, removed) VALUES (?, ?, ?)');
+    this.insertDoc = db.prepare(
+      'INSERT INTO search_docs (cursor, indexed_bytes, truncated) VALUES (?, ?, ?)',
+    );
+    this.upsertKey = db.prepare(
+      `INSERT INTO search_keys (bucket, key, winner, effective_max) VALUES (?, ?, ?, ?)
+       ON CONFLICT (bucket, key) DO UPDATE SET winner = excluded.winner, effective_max = excluded.effective_max`,
+    );
+  }
+
+  /** Indexes one version (any kind: deletes and retractions change which version is current). */
+  versionApplied(row: VersionRow): void {
+    this.updateKey(row.bucket, row.key);
+    if (row.kind !== 'put' || !row.blob || !isTextLike(row.contentType, row.key)) return;
+    const read = this.text(row.blob, row.size ?? 0);
+    if (read === undefined) return;
+    const kind = documentKind(row.contentType, row.key);
+    const document = indexedDocument(read.text, kind);
+    this.insertText.run(row.cursor, document.body, document.fields);
+    if (kind === 'javascript' || kind === 'code')
+      this.insertCode.run(row.cursor, document.defined, document.referenced);
+    this.insertDoc.run(row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);
+    const diff = this.diffAgainstParent(row, read);
+    if (diff) this.insertDiff.run(row.cursor, diff.added, diff.removed);
+  }
+
+  /** Empties the index; reindex then replays every version through versionApplied. */
+  clear(): void {
+    for (const table of searchTables) this.db.exec(`DELETE FROM ${table}`);
+  }
+
+  private updateKey(bucket: string, key: string): void {
+    const versions = this.versionsOf(bucket, key);
+    const { winner } = resolve(versions, { at: endOfTime, hlcBefore: '~' });
+    const effectiveMax = versions.reduce((max, v) => Math.max(max, v.effectiveAt), 0);
+    this.upsertKey.run(bucket, key, winner?.kind === 'put' ? winner.cursor : null, effectiveMax);
+  }
+
+  private text(blob: string, size: number): { text: string; truncated: boolean } | undefined {
+    const stored = this.blobs.get(blob);
+    if (!stored) return undefined;
+    const limit = this.options.indexBytesMax;
+    let bytes: Buffer;
+    if (stored.data) bytes = stored.data.length > limit ? stored.data.subarray(0, limit) : stored.data;
+    else
+      bytes = size > limit ? readPrefix(stored.path as string, limit) : readFileSync(stored.path as string);
+    // A cut may split a multi-byte character; the decoder replaces the fragment.
+    return { text: bytes.toString('utf8'), truncated: size > limit };
+  }
+
+  private diffAgainstParent(row: VersionRow, current: { text: string; truncated: boolean }) {
+    if (current.truncated || Buffer.byteLength(current.text) > diffBytesMax) return undefined;
+    const parent = this.textParent(row);
+    let before = '';
+    if (parent?.blob) {
+      if ((parent.size ?? 0) > diffBytesMax) return undefined;
+      before = this.text(parent.blob, parent.size ?? 0)?.text ?? '';
+    }
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const change of diffLines(before, current.text)) {
+      if (change.added) added.push(change.value);
+      else if (change.removed) removed.push(change.value);
+    }
+    if (added.length === 0 && removed.length === 0) return undefined;
+    return { added: added.join(''), removed: removed.join('') };
+  }
+
+  /** The parent a diff is taken against: the first parent that is a text put of the same key. */
+  private textParent(row: VersionRow): VersionRow | undefined {
+    if (row.parents.length === 0) return undefined;
+    const versions = new Map<VersionId, VersionRow>();
+    for (const version of this.versionsOf(row.bucket, row.key)) versions.set(version.version, version);
+    for (const id of row.parents) {
+      const parent = versions.get(id);
+      if (parent?.kind === 'put' && isTextLike(parent.contentType, parent.key)) return parent;
+    }
+    return undefined;
+  }
+}
+
+function readPrefix(path: string, bytes: number): Buffer {
+  const buffer = Buffer.alloc(bytes);
+  const fd = openSync(path, 'r');
+  try {
+    const read = readSync(fd, buffer, 0, bytes, 0);
+    return buffer.subarray(0, read);
+  } finally {
+    closeSync(fd);
+  }
+}
