@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ApiClient, callJson, clientConfig } from '../client/api-client.js';
 import { fail } from '../core/errors.js';
+import { checkBucketName } from '../core/names.js';
 import { parseTime } from '../core/time.js';
 import { directoryFiles, gitFiles, publish, readPublishConfig } from '../release/publish.js';
 import { example, print } from './output.js';
@@ -53,6 +54,16 @@ export async function publishPath(
   );
 }
 
+/** A repository directory name as an app name: lower case, other characters as '-'. */
+function appNameOf(directory: string): string {
+  const name = basename(directory)
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 63);
+  return checkBucketName(name || 'app', 'app');
+}
+
 function gitTopLevel(dir: string): string {
   try {
     return execFileSync('git', ['-C', dir, 'rev-parse', '--show-toplevel']).toString().trim();
@@ -66,7 +77,7 @@ export function addReleaseCommands(program: Command): void {
     program
       .command('publish [dir]')
       .description('upload a directory (or the git HEAD) into buckets by file kind, and cut a release')
-      .requiredOption('--app <name>', 'the app to release')
+      .option('--app <name>', 'the app to release (with --git, default: the repository directory name)')
       .option(
         '--git',
         'publish the files tracked at HEAD of the repository (default dir: the repository root)',
@@ -78,7 +89,10 @@ export function addReleaseCommands(program: Command): void {
       .action(async (dir: string | undefined, options) => {
         const root = dir ?? (options.git ? gitTopLevel('.') : undefined);
         if (!root) fail('STRATA_BAD_REQUEST', 'give a directory to publish, or --git');
-        const summary = await publishPath(clientConfig(), root, options);
+        const app = options.app ?? (options.git ? appNameOf(gitTopLevel(root)) : undefined);
+        if (!app)
+          fail('STRATA_BAD_REQUEST', 'give --app <name> (only --git can default it to the repository name)');
+        const summary = await publishPath(clientConfig(), root, { ...options, app });
         print(summary, options.json, () => describeSummary(summary));
       }),
     'strata publish ./dist --app shop --effective-at 2026-12-01T09:00:00Z --message "winter sale"',

@@ -29,6 +29,7 @@ export class SearchIndex {
   private readonly insertDiff;
   private readonly insertDoc;
   private readonly upsertKey;
+  private readonly hasKey;
 
   constructor(
     private readonly db: Db,
@@ -43,6 +44,7 @@ export class SearchIndex {
     this.insertDoc = db.prepare(
       'INSERT INTO search_docs (cursor, indexed_bytes, truncated) VALUES (?, ?, ?)',
     );
+    this.hasKey = db.prepare('SELECT 1 FROM search_keys WHERE bucket = ? AND key = ?').pluck();
     this.upsertKey = db.prepare(
       `INSERT INTO search_keys (bucket, key, winner, effective_max) VALUES (?, ?, ?, ?)
        ON CONFLICT (bucket, key) DO UPDATE SET winner = excluded.winner, effective_max = excluded.effective_max`,
@@ -51,8 +53,12 @@ export class SearchIndex {
 
   /** Indexes one version (any kind: deletes and retractions change which version is current). */
   versionApplied(row: VersionRow): void {
-    this.updateKey(row.bucket, row.key);
-    if (row.kind !== 'put' || !row.blob || !isTextLike(row.contentType, row.key)) return;
+    const text = row.kind === 'put' && row.blob !== undefined && isTextLike(row.contentType, row.key);
+    // Keys that never held text (binary objects) need no entry: only text versions can be hits.
+    if (!text && !this.hasKey.get(row.bucket, row.key)) return;
+    const versions = this.versionsOf(row.bucket, row.key);
+    this.updateKey(row.bucket, row.key, versions);
+    if (!text || !row.blob) return;
     const read = this.text(row.blob, row.size ?? 0);
     if (read === undefined) return;
     const kind = documentKind(row.contentType, row.key);
@@ -61,7 +67,7 @@ export class SearchIndex {
     if (kind === 'javascript' || kind === 'code')
       this.insertCode.run(row.cursor, document.defined, document.referenced);
     this.insertDoc.run(row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);
-    const diff = this.diffAgainstParent(row, read);
+    const diff = this.diffAgainstParent(row, read, versions);
     if (diff) this.insertDiff.run(row.cursor, diff.added, diff.removed);
   }
 
@@ -70,8 +76,7 @@ export class SearchIndex {
     for (const table of searchTables) this.db.exec(`DELETE FROM ${table}`);
   }
 
-  private updateKey(bucket: string, key: string): void {
-    const versions = this.versionsOf(bucket, key);
+  private updateKey(bucket: string, key: string, versions: VersionRow[]): void {
     const { winner } = resolve(versions, { at: endOfTime, hlcBefore: '~' });
     const effectiveMax = versions.reduce((max, v) => Math.max(max, v.effectiveAt), 0);
     this.upsertKey.run(bucket, key, winner?.kind === 'put' ? winner.cursor : null, effectiveMax);
@@ -89,9 +94,13 @@ export class SearchIndex {
     return { text: bytes.toString('utf8'), truncated: size > limit };
   }
 
-  private diffAgainstParent(row: VersionRow, current: { text: string; truncated: boolean }) {
+  private diffAgainstParent(
+    row: VersionRow,
+    current: { text: string; truncated: boolean },
+    versions: VersionRow[],
+  ) {
     if (current.truncated || Buffer.byteLength(current.text) > diffBytesMax) return undefined;
-    const parent = this.textParent(row);
+    const parent = textParent(row, versions);
     let before = '';
     if (parent?.blob) {
       if ((parent.size ?? 0) > diffBytesMax) return undefined;
@@ -106,18 +115,18 @@ export class SearchIndex {
     if (added.length === 0 && removed.length === 0) return undefined;
     return { added: added.join(''), removed: removed.join('') };
   }
+}
 
-  /** The parent a diff is taken against: the first parent that is a text put of the same key. */
-  private textParent(row: VersionRow): VersionRow | undefined {
-    if (row.parents.length === 0) return undefined;
-    const versions = new Map<VersionId, VersionRow>();
-    for (const version of this.versionsOf(row.bucket, row.key)) versions.set(version.version, version);
-    for (const id of row.parents) {
-      const parent = versions.get(id);
-      if (parent?.kind === 'put' && isTextLike(parent.contentType, parent.key)) return parent;
-    }
-    return undefined;
+/** The parent a diff is taken against: the first parent that is a text put of the same key. */
+function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undefined {
+  if (row.parents.length === 0) return undefined;
+  const byId = new Map<VersionId, VersionRow>();
+  for (const version of versions) byId.set(version.version, version);
+  for (const id of row.parents) {
+    const parent = byId.get(id);
+    if (parent?.kind === 'put' && isTextLike(parent.contentType, parent.key)) return parent;
   }
+  return undefined;
 }
 
 function readPrefix(path: string, bytes: number): Buffer {
