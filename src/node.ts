@@ -19,6 +19,8 @@ export interface NodeOptions {
   adminToken?: string;
   logger?: FastifyServerOptions['logger'];
   defaultApp?: string;
+  /** See StoreOptions.writer: `strata serve` writes on a writer thread. */
+  writer?: 'local' | 'thread';
 }
 
 export interface StrataNode {
@@ -44,6 +46,7 @@ export function startNode(options: NodeOptions): StrataNode {
     dataDir: options.dataDir,
     clock: options.clock,
     onSync: (s, n) => metrics.onSync(s, n),
+    ...(options.writer !== undefined ? { writer: options.writer } : {}),
   });
   const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));

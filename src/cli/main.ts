@@ -84,6 +84,7 @@ example(
           limits: { ...defaultLimits, objectBytesMax: options.maxObjectBytes },
           ...(adminToken ? { adminToken } : {}),
           ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
+          writer: process.env.STRATA_WRITER === 'thread' ? 'thread' : 'local',
           logger: { level: options.logLevel },
         });
         const address = await node.app.listen({ port: options.port, host: options.host });
@@ -315,7 +316,7 @@ example(
       if (options.data) {
         const store = openOffline(options.data);
         const before = store.digest();
-        const counts = store.reindex();
+        const counts = await store.reindex();
         result = { ...counts, before, after: store.digest() };
         await store.close();
       } else {

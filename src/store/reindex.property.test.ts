@@ -218,7 +218,7 @@ async function runHistory(actions: readonly Action[]): Promise<void> {
     }
 
     const before = observe(store, store.snapshot(), versions, clock.now());
-    const rebuilt = store.reindex();
+    const rebuilt = await store.reindex();
     expect(rebuilt.commits).toBe(accepted);
     expect(rebuilt.versions).toBe(versions.length);
     const after = observe(store, store.snapshot(), versions, clock.now());

@@ -12,7 +12,7 @@ export async function adminRoutes(app: FastifyInstance, context: Context): Promi
     requireRole(request, 'admin');
     const before = context.store.digest();
     const started = performance.now();
-    const counts = context.store.reindex();
+    const counts = await context.store.reindex();
     const ms = Math.round(performance.now() - started);
     return { ...counts, ms, before, after: context.store.digest() };
   });

@@ -1,0 +1,202 @@
+import type { Clock } from '../core/clock.js';
+import type { Commit, Op } from '../core/commit.js';
+import { fail } from '../core/errors.js';
+import { HybridClock, hlcWall } from '../core/hlc.js';
+import type { NodeId, VersionId } from '../core/ids.js';
+import { BlobStore, type StagedBlob } from '../log/blob-store.js';
+import { CommitLog } from '../log/commit-log.js';
+import type { Db } from '../log/database.js';
+import { SearchIndex } from '../search/search-index.js';
+import { Deriver } from './derived.js';
+import { Queries, Snapshot } from './snapshot.js';
+import type { WriteRequest, WriteResult } from './store.js';
+import { resolve } from './winner.js';
+
+export interface WritePathOptions {
+  blobsDir: string;
+  nodeId: NodeId;
+  clock: Clock;
+  inlineBytesMax: number;
+  searchIndexBytesMax: number;
+}
+
+const allPositions = Number.MAX_SAFE_INTEGER;
+const everything = '~';
+
+/**
+ * Everything a write does inside its transaction: checks preconditions, computes parents, assigns
+ * seq and HLC, appends the commit and derives versions and the search index. It runs where the
+ * writing connection lives: on the main thread, or in the writer thread (writer-thread.ts).
+ */
+export class WritePath {
+  private readonly log: CommitLog;
+  private readonly deriver: Deriver;
+  private readonly queries: Queries;
+  private readonly search: SearchIndex;
+  private readonly blobs: BlobStore;
+  private readonly hlc: HybridClock;
+  private readonly applyOneInTransaction;
+  private readonly applyBatchInTransaction;
+  private seq: number;
+
+  constructor(
+    private readonly db: Db,
+    private readonly options: WritePathOptions,
+  ) {
+    this.log = new CommitLog(db);
+    this.deriver = new Deriver(db);
+    this.queries = new Queries(db);
+    // Only reads and registers rows here; uploads are staged by the main thread's BlobStore.
+    this.blobs = new BlobStore(options.blobsDir, db, {
+      inlineBytesMax: options.inlineBytesMax,
+      cleanIncoming: false,
+    });
+    this.search = new SearchIndex(db, this.blobs, (bucket, key) => this.allVersionsOf(bucket, key), {
+      indexBytesMax: options.searchIndexBytesMax,
+    });
+    this.deriver.listen((row) => this.search.versionApplied(row));
+    this.hlc = new HybridClock(options.nodeId, options.clock);
+    const lastHlc = db.prepare('SELECT MAX(hlc) FROM commits').pluck().get() as string | null;
+    // After a restart on a clock that went backwards, keep issuing increasing timestamps.
+    if (lastHlc) this.hlc.observe(lastHlc as Commit['hlc']);
+    this.seq = this.log.lastSeq(options.nodeId);
+    this.applyOneInTransaction = db.transaction((request: WriteRequest) => this.applyOne(request));
+    this.applyBatchInTransaction = db.transaction((batch: WriteRequest[]) =>
+      batch.map((request) => {
+        try {
+          return this.applyOneInTransaction(request);
+        } catch (error) {
+          return error instanceof Error ? error : new Error(String(error));
+        }
+      }),
+    );
+  }
+
+  /** One transaction for the batch, a savepoint per request: a refused request leaves nothing. */
+  applyBatch(batch: WriteRequest[]): Array<WriteResult | Error> {
+    try {
+      return this.applyBatchInTransaction(batch);
+    } catch (error) {
+      this.seq = this.log.lastSeq(this.options.nodeId);
+      throw error;
+    }
+  }
+
+  /** Records a blob uploaded ahead of its commit. */
+  registerBlob(blob: StagedBlob): void {
+    this.blobs.register(blob);
+  }
+
+  /** Rebuilds every derived table (versions, search) from the log in one transaction. */
+  reindex(): { commits: number; versions: number } {
+    let commits = 0;
+    let versions = 0;
+    this.db.transaction(() => {
+      this.db.exec('DELETE FROM versions');
+      this.search.clear();
+      let pos = 0;
+      for (;;) {
+        const page = this.log.after(pos, 1000);
+        if (page.length === 0) break;
+        for (const entry of page) {
+          versions += this.deriver.apply(entry.id, entry.pos, entry.commit).length;
+          commits += 1;
+          pos = entry.pos;
+        }
+      }
+    })();
+    return { commits, versions };
+  }
+
+  private applyOne(request: WriteRequest): WriteResult {
+    const hlc = this.hlc.tick();
+    const txTime = hlcWall(hlc);
+    const ops: Op[] = [];
+    const touched = new Set<string>();
+    const retracted = new Set<VersionId>();
+    for (const [index, op] of request.ops.entries()) {
+      if (op.kind === 'retract') {
+        if (retracted.has(op.target))
+          fail('STRATA_CONFLICT', `op ${index} retracts ${op.target} a second time in one commit`);
+        retracted.add(op.target);
+        ops.push(this.planRetract(op.target, txTime));
+        continue;
+      }
+      const slot = `${op.bucket}\u0000${op.key}`;
+      if (touched.has(slot)) {
+        fail('STRATA_BAD_REQUEST', `op ${index} writes ${op.bucket}/${op.key} a second time in one commit`);
+      }
+      touched.add(slot);
+      const effectiveAt = op.effectiveAt ?? txTime;
+      const { winner, conflicts } = resolve(this.allVersionsOf(op.bucket, op.key), {
+        at: effectiveAt,
+        hlcBefore: everything,
+      });
+      const live = winner !== undefined && winner.kind === 'put';
+      if (op.ifMatch !== undefined && winner?.version !== op.ifMatch) {
+        fail(
+          'STRATA_PRECONDITION_FAILED',
+          `If-Match ${op.ifMatch} is not the current version of ${op.bucket}/${op.key} (current: ${winner?.version ?? 'none'})`,
+          { current: winner?.version ?? null },
+        );
+      }
+      if (op.ifExists && !live) {
+        fail('STRATA_PRECONDITION_FAILED', `${op.bucket}/${op.key} has no value (If-Match: *)`, {
+          current: null,
+        });
+      }
+      if (op.kind === 'put' && op.ifNoneMatch && live) {
+        fail('STRATA_PRECONDITION_FAILED', `${op.bucket}/${op.key} already has a value (If-None-Match: *)`, {
+          current: winner.version,
+        });
+      }
+      if (op.kind === 'delete' && !live)
+        fail('STRATA_NOT_FOUND', `${op.bucket}/${op.key} has no value to delete`);
+      const parents =
+        op.ifMatch !== undefined
+          ? [op.ifMatch]
+          : winner
+            ? [winner.version, ...conflicts.map((c) => c.version)]
+            : [];
+      if (op.kind === 'put') {
+        const put: Op = {
+          kind: 'put',
+          bucket: op.bucket,
+          key: op.key,
+          parents,
+          blob: op.blob.hash,
+          contentType: op.contentType,
+          size: op.blob.size,
+          effectiveAt,
+        };
+        if (op.refs && op.refs.length > 0) put.refs = op.refs;
+        ops.push(put);
+      } else {
+        ops.push({ kind: 'delete', bucket: op.bucket, key: op.key, parents, effectiveAt });
+      }
+    }
+    const commit: Commit = { origin: this.options.nodeId, seq: this.seq + 1, hlc, ops };
+    if (request.message !== undefined) commit.message = request.message;
+    if (request.author !== undefined) commit.author = request.author;
+    for (const op of request.ops) if (op.kind === 'put') this.blobs.register(op.blob);
+    const logged = this.log.append(commit);
+    const versions = this.deriver.apply(logged.id, logged.pos, commit);
+    this.seq = commit.seq;
+    return { commit: logged.id, pos: logged.pos, hlc, versions };
+  }
+
+  private planRetract(target: VersionId, txTime: number): Op {
+    const row = this.queries.versionById(target, allPositions);
+    if (!row)
+      fail('STRATA_UNKNOWN_VERSION', `cannot retract ${target}: no such version`, { missing: [target] });
+    if (row.kind === 'retract')
+      fail('STRATA_BAD_REQUEST', `${target} is itself a retraction; retract the version it withdrew instead`);
+    if (this.queries.retractionsOf.get(target, allPositions))
+      fail('STRATA_CONFLICT', `${target} is already retracted`);
+    return { kind: 'retract', bucket: row.bucket, key: row.key, parents: [], effectiveAt: txTime, target };
+  }
+
+  private allVersionsOf(bucket: string, key: string) {
+    return new Snapshot(this.queries, allPositions, 0).versionsOf(bucket, key);
+  }
+}
