@@ -148,7 +148,9 @@ function functionBlock(random, used, blockIndex) {
         '  }',
       );
     } else {
-      lines.push(`  ${first}.${camel(pick(random, nouns))} = ${calledName(random, name)}(${local}, ${second});`);
+      lines.push(
+        `  ${first}.${camel(pick(random, nouns))} = ${calledName(random, name)}(${local}, ${second});`,
+      );
     }
   }
   lines.push(`  return ${calledName(random, name)}(${local}, ${second});`, '}');

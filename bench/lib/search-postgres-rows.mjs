@@ -34,7 +34,10 @@ export async function writePostgresRows({ corpus, versionIds, txTimes, path, doc
   let lines = [];
   let index = 0;
   for await (const record of readCorpus(corpus.path)) {
-    const document = documents.indexedDocument(record.text, documents.documentKind(record.contentType, record.key));
+    const document = documents.indexedDocument(
+      record.text,
+      documents.documentKind(record.contentType, record.key),
+    );
     const code = record.kind === 'javascript';
     lines.push(
       [

@@ -8,7 +8,7 @@ import { readCorpus } from './search-corpus.mjs';
  * into the next one, so a few in flight keep the writer busy; more would only hold more documents
  * in memory (each commit holds `commitOps` of them, ~1 KB each).
  */
-const commitsInFlightMax = Number(process.env.INFLIGHT ?? 4);
+export const commitsInFlightMax = 4;
 
 /**
  * Builds Strata's search index the way a client would fill a store: multi-op commits through
@@ -24,6 +24,8 @@ export async function buildStrata({ store, corpus, onProgress }) {
   let first = 0;
   let next = 0;
   let commits = 0;
+  /** When the last tenth of the build began: its rate shows whether indexing slows as the index grows. */
+  let lastTenth;
 
   const submit = async (batch, start) => {
     const staged = await Promise.all(
@@ -65,6 +67,7 @@ export async function buildStrata({ store, corpus, onProgress }) {
       first = next;
       if (inFlight.size >= commitsInFlightMax) await Promise.race(inFlight);
       if (failure) throw failure;
+      if (lastTenth === undefined && next >= corpus.count * 0.9) lastTenth = { at: performance.now(), next };
       onProgress?.(next);
     }
   }
@@ -74,8 +77,28 @@ export async function buildStrata({ store, corpus, onProgress }) {
   }
   await Promise.all(inFlight);
   if (failure) throw failure;
-  const seconds = (performance.now() - started) / 1000;
-  return { versionIds, txTimes, seconds, commits };
+  const ended = performance.now();
+  const seconds = (ended - started) / 1000;
+  lastTenth ??= { at: started, next: 0 };
+  const lastTenthRate = (corpus.count - lastTenth.next) / ((ended - lastTenth.at) / 1000);
+  return { versionIds, txTimes, seconds, commits, lastTenthRate, inFlight: commitsInFlightMax };
+}
+
+/**
+ * Runs each query alone and times it in-process: what a request handler would spend in the search
+ * (SQL, snippets, hit objects), without HTTP. Errors are recorded, not thrown, so one bad query
+ * does not hide the figures of the others.
+ */
+export function runStrataQueries(store, queries) {
+  return queries.map((query) => {
+    const started = performance.now();
+    try {
+      const { hits } = store.searches.search(store.snapshot(), query.strata, { kind: 'all' });
+      return { ms: performance.now() - started, hits: hits.length };
+    } catch (error) {
+      return { ms: performance.now() - started, hits: 0, error: `${query.label}: ${error.message}` };
+    }
+  });
 }
 
 /** Bytes of the files in a directory tree. */
@@ -89,18 +112,29 @@ export function directoryBytes(path) {
 }
 
 /**
- * Bytes per group of tables in the closed database (dbstat). The FTS5 shadow tables are named
- * after their table (search_text_data, search_text_idx…), so they group by prefix.
+ * Bytes per part of the closed database (dbstat), indexes counted with their table. The FTS5 shadow
+ * tables are named after their table (search_text_data, search_text_idx…); the other search tables
+ * and the versions_by_hlc index the search schema adds go together as "search, other".
  */
 export function strataTableBytes(file) {
   const db = new Database(file, { readonly: true });
   try {
-    const rows = db.prepare('SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name').all();
+    const rows = db
+      .prepare(
+        `SELECT s.name AS name, COALESCE(m.tbl_name, s.name) AS owner, SUM(s.pgsize) AS bytes
+         FROM dbstat s LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY s.name`,
+      )
+      .all();
     const groups = new Map();
-    for (const { name, bytes } of rows) {
+    for (const { name, owner, bytes } of rows) {
+      const fts = ['search_text', 'search_code', 'search_diff'].find((prefix) => owner.startsWith(prefix));
       const group =
-        ['search_text', 'search_code', 'search_diff'].find((prefix) => name.startsWith(prefix)) ??
-        (name.startsWith('search_') ? 'search_docs/keys' : name.startsWith('sqlite_autoindex_') ? 'autoindex' : name);
+        fts ??
+        (owner.startsWith('search_') || name === 'versions_by_hlc'
+          ? 'search, other'
+          : ['versions', 'commits', 'blobs'].includes(owner)
+            ? owner
+            : 'other');
       groups.set(group, (groups.get(group) ?? 0) + bytes);
     }
     return groups;

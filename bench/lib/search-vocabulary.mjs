@@ -59,10 +59,11 @@ support speech nature range steam motion path liquid log meant quotient teeth sh
   .split(/\s+/)
   .filter(Boolean);
 
-const syllables = `ka lo mer tin dra vel sor pi lu nex bar quo rin sel tam vo gri pen hal zu cor mi fen dal ost
+const syllables =
+  `ka lo mer tin dra vel sor pi lu nex bar quo rin sel tam vo gri pen hal zu cor mi fen dal ost
 ru bel kin thra ven lis mo gar tel ans pol rek shi vin dor lam ut eb sta fro kel nim sar ob tur wen ix`
-  .split(/\s+/)
-  .filter(Boolean);
+    .split(/\s+/)
+    .filter(Boolean);
 
 /** Words in the vocabulary: a few thousand, as the issue asks; rank 0 is the most frequent. */
 export const vocabularySize = 4000;
@@ -97,8 +98,7 @@ function buildVocabulary() {
   while (words.length < vocabularySize) {
     const count = 2 + Math.floor(random() * 3);
     let word = '';
-    for (let index = 0; index < count; index += 1)
-      word += syllables[Math.floor(random() * syllables.length)];
+    for (let index = 0; index < count; index += 1) word += syllables[Math.floor(random() * syllables.length)];
     if (!seen.has(word)) {
       seen.add(word);
       words.push(word);
@@ -110,11 +110,12 @@ function buildVocabulary() {
 export const vocabulary = buildVocabulary();
 
 /** Identifier parts of the generated JavaScript: verb × noun gives names like renderScene, loadModel. */
-export const verbs = `render load update create draw build parse compute apply reset init fetch resolve bind attach
+export const verbs =
+  `render load update create draw build parse compute apply reset init fetch resolve bind attach
 detach compile link upload sample blend project transform normalize clamp merge split sort filter emit handle
 dispatch schedule flush encode decode validate measure resize`
-  .split(/\s+/)
-  .filter(Boolean);
+    .split(/\s+/)
+    .filter(Boolean);
 
 export const nouns = `Scene Model Camera Texture Mesh Shader Buffer Light Material Frame Vertex Matrix Vector
 Quaternion Node Graph Layer Canvas Viewport Pipeline Program Uniform Attribute Geometry Animation Skeleton Bone
@@ -126,16 +127,31 @@ Input Pointer Keyboard Gamepad Audio Sound Asset Cache Worker Queue Event Timer 
 /** Function names, most used first (the order a Zipf draw favours). */
 export const functionNames = verbs.flatMap((verb) => nouns.map((noun) => `${verb}${noun}`));
 
-export const variableSuffixes = ['Count', 'Index', 'Size', 'Offset', 'Id', 'List', 'Map', 'Data', 'Rate', 'Mode'];
+export const variableSuffixes = [
+  'Count',
+  'Index',
+  'Size',
+  'Offset',
+  'Id',
+  'List',
+  'Map',
+  'Data',
+  'Rate',
+  'Mode',
+];
 
 export const authorNames = (() => {
-  const first = `ada alan barbara claude donald edsger frances grace ivan john ken leslie margaret niklaus radia
+  const first =
+    `ada alan barbara claude donald edsger frances grace ivan john ken leslie margaret niklaus radia
 robin shafi sophie tony vint whitfield yukihiro guido brendan anders`
-    .split(/\s+/)
-    .filter(Boolean);
+      .split(/\s+/)
+      .filter(Boolean);
   const last = `lovelace turing liskov shannon knuth dijkstra allen hopper sutherland backus thompson lamport
 hamilton wirth perlman milner goldwasser wilson hoare cerf diffie matsumoto rossum eich hejlsberg`
     .split(/\s+/)
     .filter(Boolean);
-  return first.flatMap((name, index) => [`${name} ${last[index]}`, `${name} ${last[(index + 7) % last.length]}`]);
+  return first.flatMap((name, index) => [
+    `${name} ${last[index]}`,
+    `${name} ${last[(index + 7) % last.length]}`,
+  ]);
 })();

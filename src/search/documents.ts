@@ -18,25 +18,20 @@ const javascriptExtensions = new Set(['js', 'mjs', 'cjs', 'jsx']);
 const codeExtensions = new Set(['ts', 'tsx', 'glsl', 'vert', 'frag', 'vs', 'fs', 'wgsl', 'css']);
 
 export function documentKind(contentType: string | undefined, key: string): DocumentKind {
+  // The declared type wins, as in isTextLike; the key's extension decides only when the type says nothing.
   const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type !== '' && type !== 'application/octet-stream' && type !== 'text/plain') return kindOfType(type);
   const extension = extensionOf(key);
-  if (type === 'application/json' || type.endsWith('+json') || extension === 'json' || extension === 'gltf')
-    return 'json';
-  if (
-    type === 'text/javascript' ||
-    type === 'application/javascript' ||
-    javascriptExtensions.has(extension)
-  ) {
-    return 'javascript';
-  }
-  if (
-    type.startsWith('text/x-glsl') ||
-    type.startsWith('text/x-wgsl') ||
-    type === 'text/css' ||
-    codeExtensions.has(extension)
-  ) {
-    return 'code';
-  }
+  if (extension === 'json' || extension === 'gltf') return 'json';
+  if (javascriptExtensions.has(extension)) return 'javascript';
+  if (codeExtensions.has(extension)) return 'code';
+  return type === '' || type === 'application/octet-stream' ? 'text' : kindOfType(type);
+}
+
+function kindOfType(type: string): DocumentKind {
+  if (type === 'application/json' || type.endsWith('+json')) return 'json';
+  if (type === 'text/javascript' || type === 'application/javascript') return 'javascript';
+  if (/^text\/(x-glsl|x-wgsl|x-typescript|css)$/.test(type)) return 'code';
   return 'text';
 }
 
@@ -83,8 +78,10 @@ function jsonDocument(text: string): IndexedDocument {
   const values: string[] = [];
   const pairs: string[] = [];
   let leaves = 0;
-  const visit = (node: unknown, field: string | undefined) => {
-    if (leaves >= jsonLeavesMax) return;
+  // An explicit stack, not recursion: JSON nested thousands of levels deep must not overflow.
+  const stack: Array<{ node: unknown; field: string | undefined }> = [{ node: value, field: undefined }];
+  while (stack.length > 0 && leaves < jsonLeavesMax) {
+    const { node, field } = stack.pop() as { node: unknown; field: string | undefined };
     if (typeof node === 'string' || typeof node === 'number' || typeof node === 'boolean') {
       leaves += 1;
       const words = String(node);
@@ -94,12 +91,15 @@ function jsonDocument(text: string): IndexedDocument {
         for (const word of words.split(/[^\p{L}\p{N}]+/u).filter(Boolean)) pairs.push(`${field} ${word}`);
       }
     } else if (Array.isArray(node)) {
-      for (const item of node) visit(item, field);
+      for (let index = node.length - 1; index >= 0; index -= 1) stack.push({ node: node[index], field });
     } else if (node && typeof node === 'object') {
-      for (const [name, child] of Object.entries(node)) visit(child, fieldToken(name));
+      const entries = Object.entries(node);
+      for (let index = entries.length - 1; index >= 0; index -= 1) {
+        const [name, child] = entries[index] as [string, unknown];
+        stack.push({ node: child, field: fieldToken(name) });
+      }
     }
-  };
-  visit(value, undefined);
+  }
   return { body: values.join('\n'), fields: pairs.join(` ${pairSeparator} `), defined: '', referenced: '' };
 }
 

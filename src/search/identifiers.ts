@@ -38,6 +38,16 @@ export function javascriptIdentifiers(source: string): Identifiers {
       return lexicalIdentifiers(source);
     }
   }
+  try {
+    return walkIdentifiers(ast);
+  } catch {
+    // A syntax tree thousands of levels deep (long member chains, generated code) overflows the
+    // recursive walk: the lexical scan still finds the names.
+    return lexicalIdentifiers(source);
+  }
+}
+
+function walkIdentifiers(ast: Node): Identifiers {
   const defined = new Set<string>();
   const referenced = new Set<string>();
   const definedNodes = new Set<Node>();
@@ -62,8 +72,19 @@ export function javascriptIdentifiers(source: string): Identifiers {
         define(n.id as Node);
         break;
       case 'MethodDefinition':
-      case 'PropertyDefinition':
-        if (!n.computed) define(n.key as Node);
+      case 'PropertyDefinition': {
+        const key = n.key as Node & { name?: string };
+        if (key.type === 'PrivateIdentifier' && key.name) defined.add(key.name);
+        else if (!n.computed) define(key);
+        break;
+      }
+      case 'ExportNamedDeclaration':
+        // acorn-walk does not visit export specifiers: `export { a as b }` uses a and defines b.
+        for (const specifier of (n.specifiers as Array<Record<string, Node & { name?: string }>>) ?? []) {
+          const { local, exported } = specifier;
+          if (exported?.type === 'Identifier' && exported.name) defined.add(exported.name);
+          if (local?.type === 'Identifier' && local.name) referenced.add(local.name);
+        }
         break;
       case 'Property': {
         // A property written in an object literal defines that name (not in destructuring patterns).
@@ -82,11 +103,6 @@ export function javascriptIdentifiers(source: string): Identifiers {
         definedNodes.add(n.local as Node);
         referenced.add((n.local as Node & { name: string }).name);
         break;
-      case 'ExportSpecifier': {
-        const exported = n.exported as Node & { name?: string };
-        if (exported.type === 'Identifier' && exported.name) defined.add(exported.name);
-        break;
-      }
       case 'CatchClause':
         define(n.param as Node | null);
         break;
@@ -145,28 +161,52 @@ const keywords = new Set(
   ).split(' '),
 );
 const definitionPatterns = [
-  /\b(?:function|class|interface|type|enum|struct|fn|def|func)\s+([A-Za-z_$][\w$]*)/g,
-  /\b(?:const|let|var)\s+([A-Za-z_$][\w$]*)/g,
+  /\b(?:function|class|interface|type|enum|struct|fn|def|func)\s+([\p{L}_$][\p{L}\p{N}_$]*)/gu,
+  /\b(?:const|let|var)\s+([\p{L}_$][\p{L}\p{N}_$]*)/gu,
   // C-like function definitions, as in GLSL and WGSL: `vec3 shade(` / `float value =`
   /\b(?:void|float|int|uint|bool|vec[234]|ivec[234]|mat[234]|[A-Z]\w*)\s+([A-Za-z_]\w*)\s*[(=;]/g,
 ];
 
 /** For languages without a parser here (shaders, TypeScript, anything that did not parse). */
 export function lexicalIdentifiers(source: string): Identifiers {
+  const code = withoutComments(source);
   const defined = new Set<string>();
   for (const pattern of definitionPatterns) {
-    for (const match of source.matchAll(pattern)) {
+    for (const match of code.matchAll(pattern)) {
       const name = match[1] as string;
       if (!keywords.has(name)) defined.add(name);
     }
   }
   const referenced = new Set<string>();
-  const withoutComments = source.replace(/\/\*[\s\S]*?\*\/|\/\/[^\n]*/g, ' ');
-  for (const match of withoutComments.matchAll(/[A-Za-z_$][\w$]*/g)) {
+  for (const match of code.matchAll(/[\p{L}_$][\p{L}\p{N}_$]*/gu)) {
     const name = match[0];
     if (!keywords.has(name) && !defined.has(name)) referenced.add(name);
   }
   return { defined: bounded(defined), referenced: bounded(referenced), method: 'lexical' };
+}
+
+/**
+ * Source with comments blanked, in one linear pass (a regex with a lazy `[\s\S]*?` rescans to
+ * the end for every unclosed `/*`, which is quadratic on hostile input).
+ */
+function withoutComments(source: string): string {
+  let out = '';
+  let index = 0;
+  while (index < source.length) {
+    const block = source.indexOf('/*', index);
+    const line = source.indexOf('//', index);
+    const next = block < 0 ? line : line < 0 ? block : Math.min(block, line);
+    if (next < 0) return out + source.slice(index);
+    out += `${source.slice(index, next)} `;
+    if (next === block) {
+      const end = source.indexOf('*/', next + 2);
+      index = end < 0 ? source.length : end + 2;
+    } else {
+      const end = source.indexOf('\n', next + 2);
+      index = end < 0 ? source.length : end;
+    }
+  }
+  return out;
 }
 
 function bounded(names: Set<string>): string[] {
@@ -178,12 +218,13 @@ function bounded(names: Set<string>): string[] {
  * `renderScene` is found by `renderScene`, `render` and `scene` (and `MAX_SIZE` by `max`, `size`).
  */
 export function identifierTerms(name: string): string[] {
-  const whole = name.toLowerCase().replace(/[^a-z0-9_]/g, '');
+  // Letters and digits of any script: JavaScript identifiers may be `π` or `größeSetzen`.
+  const whole = name.toLowerCase().replace(/[^\p{L}\p{N}]/gu, '');
   const parts = name
-    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2')
-    .split(/[^A-Za-z0-9]+/)
+    .replace(/([\p{Ll}\p{N}])(\p{Lu})/gu, '$1 $2')
+    .replace(/(\p{Lu}+)(\p{Lu}\p{Ll})/gu, '$1 $2')
+    .split(/[^\p{L}\p{N}]+/u)
     .map((part) => part.toLowerCase())
     .filter((part) => part.length > 0);
-  return [...new Set([whole.replace(/_/g, ''), ...parts])].filter((term) => term.length > 0);
+  return [...new Set([whole, ...parts])].filter((term) => term.length > 0);
 }

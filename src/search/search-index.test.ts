@@ -175,7 +175,10 @@ describe('what is indexed', () => {
       await put(key, `${word} in ${key}`, { contentType: 'application/octet-stream' });
     for (const [key, contentType] of binary) await put(key, `${word} bytes`, { contentType });
 
-    const textKeys = [...byType.map(([key]) => `docs/${key}`), ...byExtension.map((key) => `docs/${key}`)].sort();
+    const textKeys = [
+      ...byType.map(([key]) => `docs/${key}`),
+      ...byExtension.map((key) => `docs/${key}`),
+    ].sort();
     expect(keysOf({ q: word })).toEqual(textKeys);
     expect(keysOf({ q: word, versions: 'all' })).toEqual(textKeys);
     // The first version of each text object adds all of its lines.
@@ -198,7 +201,11 @@ describe('what is indexed', () => {
     expect(keysOf({ kind: 'code', ref: 'drawMesh' })).toEqual(['docs/app.js']);
     expect(keysOf({ kind: 'code', def: 'drawMesh' })).toEqual([]);
     // q= searches both columns; plain text is not code.
-    expect(keysOf({ kind: 'code', q: 'renderScene' })).toEqual(['docs/app.js', 'docs/main.js', 'docs/types.ts']);
+    expect(keysOf({ kind: 'code', q: 'renderScene' })).toEqual([
+      'docs/app.js',
+      'docs/main.js',
+      'docs/types.ts',
+    ]);
     expect(keysOf({ kind: 'code', def: 'renderScene', q: 'mesh' })).toEqual(['docs/app.js']);
     // Code is text too.
     expect(keysOf({ q: 'drawMesh' })).toEqual(['docs/app.js']);
@@ -363,7 +370,13 @@ describe('current versions and versions=all', () => {
   it('reads one snapshot: a search in an earlier snapshot does not see later commits', async () => {
     const before = store.snapshot();
     await put('late', 'a late arrival');
-    expect(store.searches.search(before, { kind: 'text', versions: 'all', limit: 10, q: 'arrival' }, { kind: 'all' }).hits).toEqual([]);
+    expect(
+      store.searches.search(
+        before,
+        { kind: 'text', versions: 'all', limit: 10, q: 'arrival' },
+        { kind: 'all' },
+      ).hits,
+    ).toEqual([]);
     expect(keysOf({ q: 'arrival' })).toEqual(['docs/late']);
   });
 });
@@ -491,7 +504,9 @@ describe('pages', () => {
   it('covers every hit exactly once across pages with scores in order', async () => {
     const written: string[] = [];
     for (let index = 0; index < 40; index++) {
-      written.push(await put(`varied/${index}`, `${'tide '.repeat(1 + (index % 5))}and ${'sand '.repeat(index % 7)}`));
+      written.push(
+        await put(`varied/${index}`, `${'tide '.repeat(1 + (index % 5))}and ${'sand '.repeat(index % 7)}`),
+      );
     }
     const { hits } = allPages({ q: 'tide', limit: 6 });
     expect(hits.map((hit) => hit.version).sort()).toEqual([...written].sort());
@@ -628,7 +643,7 @@ describe('commits', () => {
     ];
     const before = queries.map(search);
     expect(versionsOf({ q: 'old', versions: 'all' })).toEqual([v1]);
-    store.reindex();
+    await store.reindex();
     expect(queries.map(search)).toEqual(before);
     await put('after', 'a lighthouse after the rebuild');
     expect(keysOf({ q: 'rebuild' })).toEqual(['docs/after']);
@@ -654,7 +669,9 @@ describe('recent', () => {
     ]);
     expect(recent({ bucket: 'docs' })).toEqual([['docs', 'a', latestA, 'put', start + 2 * minute]]);
     expect(recent({ limit: 1 })).toEqual([['notes', 'b', deleted, 'delete', start + 3 * minute]]);
-    expect(recent({ since: start + 3 * minute })).toEqual([['notes', 'b', deleted, 'delete', start + 3 * minute]]);
+    expect(recent({ since: start + 3 * minute })).toEqual([
+      ['notes', 'b', deleted, 'delete', start + 3 * minute],
+    ]);
     expect(recent({ since: start + 3 * minute + 1 })).toEqual([]);
   });
 });

@@ -139,7 +139,9 @@ export class SearchQueries {
     const batch = Math.max(request.limit * 2, 50);
     for (let round = 0; round < roundsMax && hits.length < request.limit; round += 1) {
       const rows = statement.all({ ...parameters, batch, offset }) as HitRow[];
+      let used = 0;
       for (const row of rows) {
+        used += 1;
         offset += 1;
         if (
           request.versions === 'current' &&
@@ -150,7 +152,8 @@ export class SearchQueries {
         hits.push(toHit(row, request.kind, terms));
         if (hits.length === request.limit) break;
       }
-      if (rows.length < batch) return { hits };
+      // Every match has been read: no further page.
+      if (rows.length < batch && used === rows.length) return { hits };
     }
     return { hits, cursor: encodeCursor(offset) };
   }
@@ -264,7 +267,12 @@ function toHit(row: HitRow, kind: SearchKind, terms: string[]): SearchHit {
     txTime: hlcWall(row.hlc as never),
     effectiveAt: row.effective_at,
     score: row.score,
-    snippet: row.snippet.split(` ${pairSeparator} `).join(' · '),
+    // The filler between JSON field pairs is an index artefact: show it as a separator.
+    snippet: row.snippet
+      .split(pairSeparator)
+      .map((part) => part.trim())
+      .filter((part, index, parts) => part !== '' || (index > 0 && index < parts.length - 1))
+      .join(' · '),
   };
   if (row.truncated) hit.truncated = true;
   if (kind === 'diff') {
