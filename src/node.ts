@@ -19,8 +19,6 @@ export interface NodeOptions {
   adminToken?: string;
   logger?: FastifyServerOptions['logger'];
   defaultApp?: string;
-  /** See StoreOptions.writer: `strata serve` writes on a writer thread. */
-  writer?: 'local' | 'thread';
 }
 
 export interface StrataNode {
@@ -46,7 +44,6 @@ export function startNode(options: NodeOptions): StrataNode {
     dataDir: options.dataDir,
     clock: options.clock,
     onSync: (s, n) => metrics.onSync(s, n),
-    ...(options.writer !== undefined ? { writer: options.writer } : {}),
   });
   const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));

@@ -84,7 +84,6 @@ example(
           limits: { ...defaultLimits, objectBytesMax: options.maxObjectBytes },
           ...(adminToken ? { adminToken } : {}),
           ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
-          writer: process.env.STRATA_WRITER === 'thread' ? 'thread' : 'local',
           logger: { level: options.logLevel },
         });
         const address = await node.app.listen({ port: options.port, host: options.host });

@@ -40,8 +40,6 @@ export interface BlobStoreOptions {
    * value would cost three fsyncs (file, rename, directory) per write. 64 KiB keeps rows small.
    */
   inlineBytesMax: number;
-  /** Remove temporary files left by uploads a crash cut short (only the process that stages uploads may). */
-  cleanIncoming?: boolean;
 }
 
 /**
@@ -71,10 +69,7 @@ export class BlobStore {
     this.temporaryDir = join(dir, '.incoming');
     mkdirSync(this.temporaryDir, { recursive: true });
     // Uploads cut short by a crash leave temporary files behind; nothing refers to them.
-    if (options.cleanIncoming !== false) {
-      for (const name of readdirSync(this.temporaryDir))
-        rmSync(join(this.temporaryDir, name), { force: true });
-    }
+    for (const name of readdirSync(this.temporaryDir)) rmSync(join(this.temporaryDir, name), { force: true });
     this.insert = db.prepare('INSERT OR IGNORE INTO blobs (hash, size, data) VALUES (?, ?, ?)');
     this.lookup = db.prepare('SELECT hash, size, data FROM blobs WHERE hash = ?');
   }

@@ -16,23 +16,18 @@ const fdatasyncAsync = promisify(fdatasync);
  * only after that sync, so concurrent writers share one fsync (group commit) and the event loop
  * keeps parsing requests while the disk works.
  *
- * `locking_mode=EXCLUSIVE` keeps any other connection out, unless `shared` is asked for: then the
- * main thread reads and the writer thread writes, each with its own connection (writer.ts), and the
- * data directory's LOCK file keeps other processes out.
+ * `locking_mode=EXCLUSIVE` keeps any other connection out; the data directory's LOCK file says
+ * which process holds it.
  */
 export class NodeDatabase {
   readonly db: Db;
   private walFd: number | undefined;
 
-  constructor(
-    readonly file: string,
-    options: { shared?: boolean } = {},
-  ) {
-    // Exclusive: no busy wait, another process holding the lock will not let go soon. Shared (a
-    // reading and a writing connection in one process): wait briefly for the other connection.
-    const db = new Database(file, { timeout: options.shared ? 5000 : 0 });
+  constructor(readonly file: string) {
+    // No busy wait: another process holding the lock will not let go soon, so say so at once.
+    const db = new Database(file, { timeout: 0 });
     try {
-      if (!options.shared) db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.exec(logSchema);

@@ -14,7 +14,7 @@ import { SearchQueries } from '../search/search-query.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
 import { WritePath } from './write-path.js';
-import { LocalWriter, ThreadWriter, type Writer, type WriterEvents } from './writer.js';
+import { LocalWriter, type Writer, type WriterEvents } from './writer.js';
 
 /** One write as a client asks for it; the store turns it into an Op with parents. */
 export type WriteOp =
@@ -60,12 +60,6 @@ export interface StoreOptions {
   inlineBytesMax?: number;
   /** Text beyond this many bytes of an object is not indexed for search (default 1 MiB). */
   searchIndexBytesMax?: number;
-  /**
-   * `thread` applies writes on a writer thread with its own connection (what `strata serve` uses:
-   * HTTP and SQLite then run on both cores); `local` (the default) on the calling thread, which is
-   * what tests with an injected clock need (the writer thread uses the system clock).
-   */
-  writer?: 'local' | 'thread';
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;
 }
@@ -94,13 +88,8 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.setMaxListeners(0);
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.lock = new DataDirLock(options.dataDir);
-    const threaded = options.writer === 'thread';
-    const file = join(options.dataDir, 'strata.db');
-    const blobsDir = join(options.dataDir, 'blobs');
-    const inlineBytesMax = options.inlineBytesMax ?? 64 * 1024;
-    const searchIndexBytesMax = options.searchIndexBytesMax ?? 1024 * 1024;
     try {
-      this.database = new NodeDatabase(file, { shared: threaded });
+      this.database = new NodeDatabase(join(options.dataDir, 'strata.db'));
     } catch (error) {
       this.lock.release();
       throw error;
@@ -108,14 +97,15 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     const db = this.database.db;
     this.nodeId = this.loadNodeId();
     this.log = new CommitLog(db);
-    this.blobs = new BlobStore(blobsDir, db, { inlineBytesMax });
+    this.blobs = new BlobStore(join(options.dataDir, 'blobs'), db, {
+      inlineBytesMax: options.inlineBytesMax ?? 64 * 1024,
+    });
     // The write path also creates the derived and search tables that reads need.
     const path = new WritePath(db, {
-      blobsDir,
+      blobs: this.blobs,
       nodeId: this.nodeId,
       clock: options.clock,
-      inlineBytesMax,
-      searchIndexBytesMax,
+      searchIndexBytesMax: options.searchIndexBytesMax ?? 1024 * 1024,
     });
     this.queries = new Queries(db);
     this.searches = new SearchQueries(db);
@@ -130,9 +120,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
         this.failure ??= error;
       },
     };
-    this.writer = threaded
-      ? new ThreadWriter({ file, blobsDir, nodeId: this.nodeId, inlineBytesMax, searchIndexBytesMax }, events)
-      : new LocalWriter(this.database, path, events);
+    this.writer = new LocalWriter(this.database, path, events);
   }
 
   /** Why the store refuses writes, if it does. */

@@ -3,7 +3,7 @@ import type { Commit, Op } from '../core/commit.js';
 import { fail } from '../core/errors.js';
 import { HybridClock, hlcWall } from '../core/hlc.js';
 import type { NodeId, VersionId } from '../core/ids.js';
-import { BlobStore, type StagedBlob } from '../log/blob-store.js';
+import type { BlobStore, StagedBlob } from '../log/blob-store.js';
 import { CommitLog } from '../log/commit-log.js';
 import type { Db } from '../log/database.js';
 import { SearchIndex } from '../search/search-index.js';
@@ -13,10 +13,10 @@ import type { WriteRequest, WriteResult } from './store.js';
 import { resolve } from './winner.js';
 
 export interface WritePathOptions {
-  blobsDir: string;
+  /** Registers the blobs a commit names, and gives the search index their bytes. */
+  blobs: BlobStore;
   nodeId: NodeId;
   clock: Clock;
-  inlineBytesMax: number;
   searchIndexBytesMax: number;
 }
 
@@ -25,8 +25,8 @@ const everything = '~';
 
 /**
  * Everything a write does inside its transaction: checks preconditions, computes parents, assigns
- * seq and HLC, appends the commit and derives versions and the search index. It runs where the
- * writing connection lives: on the main thread, or in the writer thread (writer-thread.ts).
+ * seq and HLC, appends the commit and derives versions and the search index, all in the batch's
+ * transaction.
  */
 export class WritePath {
   private readonly log: CommitLog;
@@ -46,11 +46,7 @@ export class WritePath {
     this.log = new CommitLog(db);
     this.deriver = new Deriver(db);
     this.queries = new Queries(db);
-    // Only reads and registers rows here; uploads are staged by the main thread's BlobStore.
-    this.blobs = new BlobStore(options.blobsDir, db, {
-      inlineBytesMax: options.inlineBytesMax,
-      cleanIncoming: false,
-    });
+    this.blobs = options.blobs;
     this.search = new SearchIndex(db, this.blobs, (bucket, key) => this.allVersionsOf(bucket, key), {
       indexBytesMax: options.searchIndexBytesMax,
     });
