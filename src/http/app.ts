@@ -72,13 +72,20 @@ export function buildApp(options: AppOptions): FastifyInstance {
     }
     fail('STRATA_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
-  app.addHook('onRequest', async (request) => {
-    request.principal = context.tokens.authenticate(request.headers.authorization);
+  // Callback-style hooks: they run on every request, and skip a promise per hook.
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      request.principal = context.tokens.authenticate(request.headers.authorization);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     context.metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     context.metrics.requestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    done();
   });
 
   void app.register(withContext(systemRoutes), context);
