@@ -7,7 +7,6 @@
  *
  * Env: BENCH_SEARCH_VERSIONS (default 1,000,000), BENCH_SEARCH_QUERIES (default 1,000),
  * BENCH_SEARCH_SEED (default 1), BENCH_SEARCH_POSTGRES=0 to leave PostgreSQL out,
- * BENCH_SEARCH_WRITER=thread to apply writes on Strata's writer thread (default: local, in-process).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -86,9 +85,6 @@ async function main() {
   const queryCount = integerFromEnv('BENCH_SEARCH_QUERIES', 1_000, 10, queriesMax);
   const seed = integerFromEnv('BENCH_SEARCH_SEED', 1, 0, 2 ** 32 - 1);
   const withPostgres = process.env.BENCH_SEARCH_POSTGRES !== '0';
-  const writer = process.env.BENCH_SEARCH_WRITER ?? 'local';
-  if (writer !== 'local' && writer !== 'thread')
-    throw new Error(`BENCH_SEARCH_WRITER must be local or thread, got "${writer}"`);
   const dist = join(repoDir, 'dist');
   if (!existsSync(join(dist, 'store', 'store.js'))) {
     throw new Error('Strata is not built: run `npm run build` first.');
@@ -108,7 +104,6 @@ async function main() {
     seed,
     warmupQueries,
     hitsPerQuery,
-    writer,
     loadBefore: loadavg()[0],
   };
   const runStarted = performance.now();
@@ -128,7 +123,7 @@ async function main() {
   log('building Strata’s index…');
   const strataDir = join(tempDir, 'strata');
   mkdirSync(strataDir);
-  const store = new Store({ dataDir: strataDir, clock: systemClock, writer });
+  const store = new Store({ dataDir: strataDir, clock: systemClock });
   let storeOpen = true;
   cleanups.push(async () => {
     if (storeOpen) await store.close();

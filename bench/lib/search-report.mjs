@@ -85,7 +85,7 @@ export function formatSearchReport(run) {
       `${bytes(corpus.textBytes)} of text, ${Math.round(corpus.textBytes / corpus.count)} B per version on average; ` +
       `${count(corpus.currentCount)} current versions; generated in ${fixed(corpus.seconds, 1)} s`,
     '',
-    `Build, Strata (Store.write in this process, writer ${setup.writer}: ${corpus.commitOps} puts per commit, ` +
+    `Build, Strata (Store.write in this process: ${corpus.commitOps} puts per commit, ` +
       `${build.inFlight} commits in flight, group commit, fsync before each write resolves; indexing runs inside each commit):`,
     `  ${count(corpus.count)} versions in ${fixed(build.seconds, 1)} s = ${rate(corpus.count / build.seconds)} versions/s ` +
       `(${count(build.commits)} commits; last tenth of the build: ${rate(build.lastTenthRate)} versions/s)`,

@@ -1,5 +1,7 @@
+import type { Statement } from 'better-sqlite3';
 import { fail } from '../core/errors.js';
 import { hlcUpperBound, hlcWall } from '../core/hlc.js';
+import { Lru } from '../core/lru.js';
 import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
@@ -70,7 +72,19 @@ const recentScanMax = 100_000;
  * positions up to the snapshot's are seen.
  */
 export class SearchQueries {
+  /** Statements by SQL text: the shapes of queries are few, and preparing costs more than a rare-term search. */
+  private readonly statements = new Lru<string, Statement>(64);
+
   constructor(private readonly db: Db) {}
+
+  private statement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
 
   search(
     snapshot: Snapshot,
@@ -83,6 +97,9 @@ export class SearchQueries {
     const conditions = [`${table} MATCH @match`, 'v.pos <= @pos'];
     const parameters: Record<string, unknown> = { match, pos: snapshot.pos };
 
+    // Ranked by bm25() rather than the `rank` column when a range is given: with `ORDER BY rank`
+    // FTS5 scores every match of the whole table before the rowid range applies.
+    const ranged = request.from !== undefined || request.to !== undefined;
     // A transaction-time range becomes a cursor (rowid) range FTS5 can skip by; the exact check
     // on hlc follows, so commits applied out of time order are still filtered right.
     if (request.from !== undefined || request.to !== undefined) {
@@ -130,13 +147,15 @@ export class SearchQueries {
       JOIN search_keys k ON k.bucket = v.bucket AND k.key = v.key
       LEFT JOIN search_docs d ON d.cursor = f.rowid
       WHERE ${conditions.join(' AND ')}
-      ORDER BY f.rank
+      ORDER BY ${ranged ? `bm25(${table}), f.rowid` : 'f.rank'}
       LIMIT @batch OFFSET @offset`;
-    const statement = this.db.prepare(sql);
+    const statement = this.statement(sql);
     const terms = searchedTerms(request);
     const hits: SearchHit[] = [];
     let offset = decodeCursor(request.cursor);
-    const batch = Math.max(request.limit * 2, 50);
+    // With versions=all every row is a hit: read one page. Otherwise read ahead for rows the
+    // current-version check may drop.
+    const batch = request.versions === 'all' ? request.limit + 1 : Math.max(request.limit * 2, 50);
     for (let round = 0; round < roundsMax && hits.length < request.limit; round += 1) {
       const rows = statement.all({ ...parameters, batch, offset }) as HitRow[];
       let used = 0;
@@ -233,7 +252,7 @@ export class SearchQueries {
   private checkSyntax(kind: SearchKind, match: string): void {
     const { table } = tables[kind];
     try {
-      this.db.prepare(`SELECT rowid FROM ${table} WHERE ${table} MATCH ? LIMIT 1`).all(match);
+      this.statement(`SELECT rowid FROM ${table} WHERE ${table} MATCH ? LIMIT 1`).all(match);
     } catch (error) {
       const message = (error as Error).message.replace(/^fts5: /, '');
       fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}`, { query: match });
