@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, release, tmpdir, type } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cleanupStack } from './lib/cleanup.mjs';
 import { etcdBinary, etcdClient, etcdVersion, startEtcd } from './lib/etcd.mjs';
 import { measureFdatasync } from './lib/fdatasync.mjs';
 import { startFloorServer } from './lib/floor.mjs';
@@ -37,24 +38,7 @@ function secondsFromEnv(name, fallback) {
 
 const log = (line) => process.stderr.write(`${line}\n`);
 
-/** Undone in reverse order on exit, error or signal; each runs at most once. */
-const cleanups = [];
-async function cleanUp() {
-  while (cleanups.length > 0) {
-    const step = cleanups.pop();
-    try {
-      await step();
-    } catch (error) {
-      log(`cleanup: ${error.message}`);
-    }
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    log(`${signal}: stopping servers and removing temp files`);
-    void cleanUp().then(() => process.exit(130));
-  });
-}
+const cleanups = cleanupStack(log, 'stopping servers and removing temp files');
 
 async function main() {
   const seconds = secondsFromEnv('BENCH_SECONDS', 5);
@@ -153,5 +137,5 @@ try {
   log(`bench failed: ${error.stack ?? error}`);
   process.exitCode = 1;
 } finally {
-  await cleanUp();
+  await cleanups.run();
 }

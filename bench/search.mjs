@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cleanupStack } from './lib/cleanup.mjs';
 import { writeCorpus } from './lib/search-corpus.mjs';
 import { findPostgres, loadPostgres, queryRunner, startPostgres } from './lib/search-postgres.mjs';
 import { writePostgresRows } from './lib/search-postgres-rows.mjs';
@@ -58,27 +59,7 @@ function progress(what, total) {
   };
 }
 
-/** Undone in reverse order on exit, error or signal; each runs at most once. */
-const cleanups = [];
-/** Set by a signal: the errors of steps cut short by the cleanup are then expected, not reported. */
-let interrupted = false;
-async function cleanUp() {
-  while (cleanups.length > 0) {
-    const step = cleanups.pop();
-    try {
-      await step();
-    } catch (error) {
-      log(`cleanup: ${error.message}`);
-    }
-  }
-}
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.once(signal, () => {
-    interrupted = true;
-    log(`${signal}: stopping PostgreSQL and removing temp files`);
-    void cleanUp().then(() => process.exit(130));
-  });
-}
+const cleanups = cleanupStack(log, 'stopping PostgreSQL and removing temp files');
 
 async function main() {
   const versions = integerFromEnv('BENCH_SEARCH_VERSIONS', 1_000_000, 1_000, versionsMax);
@@ -190,8 +171,8 @@ async function main() {
 try {
   await main();
 } catch (error) {
-  if (!interrupted) log(`bench failed: ${error.stack ?? error}`);
+  if (!cleanups.interrupted) log(`bench failed: ${error.stack ?? error}`);
   process.exitCode = 1;
 } finally {
-  await cleanUp();
+  await cleanups.run();
 }

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertRunning, startChild } from './lib/child.mjs';
+import { cleanupStack } from './lib/cleanup.mjs';
 import { freePort } from './lib/ports.mjs';
 import { startStrata } from './lib/strata.mjs';
 import { waitUntil } from './lib/wait.mjs';
@@ -91,7 +92,7 @@ function strataCli(server, args) {
   return performance.now() - started;
 }
 
-const cleanups = [];
+const cleanups = cleanupStack(log, 'stopping servers and removing temp files');
 async function main() {
   const workDir = mkdtempSync(join(tmpdir(), 'strata-bench-serve-'));
   // nginx workers drop root privileges: they must be able to traverse into the (0700) temp dir.
@@ -153,5 +154,5 @@ async function main() {
 try {
   await main();
 } finally {
-  while (cleanups.length > 0) await cleanups.pop()();
+  await cleanups.run();
 }
