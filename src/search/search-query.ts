@@ -45,6 +45,13 @@ export interface SearchHit {
   lines?: { added: string[]; removed: string[] };
 }
 
+export interface SearchResult {
+  hits: SearchHit[];
+  cursor?: string;
+  /** Set when the terms matched more versions than are ranked: only the newest this many were. */
+  rankedWithin?: number;
+}
+
 export interface RecentChange {
   bucket: string;
   key: string;
@@ -64,6 +71,12 @@ const markOpen = '«';
 const markClose = '»';
 /** Rows read per round when filters run after the match (current versions, at=): bounded work per request. */
 const roundsMax = 20;
+/**
+ * Matches ranked at most per query, by default: bm25 costs about 1 µs per match, so 20,000 keeps
+ * the ranking within ~20 ms. Beyond that the newest matches are ranked (versions are most often
+ * wanted recent).
+ */
+export const rankedMatchesMaxDefault = 20_000;
 /** Rows scanned at most by `recent`, so a bucket-filtered call on a busy store stays cheap. */
 const recentScanMax = 100_000;
 
@@ -75,7 +88,10 @@ export class SearchQueries {
   /** Statements by SQL text: the shapes of queries are few, and preparing costs more than a rare-term search. */
   private readonly statements = new Lru<string, Statement>(64);
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly rankedMatchesMax = rankedMatchesMaxDefault,
+  ) {}
 
   private statement(sql: string): Statement {
     let statement = this.statements.get(sql);
@@ -86,20 +102,16 @@ export class SearchQueries {
     return statement;
   }
 
-  search(
-    snapshot: Snapshot,
-    request: SearchRequest,
-    visible: BucketFilter,
-  ): { hits: SearchHit[]; cursor?: string } {
+  search(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
     const match = matchExpression(request);
     this.checkSyntax(request.kind, match);
     const { table } = tables[request.kind];
     const conditions = [`${table} MATCH @match`, 'v.pos <= @pos'];
     const parameters: Record<string, unknown> = { match, pos: snapshot.pos };
 
-    // Ranked by bm25() rather than the `rank` column when a range is given: with `ORDER BY rank`
-    // FTS5 scores every match of the whole table before the rowid range applies.
-    const ranged = request.from !== undefined || request.to !== undefined;
+    // Ranked by bm25() rather than the `rank` column when a rowid range applies: with `ORDER BY
+    // rank` FTS5 scores every match of the whole table before the range applies.
+    let ranged = request.from !== undefined || request.to !== undefined;
     // A transaction-time range becomes a cursor (rowid) range FTS5 can skip by; the exact check
     // on hlc follows, so commits applied out of time order are still filtered right.
     if (request.from !== undefined || request.to !== undefined) {
@@ -115,6 +127,19 @@ export class SearchQueries {
         conditions.push('v.hlc < @hlcTo');
         parameters.hlcTo = hlcUpperBound(request.to);
       }
+    }
+    // Scoring costs per match: a term found in hundreds of thousands of versions is ranked among
+    // its newest `rankedMatchesMax` matches only (said in the answer), which keeps the p99 bounded.
+    const newest = this.newestRanked(
+      table,
+      match,
+      parameters.low as number | undefined,
+      parameters.high as number | undefined,
+    );
+    if (newest !== undefined) {
+      conditions.push('f.rowid >= @newest');
+      parameters.newest = newest;
+      ranged = true;
     }
     if (request.bucket !== undefined) {
       conditions.push('v.bucket = @bucket');
@@ -151,6 +176,7 @@ export class SearchQueries {
       LIMIT @batch OFFSET @offset`;
     const statement = this.statement(sql);
     const terms = searchedTerms(request);
+    const capped = newest !== undefined ? { rankedWithin: this.rankedMatchesMax } : {};
     const hits: SearchHit[] = [];
     let offset = decodeCursor(request.cursor);
     // With versions=all every row is a hit: read one page. Otherwise read ahead for rows the
@@ -172,9 +198,9 @@ export class SearchQueries {
         if (hits.length === request.limit) break;
       }
       // Every match has been read: no further page.
-      if (rows.length < batch && used === rows.length) return { hits };
+      if (rows.length < batch && used === rows.length) return { hits, ...capped };
     }
-    return { hits, cursor: encodeCursor(offset) };
+    return { hits, cursor: encodeCursor(offset), ...capped };
   }
 
   /** Keys changed most recently first, newest version of each. */
@@ -219,6 +245,20 @@ export class SearchQueries {
       if (rows.length < 1000) return changes;
     }
     return changes;
+  }
+
+  /** The lowest rowid among the newest `rankedMatchesMax` matches, when there are more matches than that. */
+  private newestRanked(
+    table: string,
+    match: string,
+    low = 0,
+    high = Number.MAX_SAFE_INTEGER,
+  ): number | undefined {
+    // Two rows from the N-th newest on: a second one means there are more than N matches.
+    const rows = this.statement(
+      `SELECT rowid FROM ${table} WHERE ${table} MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid DESC LIMIT 2 OFFSET ${this.rankedMatchesMax - 1}`,
+    ).all(match, low, high) as Array<{ rowid: number }>;
+    return rows.length === 2 ? (rows[0] as { rowid: number }).rowid : undefined;
   }
 
   private isWinnerAt(snapshot: Snapshot, row: HitRow, at: number): boolean {

@@ -60,6 +60,8 @@ export interface StoreOptions {
   inlineBytesMax?: number;
   /** Text beyond this many bytes of an object is not indexed for search (default 1 MiB). */
   searchIndexBytesMax?: number;
+  /** A search ranks at most this many matches, the newest (default 20,000; see search-query.ts). */
+  searchRankedMatchesMax?: number;
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;
 }
@@ -108,7 +110,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
       searchIndexBytesMax: options.searchIndexBytesMax ?? 1024 * 1024,
     });
     this.queries = new Queries(db);
-    this.searches = new SearchQueries(db);
+    this.searches = new SearchQueries(db, options.searchRankedMatchesMax);
     this.durablePos = (db.prepare('SELECT MAX(pos) FROM commits').pluck().get() as number | null) ?? 0;
     const events: WriterEvents = {
       durable: (results, syncSeconds) => {

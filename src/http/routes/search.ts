@@ -56,6 +56,7 @@ export async function searchRoutes(app: FastifyInstance, context: Context): Prom
         effectiveAt: formatTime(hit.effectiveAt),
       })),
       ...(result.cursor !== undefined ? { cursor: result.cursor } : {}),
+      ...(result.rankedWithin !== undefined ? { rankedWithin: result.rankedWithin } : {}),
     };
   });
 
