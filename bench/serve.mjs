@@ -70,16 +70,22 @@ http {
   );
   const child = startChild(which('nginx', ['/usr/sbin/nginx']), ['-c', config, '-p', workDir]);
   const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    'nginx',
-    async () => {
-      assertRunning(child, 'nginx');
-      const response = await fetch(`${url}/1k.bin`);
-      await response.arrayBuffer();
-      return response.ok;
-    },
-    10_000,
-  );
+  try {
+    await waitUntil(
+      'nginx',
+      async () => {
+        assertRunning(child, 'nginx');
+        const response = await fetch(`${url}/1k.bin`);
+        await response.arrayBuffer();
+        return response.ok;
+      },
+      10_000,
+    );
+  } catch (error) {
+    // Not yet on the cleanup stack: stop it here, or it outlives the benchmark.
+    await child.stop();
+    throw error;
+  }
   return { url, stop: () => child.stop() };
 }
 
