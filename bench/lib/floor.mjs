@@ -39,6 +39,9 @@ export async function startFloorServer(file) {
       },
       10_000,
     );
+  } catch (error) {
+    await child.stop();
+    throw error;
   } finally {
     await control.close();
   }
