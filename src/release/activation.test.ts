@@ -120,6 +120,33 @@ function eventBody(app: string, release: string): ActivationEvent {
 }
 
 describe('ActivationScheduler', () => {
+  it('does not miss a release that comes due between an early pass and the re-arm', async () => {
+    const s = scheduler();
+    s.start();
+    await settled(s);
+    await release('site', 'one');
+    const staged = await release('site', 'two', start + hour);
+    // The timer fires one ms early (timers run on the monotonic clock, releases on the wall
+    // clock); by the time the pass re-arms, the wall clock has reached the effective time.
+    clock.set(start + hour - 1);
+    const read = clock.now.bind(clock);
+    let reads = 0;
+    clock.now = () => {
+      const value = read();
+      reads += 1;
+      if (reads === 1) clock.set(start + hour);
+      return value;
+    };
+    timers.fire();
+    await settled(s);
+    clock.now = read;
+    expect(events('site', staged)).toEqual([]);
+    expect(timers.pending()?.ms).toBe(0);
+    timers.fire();
+    await vi.waitFor(() => expect(events('site', staged)).toHaveLength(1), { timeout: 5_000, interval: 5 });
+    await settled(s);
+  });
+
   it('records a scheduled release exactly once when its time comes, and not before', async () => {
     const s = scheduler();
     s.start();

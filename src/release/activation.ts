@@ -18,6 +18,8 @@ export interface ActivationEvent {
   activatedAt: string;
 }
 
+/** A pass that failed (the disk, say) is retried after a second, not in a tight loop. */
+const failedPassRetryMs = 1000;
 /** setTimeout takes at most 2^31-1 ms; longer waits are re-armed in steps. */
 const timerMsMax = 2 ** 31 - 1;
 
@@ -35,6 +37,10 @@ export class ActivationScheduler {
   private cancelTimer: (() => void) | undefined;
   private readonly onDurable = () => this.arm();
   private running = false;
+  /** Every release effective at or before this time has had its pass. */
+  private handledUpTo = -1;
+  /** After a failed pass, wait this long before the next one instead of retrying at once. */
+  private retryAfterMs = 0;
 
   constructor(
     private readonly store: Store,
@@ -53,20 +59,26 @@ export class ActivationScheduler {
     this.cancelTimer = undefined;
   }
 
+  /**
+   * Arms the timer for the first release effective after the last completed pass, not after now:
+   * a timer may fire a millisecond early (it runs on the monotonic clock, releases on the wall
+   * clock), and a release that comes due between that pass and now must still get its pass.
+   */
   private arm(): void {
     this.cancelTimer?.();
     const now = this.store.clock.now();
-    const next = this.store.snapshot(now).nextEffective(releasesBucket, now);
+    const next = this.store.snapshot(now).nextEffective(releasesBucket, this.handledUpTo);
     if (next === undefined) return;
-    this.cancelTimer = this.timers.set(() => void this.activateDue(), Math.min(next - now, timerMsMax));
+    const delay = Math.max(next - now, this.retryAfterMs);
+    this.cancelTimer = this.timers.set(() => void this.activateDue(), Math.min(delay, timerMsMax));
   }
 
   /** Writes an activation event for every scheduled release now in effect that has none yet. */
   async activateDue(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const now = this.store.clock.now();
     try {
-      const now = this.store.clock.now();
       const snapshot = this.store.snapshot(now);
       for (const release of snapshot.putsEffectiveBy(releasesBucket, now)) {
         const scheduled = hlcWall(release.hlc) < release.effectiveAt;
@@ -105,8 +117,11 @@ export class ActivationScheduler {
             if ((error as { code?: string }).code !== 'STRATA_PRECONDITION_FAILED') throw error;
           });
       }
+      this.handledUpTo = now;
+      this.retryAfterMs = 0;
     } catch (error) {
       this.onError(error);
+      this.retryAfterMs = failedPassRetryMs;
     } finally {
       this.running = false;
       this.arm();
