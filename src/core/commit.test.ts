@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalEncode } from './canonical.js';
-import { type Commit, checkCommitShape, commitId, commitTime, decodeCommit, encodeCommit } from './commit.js';
+import { type Commit, checkCommitShape, commitId, decodeCommit, encodeCommit } from './commit.js';
 import { StrataError } from './errors.js';
 import { sha256 } from './hash.js';
 import { formatHlc } from './hlc.js';
@@ -95,10 +95,6 @@ describe('commitId', () => {
   it('ignores members that are not part of the commit format', () => {
     const withExtra = { ...sample(), extra: 'ignored' } as Commit;
     expect(commitId(withExtra)).toBe(commitId(sample()));
-  });
-
-  it('commitTime is the wall time of the hlc', () => {
-    expect(commitTime(sample())).toBe(1_767_225_600_000);
   });
 });
 

@@ -1,7 +1,7 @@
 import { canonicalEncode } from './canonical.js';
 import { fail } from './errors.js';
 import { sha256 } from './hash.js';
-import { hlcWall, isHlc } from './hlc.js';
+import { isHlc } from './hlc.js';
 import {
   type BlobId,
   type CommitId,
@@ -174,9 +174,4 @@ function isVersionList(value: unknown): boolean {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** The transaction time of a commit, in epoch ms. */
-export function commitTime(commit: Commit): number {
-  return hlcWall(commit.hlc);
 }

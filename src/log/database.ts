@@ -12,9 +12,8 @@ const fdatasyncAsync = promisify(fdatasync);
  * that a commit and everything derived from it land in one transaction.
  *
  * Durability: SQLite runs with `synchronous=NORMAL` (it syncs at checkpoints) and the writer
- * fdatasyncs the WAL itself after each group commit, off the event loop. A commit is acknowledged
- * only after that sync, so concurrent writers share one fsync (group commit) and the event loop
- * keeps parsing requests while the disk works.
+ * fdatasyncs the WAL itself after each group commit (see GroupCommit for on which thread). A commit
+ * is acknowledged only after that sync, so concurrent writers share one fsync.
  *
  * `locking_mode=EXCLUSIVE` keeps any other connection out; the data directory's LOCK file says
  * which process holds it.

@@ -1,8 +1,8 @@
 /**
- * Group commit: writers queue their requests; one batch at a time is applied in a single
- * transaction and made durable with a single sync, then every writer in it is answered. While a
- * sync is in flight new requests queue up, so the batch size (and the throughput) grows with the
- * number of concurrent writers, and a lone writer waits for one sync only.
+ * Group commit: writers queue their requests; each batch is applied in a single transaction and
+ * made durable with a single sync, then every writer in it is answered. While a sync is in flight
+ * new requests queue up (and the next batch is already applied), so the batch size (and the
+ * throughput) grows with the number of concurrent writers, and a lone writer waits for one sync.
  */
 export interface GroupCommitOptions<Request, Result> {
   /** Applies a batch in one transaction. Returns one outcome per request, in order; an Error refuses that request only. */

@@ -1,4 +1,5 @@
 import { extensionOf } from '../core/content-kind.js';
+import { assertNever } from '../core/errors.js';
 import { identifierTerms, javascriptIdentifiers, lexicalIdentifiers } from './identifiers.js';
 
 /** What one version contributes to the index. Every field is plain text for FTS5 (unicode61). */
@@ -46,6 +47,8 @@ export function indexedDocument(text: string, kind: DocumentKind): IndexedDocume
       return codeDocument(text, lexicalIdentifiers(text));
     case 'text':
       return { body: text, fields: '', defined: '', referenced: '' };
+    default:
+      return assertNever(kind, 'document kind');
   }
 }
 

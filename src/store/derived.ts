@@ -36,8 +36,6 @@ CREATE INDEX IF NOT EXISTS versions_by_pos ON versions (pos, op_index);
 CREATE INDEX IF NOT EXISTS versions_by_target ON versions (target) WHERE target IS NOT NULL;
 `;
 
-export const derivedTables = ['versions'] as const;
-
 export interface VersionRow extends VersionNode {
   cursor: number;
   pos: number;

@@ -148,10 +148,6 @@ export class Snapshot {
     return (this.queries.nextEffectiveInBucket.get(bucket, after, this.pos) as number | null) ?? undefined;
   }
 
-  retractionsOf(id: VersionId): VersionRow[] {
-    return (this.queries.retractionsOf.all(id, this.pos) as RawVersionRow[]).map(toVersionRow);
-  }
-
   /** Every version of a key, newest transaction first, with withdrawn ones marked. */
   history(bucket: string, key: string): HistoryEntry[] {
     const rows = this.versionsOf(bucket, key);

@@ -14,7 +14,7 @@ import { SearchQueries } from '../search/search-query.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
 import { WritePath } from './write-path.js';
-import { LocalWriter, type Writer, type WriterEvents } from './writer.js';
+import { Writer, type WriterEvents } from './writer.js';
 
 /** One write as a client asks for it; the store turns it into an Op with parents. */
 export type WriteOp =
@@ -122,7 +122,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
         this.failure ??= error;
       },
     };
-    this.writer = new LocalWriter(this.database, path, events);
+    this.writer = new Writer(this.database, path, events);
   }
 
   /** Why the store refuses writes, if it does. */

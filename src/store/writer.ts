@@ -4,16 +4,6 @@ import { GroupCommit } from '../log/group-commit.js';
 import type { WriteRequest, WriteResult } from './store.js';
 import type { WritePath } from './write-path.js';
 
-/** Where writes are applied. One implementation today (group commit on the calling thread). */
-export interface Writer {
-  /** Resolves once the commit is durable. */
-  submit(request: WriteRequest): Promise<WriteResult>;
-  /** Records a blob uploaded ahead of its commit; resolves once durable. */
-  putBlob(blob: StagedBlob): Promise<void>;
-  reindex(): Promise<{ commits: number; versions: number }>;
-  close(): Promise<void>;
-}
-
 export interface WriterEvents {
   /** A batch is durable (called before its writers are answered). */
   durable(results: WriteResult[], syncSeconds: number): void;
@@ -21,8 +11,11 @@ export interface WriterEvents {
   failed(error: Error): void;
 }
 
-/** Group commit on the event loop's thread, syncing through the thread pool (see GroupCommit). */
-export class LocalWriter implements Writer {
+/**
+ * The store's writer: group commit on the event loop's thread (see GroupCommit for where the sync
+ * runs), with the failure policy: after a failed sync nothing more is acknowledged.
+ */
+export class Writer {
   private readonly group: GroupCommit<WriteRequest, WriteResult>;
   private syncSeconds = 0;
   private failure: Error | undefined;

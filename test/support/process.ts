@@ -6,6 +6,9 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { waitFor } from './wait.js';
+
+export { waitFor };
 
 /**
  * Real `strata` processes for end-to-end tests (STYLE §11, §14): a server on a free port, waited
@@ -63,20 +66,6 @@ export async function freePort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === 'string') throw new Error('no TCP address for port 0');
   return address.port;
-}
-
-/** Polls `condition` until it holds, failing after `timeoutMs` with `what` in the message. */
-export async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; what: string; intervalMs?: number },
-): Promise<void> {
-  const deadline = performance.now() + options.timeoutMs;
-  for (;;) {
-    if (await condition()) return;
-    if (performance.now() > deadline)
-      throw new Error(`timed out after ${options.timeoutMs} ms: ${options.what}`);
-    await delay(options.intervalMs ?? healthPollIntervalMs);
-  }
 }
 
 /** The environment of a child: this process's, without any STRATA_* setting leaking in. */

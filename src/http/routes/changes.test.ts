@@ -2,6 +2,7 @@ import { Agent, fetch, type Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { waitFor } from '../../../test/support/wait.js';
 
 interface Change {
   cursor: number;
@@ -57,15 +58,6 @@ async function createToken(node: TempNode, role: 'read' | 'write'): Promise<Reco
   });
   expect(response.statusCode, response.body).toBe(201);
   return { authorization: `Bearer ${(response.json() as { token: string }).token}` };
-}
-
-/** Polls until `condition` holds; fails after `timeoutMs` instead of hanging. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 /** Rejects if `promise` does not settle within `timeoutMs`. */
@@ -137,7 +129,11 @@ async function openStream(
   });
   response.catch(() => {});
   // The stream is subscribed once the server listens for durable commits.
-  await waitFor(() => node.store.listenerCount('durable') > listeners, 'the stream to subscribe');
+  await waitFor(() => node.store.listenerCount('durable') > listeners, {
+    what: 'the stream to subscribe',
+    timeoutMs: 5000,
+    intervalMs: 5,
+  });
   return { response, controller };
 }
 
@@ -335,7 +331,11 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
     expect(events.map((event) => event.version)).toEqual([version]);
 
     controller.abort();
-    await waitFor(() => node.store.listenerCount('durable') === listeners, 'the stream to unsubscribe');
+    await waitFor(() => node.store.listenerCount('durable') === listeners, {
+      what: 'the stream to unsubscribe',
+      timeoutMs: 5000,
+      intervalMs: 5,
+    });
   });
 
   it('sends the response headers at once, before any change happens', async () => {
