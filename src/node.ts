@@ -3,7 +3,11 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { BucketSettingsStore } from './auth/bucket-settings.js';
 import { generateToken, hashToken, Tokens } from './auth/tokens.js';
+import { ClusterService } from './cluster/cluster-service.js';
+import type { Geo } from './cluster/messages.js';
+import type { ClusterTiming } from './cluster/protocol.js';
 import type { Clock } from './core/clock.js';
+import type { NodeId } from './core/ids.js';
 import { buildApp } from './http/app.js';
 import type { Limits } from './http/context.js';
 import { Metrics } from './http/metrics.js';
@@ -19,10 +23,25 @@ export interface NodeOptions {
   adminToken?: string;
   logger?: FastifyServerOptions['logger'];
   defaultApp?: string;
+  cluster?: ClusterConfig;
+  /** Called once `POST /v1/cluster/leave` has been answered: the node should stop. */
+  onLeave?: () => void;
+}
+
+export interface ClusterConfig {
+  /** Without it the node runs alone and refuses peers. */
+  key?: string;
+  join: string[];
+  /** The URL peers reach this node at. */
+  advertise: string;
+  name?: string;
+  geo?: Geo;
+  timing?: Partial<ClusterTiming>;
 }
 
 export interface StrataNode {
   store: Store;
+  cluster: ClusterService;
   releases: Releases;
   app: FastifyInstance;
   /** The admin token in effect, for the node's own clients (serve --publish). */
@@ -49,7 +68,29 @@ export function startNode(options: NodeOptions): StrataNode {
   const tokens = new Tokens(store, hashToken(admin.token));
   const settings = new BucketSettingsStore(store);
   const releases = new Releases(store);
+  const config = options.cluster;
+  const cluster = new ClusterService({
+    store,
+    self: {
+      id: store.nodeId,
+      name: config?.name ?? `strata-${store.nodeId.slice(0, 6)}`,
+      url: config?.advertise ?? 'http://127.0.0.1:7070',
+      incarnation: store.nextIncarnation(options.clock.now()),
+      ...(config?.geo ? { geo: config.geo } : {}),
+    },
+    ...(config?.key ? { clusterKey: config.key } : {}),
+    join: config?.join ?? [],
+    ...(config?.timing ? { timing: config.timing } : {}),
+    objectBytesMax: options.limits.objectBytesMax,
+    serving: () => metrics.serving(),
+    log: {
+      info: (object, message) => app.log.info(object, message),
+      warn: (object, message) => app.log.warn(object, message),
+    },
+  });
   const app = buildApp({
+    cluster,
+    ...(options.onLeave ? { onLeave: options.onLeave } : {}),
     store,
     tokens,
     settings,
@@ -68,20 +109,36 @@ export function startNode(options: NodeOptions): StrataNode {
       },
     },
     (error) => app.log.error({ err: error }, 'recording a release activation failed'),
+    (origin) => recordsActivation(cluster, origin),
   );
   scheduler.start();
+  cluster.start();
   return {
     store,
+    cluster,
     releases,
     app,
     adminToken: admin.token,
     ...(admin.generated ? { generatedAdminToken: admin.token } : {}),
     async close() {
       scheduler.stop();
+      await cluster.close();
       await app.close();
       await store.close();
     },
   };
+}
+
+/**
+ * One `release.activated` per release in a cluster: the node that wrote the release records it;
+ * if that node is not alive, the alive node with the smallest id does.
+ */
+function recordsActivation(cluster: ClusterService, origin: NodeId): boolean {
+  const members = cluster.status();
+  const self = members.find((member) => member.self);
+  if (!self || origin === self.id) return true;
+  if (members.some((member) => member.id === origin && member.state === 'alive')) return false;
+  return members.every((member) => member.self || member.state !== 'alive' || member.id > self.id);
 }
 
 function adminToken(dataDir: string, given: string | undefined): { token: string; generated: boolean } {

@@ -8,6 +8,7 @@ import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
 import { Store } from '../store/store.js';
+import { addClusterCommands } from './cluster-commands.js';
 import { example, print } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addSearchCommands } from './search-commands.js';
@@ -58,6 +59,18 @@ example(
       (value: string, previous: string[]) => [...previous, value],
       [] as string[],
     )
+    .option(
+      '--join <url>',
+      'join the cluster of the node at URL (repeatable; needs --cluster-key)',
+      (value: string, previous: string[]) => [...previous, value],
+      [] as string[],
+    )
+    .option('--advertise <url>', 'the URL peers reach this node at (default http://HOST:PORT)')
+    .option('--node-name <name>', 'a readable name for this node in cluster status (default strata-<id>)')
+    .option('--geo <lat,lon>', "this node's location, for the router (e.g. 48.85,2.35)")
+    .option('--cluster-key <key>', 'shared secret that authenticates peers (or STRATA_CLUSTER_KEY)')
+    .option('--max-clock-skew-ms <ms>', 'flag peers whose clock is off by more than this', integer, 500)
+    .option('--overlay-degree <c>', 'keep at least this many peer links', integer, 3)
     .action(
       async (options: {
         data: string;
@@ -67,7 +80,28 @@ example(
         logLevel: string;
         defaultApp?: string;
         publish: string[];
+        join: string[];
+        advertise?: string;
+        nodeName?: string;
+        geo?: string;
+        clusterKey?: string;
+        maxClockSkewMs: number;
+        overlayDegree: number;
       }) => {
+        const clusterKey = options.clusterKey ?? process.env.STRATA_CLUSTER_KEY;
+        if (options.join.length > 0 && !clusterKey)
+          throw new StrataError('STRATA_BAD_REQUEST', '--join needs --cluster-key (or STRATA_CLUSTER_KEY)');
+        for (const url of [...options.join, ...(options.advertise ? [options.advertise] : [])]) {
+          if (!/^https?:\/\/[^/\s]+\/?$/.test(url))
+            throw new StrataError(
+              'STRATA_BAD_REQUEST',
+              `expected a node URL like http://host:7070, got ${url}`,
+            );
+        }
+        if (options.overlayDegree < 1)
+          throw new StrataError('STRATA_BAD_REQUEST', '--overlay-degree must be at least 1');
+        const advertiseHost =
+          options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
         const publishes = options.publish.map((value) => {
           const split = value.indexOf('=');
           if (split <= 0)
@@ -85,6 +119,19 @@ example(
           ...(adminToken ? { adminToken } : {}),
           ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
           logger: { level: options.logLevel },
+          cluster: {
+            ...(clusterKey ? { key: clusterKey } : {}),
+            join: options.join.map((url) => url.replace(/\/+$/, '')),
+            advertise: (options.advertise ?? `http://${advertiseHost}:${options.port}`).replace(/\/+$/, ''),
+            ...(options.nodeName ? { name: options.nodeName } : {}),
+            ...(options.geo ? { geo: parseGeo(options.geo) } : {}),
+            timing: {
+              maxClockSkewMs: options.maxClockSkewMs,
+              degree: options.overlayDegree,
+              linksMax: Math.max(8, options.overlayDegree * 2),
+            },
+          },
+          onLeave: () => void stop(),
         });
         const address = await node.app.listen({ port: options.port, host: options.host });
         process.stdout.write(
@@ -111,8 +158,21 @@ example(
         process.on('SIGTERM', stop);
       },
     ),
-  'strata serve --data ./.strata --port 7070',
+  `strata serve --data ./.strata --port 7070
+  STRATA_CLUSTER_KEY=secret-of-16-chars strata serve --data ./b --port 7071 --join http://127.0.0.1:7070`,
 );
+
+function parseGeo(value: string): { lat: number; lon: number } {
+  const match = /^(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)$/.exec(value.trim());
+  const lat = Number(match?.[1]);
+  const lon = Number(match?.[2]);
+  if (!match || Math.abs(lat) > 90 || Math.abs(lon) > 180)
+    throw new StrataError(
+      'STRATA_BAD_REQUEST',
+      `--geo takes LAT,LON in degrees (e.g. 48.85,2.35), got ${value}`,
+    );
+  return { lat, lon };
+}
 
 example(
   program
@@ -357,6 +417,7 @@ example(
 
 addReleaseCommands(program);
 addSearchCommands(program);
+addClusterCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ApiError || error instanceof StrataError) {

@@ -1,3 +1,4 @@
+import websocket from '@fastify/websocket';
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -5,6 +6,9 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Principal } from '../auth/tokens.js';
+import { registerClusterMetrics } from '../cluster/cluster-metrics.js';
+import type { ClusterService } from '../cluster/cluster-service.js';
+import { linkMessageBytesMax } from '../cluster/peer-link.js';
 import { fail, StrataError } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
 import { errorBody, handleError, statusOf } from './errors.js';
@@ -13,6 +17,7 @@ import { appRoutes, serveDefaultApp } from './routes/apps.js';
 import { blobRoutes } from './routes/blobs.js';
 import { changeRoutes } from './routes/changes.js';
 import { clientScriptRoutes } from './routes/client-script.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { commitRoutes } from './routes/commits.js';
 import { keyRoutes } from './routes/keys.js';
 import { releaseRoutes } from './routes/releases.js';
@@ -27,6 +32,10 @@ declare module 'fastify' {
 }
 
 export interface AppOptions extends Context {
+  /** Peer links, cluster status and events; without it the node has no /v1/cluster routes. */
+  cluster?: ClusterService;
+  /** Called after `POST /v1/cluster/leave` was answered: the node should stop. */
+  onLeave?: () => void;
   logger?: FastifyServerOptions['logger'];
   /** Serve this app at `/` (pinned URLs at `/@<release>/…`). */
   defaultApp?: string;
@@ -85,10 +94,19 @@ export function buildApp(options: AppOptions): FastifyInstance {
     const route = request.routeOptions.url ?? 'unmatched';
     context.metrics.requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     context.metrics.requestSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+    context.metrics.onResponse(reply.elapsedTime, reply.statusCode);
     done();
   });
 
   void app.register(withContext(systemRoutes), context);
+  if (options.cluster) {
+    const cluster = options.cluster;
+    registerClusterMetrics(context.metrics.registry, cluster);
+    void app.register(websocket, { options: { maxPayload: linkMessageBytesMax } });
+    void app.register(async (scope) => {
+      await clusterRoutes(cluster, options.onLeave ?? (() => {}))(scope, context);
+    });
+  }
   void app.register(clientScriptRoutes);
   void app.register(withContext(keyRoutes), context);
   void app.register(withContext(commitRoutes), context);

@@ -39,6 +39,23 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** Exponentially weighted means of response time and of the 5xx share: the node signals peers gossip. */
+  private meanResponseMs = 0;
+  private errorRate = 0;
+
+  /** Weight of each new response: the figures follow roughly the last few hundred responses. */
+  private static readonly servingWeight = 0.01;
+
+  onResponse(milliseconds: number, status: number): void {
+    const weight = Metrics.servingWeight;
+    this.meanResponseMs += weight * (milliseconds - this.meanResponseMs);
+    this.errorRate += weight * ((status >= 500 ? 1 : 0) - this.errorRate);
+  }
+
+  serving(): { meanResponseMs: number; errorRate: number } {
+    return { meanResponseMs: this.meanResponseMs, errorRate: this.errorRate };
+  }
+
   onSync(seconds: number, commits: number): void {
     this.fsyncSeconds.observe(seconds);
     this.batchCommits.observe(commits);

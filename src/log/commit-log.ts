@@ -7,6 +7,15 @@ export interface LoggedCommit {
   pos: number;
   id: CommitId;
   commit: Commit;
+  /** The canonical encoding: what travels to peers, and what `id` hashes. */
+  body: string;
+}
+
+/** A commit's row as it is sent to a peer: verified, but not decoded. */
+export interface CommitRow {
+  pos: number;
+  id: CommitId;
+  body: string;
 }
 
 /**
@@ -19,6 +28,9 @@ export class CommitLog {
   private readonly byPos;
   private readonly fromPos;
   private readonly maxSeq;
+  private readonly exists;
+  private readonly revisionQuery;
+  private readonly originAfter;
 
   constructor(db: Db) {
     this.insert = db.prepare('INSERT INTO commits (id, origin, seq, hlc, body) VALUES (?, ?, ?, ?, ?)');
@@ -26,6 +38,45 @@ export class CommitLog {
     this.byPos = db.prepare('SELECT pos, id, body FROM commits WHERE pos = ?');
     this.fromPos = db.prepare('SELECT pos, id, body FROM commits WHERE pos > ? ORDER BY pos LIMIT ?');
     this.maxSeq = db.prepare('SELECT MAX(seq) AS seq FROM commits WHERE origin = ?').pluck();
+    this.exists = db.prepare('SELECT 1 FROM commits WHERE id = ?').pluck();
+    this.revisionQuery = db.prepare(
+      'SELECT origin, MAX(seq) AS seq FROM commits WHERE pos <= ? GROUP BY origin',
+    );
+    this.originAfter = db.prepare(
+      'SELECT pos, id, body FROM commits WHERE origin = ? AND seq > ? AND pos <= ? ORDER BY seq LIMIT ?',
+    );
+  }
+
+  has(id: string): boolean {
+    return this.exists.get(id) !== undefined;
+  }
+
+  /** Origin → highest seq among commits at positions up to `pos` (seqs have no gaps, see append). A scan: read once at start. */
+  revision(pos: number): Record<string, number> {
+    const vector: Record<string, number> = {};
+    for (const row of this.revisionQuery.all(pos) as Array<{ origin: string; seq: number }>)
+      vector[row.origin] = row.seq;
+    return vector;
+  }
+
+  /**
+   * Commits at positions up to `pos` that a node at `revision` lacks, in log order: that order is
+   * causal (a commit was appended only after everything it depends on), so the receiver can apply
+   * them as they come. At most `limit` of them.
+   */
+  missingFrom(
+    revision: Record<string, number>,
+    ours: Record<string, number>,
+    pos: number,
+    limit: number,
+  ): CommitRow[] {
+    const rows: CommitRow[] = [];
+    for (const [origin, seq] of Object.entries(ours)) {
+      const known = revision[origin] ?? 0;
+      if (seq > known) rows.push(...(this.originAfter.all(origin, known, pos, limit) as CommitRow[]));
+    }
+    rows.sort((a, b) => a.pos - b.pos);
+    return rows.slice(0, limit);
   }
 
   /** Appends a commit and returns its id and position. The caller holds the write transaction. */
@@ -40,7 +91,7 @@ export class CommitLog {
       fail('STRATA_CONFLICT', `commit seq ${commit.seq} from ${commit.origin} does not follow ${previous}`);
     }
     const result = this.insert.run(id, commit.origin, commit.seq, commit.hlc, body);
-    return { pos: Number(result.lastInsertRowid), id, commit };
+    return { pos: Number(result.lastInsertRowid), id, commit, body };
   }
 
   get(id: string): LoggedCommit | undefined {
@@ -64,7 +115,7 @@ export class CommitLog {
     if (!row) return undefined;
     // decodeCommit re-hashes the stored body: a mismatch here is corruption, not bad input.
     try {
-      return { pos: row.pos, id: row.id as CommitId, commit: decodeCommit(row.body, row.id) };
+      return { pos: row.pos, id: row.id as CommitId, commit: decodeCommit(row.body, row.id), body: row.body };
     } catch (error) {
       throw new Error(`log corruption at position ${row.pos}: ${(error as Error).message}`);
     }

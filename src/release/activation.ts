@@ -1,4 +1,5 @@
 import { hlcWall } from '../core/hlc.js';
+import type { NodeId } from '../core/ids.js';
 import type { Store } from '../store/store.js';
 import { releasesBucket } from './releases.js';
 
@@ -20,6 +21,8 @@ export interface ActivationEvent {
 
 /** A pass that failed (the disk, say) is retried after a second, not in a tight loop. */
 const failedPassRetryMs = 1000;
+/** A release whose event another node should record is looked at again this often, in case it never does. */
+const deferredPassRetryMs = 2000;
 /** setTimeout takes at most 2^31-1 ms; longer waits are re-armed in steps. */
 const timerMsMax = 2 ** 31 - 1;
 
@@ -46,6 +49,11 @@ export class ActivationScheduler {
     private readonly store: Store,
     private readonly timers: Timers,
     private readonly onError: (error: unknown) => void,
+    /**
+     * In a cluster every node sees the release take effect, but one event is wanted: the node that
+     * wrote the release records it, or another when that one is gone (see node.ts).
+     */
+    private readonly recordsFor: (origin: NodeId) => boolean = () => true,
   ) {}
 
   start(): void {
@@ -78,6 +86,7 @@ export class ActivationScheduler {
     if (this.running) return;
     this.running = true;
     const now = this.store.clock.now();
+    let deferred = false;
     try {
       const snapshot = this.store.snapshot(now);
       for (const release of snapshot.putsEffectiveBy(releasesBucket, now)) {
@@ -89,6 +98,10 @@ export class ActivationScheduler {
           release.version
         )
           continue;
+        if (!this.recordsFor(release.origin)) {
+          deferred = true;
+          continue;
+        }
         const event: ActivationEvent = {
           type: 'release.activated',
           app: release.key,
@@ -117,8 +130,12 @@ export class ActivationScheduler {
             if ((error as { code?: string }).code !== 'STRATA_PRECONDITION_FAILED') throw error;
           });
       }
-      this.handledUpTo = now;
-      this.retryAfterMs = 0;
+      if (deferred) {
+        this.retryAfterMs = deferredPassRetryMs;
+      } else {
+        this.handledUpTo = now;
+        this.retryAfterMs = 0;
+      }
     } catch (error) {
       this.onError(error);
       this.retryAfterMs = failedPassRetryMs;

@@ -4,6 +4,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import type { Commit } from '../core/commit.js';
+import type { Envelope } from '../core/envelope.js';
 import { fail, StrataError } from '../core/errors.js';
 import type { CommitId, NodeId, VersionId } from '../core/ids.js';
 import { BlobStore, type StagedBlob } from '../log/blob-store.js';
@@ -52,7 +53,16 @@ export interface WriteResult {
   pos: number;
   hlc: Commit['hlc'];
   versions: VersionId[];
+  origin: NodeId;
+  seq: number;
+  /** The commit's canonical encoding, as sent to peers. */
+  body: string;
+  /** Made here (a client's write), not applied from a peer. */
+  local: boolean;
 }
+
+/** What the writer queues: a client's write, or a commit from a peer. */
+export type WriteJob = { kind: 'local'; request: WriteRequest } | { kind: 'remote'; envelope: Envelope };
 
 export interface StoreOptions {
   dataDir: string;
@@ -80,7 +90,10 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private readonly log: CommitLog;
   private readonly queries: Queries;
   private readonly writer: Writer;
+  private readonly inlineBytesMax: number;
   private durablePos: number;
+  /** Origin → highest durable seq: the version vector peers reconcile against. */
+  private durableRevision: Record<string, number>;
   /** Set when a sync failed: the node then refuses writes until it is restarted. */
   private failure: Error | undefined;
 
@@ -99,9 +112,8 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     const db = this.database.db;
     this.nodeId = this.loadNodeId();
     this.log = new CommitLog(db);
-    this.blobs = new BlobStore(join(options.dataDir, 'blobs'), db, {
-      inlineBytesMax: options.inlineBytesMax ?? 64 * 1024,
-    });
+    this.inlineBytesMax = options.inlineBytesMax ?? 64 * 1024;
+    this.blobs = new BlobStore(join(options.dataDir, 'blobs'), db, { inlineBytesMax: this.inlineBytesMax });
     // The write path also creates the derived and search tables that reads need.
     const path = new WritePath(db, {
       blobs: this.blobs,
@@ -112,10 +124,15 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.queries = new Queries(db);
     this.searches = new SearchQueries(db, options.searchRankedMatchesMax);
     this.durablePos = (db.prepare('SELECT MAX(pos) FROM commits').pluck().get() as number | null) ?? 0;
+    this.durableRevision = this.log.revision(this.durablePos);
     const events: WriterEvents = {
       durable: (results, syncSeconds) => {
         options.onSync?.(syncSeconds, results.length);
-        for (const result of results) if (result.pos > this.durablePos) this.durablePos = result.pos;
+        for (const result of results) {
+          if (result.pos > this.durablePos) this.durablePos = result.pos;
+          if (result.seq > (this.durableRevision[result.origin] ?? 0))
+            this.durableRevision[result.origin] = result.seq;
+        }
         if (results.length > 0) this.emit('durable', results);
       },
       failed: (error) => {
@@ -148,10 +165,72 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
           `writes are refused since the disk failed a sync (${this.failure.message}); restart the node`,
         );
       }
-      return await this.writer.submit(request);
+      return await this.writer.submit({ kind: 'local', request });
     } finally {
       for (const op of request.ops) if (op.kind === 'put') await this.blobs.release(op.blob);
     }
+  }
+
+  /**
+   * Applies a commit received from a peer; resolves once durable. Refused (STRATA_*) when its id
+   * does not match, its seq does not follow, or it names a version or blob this node lacks.
+   */
+  async applyRemote(envelope: Envelope): Promise<WriteResult> {
+    if (this.failure) fail('STRATA_UNAVAILABLE', `the disk failed a sync (${this.failure.message})`);
+    return this.writer.submit({ kind: 'remote', envelope });
+  }
+
+  /** Origin → highest durable seq. */
+  revision(): Record<string, number> {
+    return { ...this.durableRevision };
+  }
+
+  hasCommit(id: string): boolean {
+    return this.log.has(id);
+  }
+
+  /** A durable commit as peers receive it, with blobs stored inline carried inline. */
+  envelope(id: string): Envelope | undefined {
+    const logged = this.log.get(id);
+    if (!logged || logged.pos > this.durablePos) return undefined;
+    return this.toEnvelope(logged.id, logged.body, logged.commit);
+  }
+
+  /** Durable commits a node at `revision` lacks, in log order (causal), bounded by count and bytes. */
+  missingFrom(
+    revision: Record<string, number>,
+    limits: { commitsMax: number; bytesMax: number },
+  ): { envelopes: Envelope[]; more: boolean } {
+    const rows = this.log.missingFrom(revision, this.durableRevision, this.durablePos, limits.commitsMax + 1);
+    const envelopes: Envelope[] = [];
+    let bytes = 0;
+    for (const row of rows) {
+      if (envelopes.length === limits.commitsMax || (envelopes.length > 0 && bytes >= limits.bytesMax)) break;
+      const envelope = this.toEnvelope(row.id, row.body);
+      bytes += envelopeBytes(envelope);
+      envelopes.push(envelope);
+    }
+    return { envelopes, more: envelopes.length < rows.length };
+  }
+
+  /** The envelope of a commit from its encoding (a write result's `body`). */
+  envelopeOf(id: CommitId, body: string): Envelope {
+    return this.toEnvelope(id, body);
+  }
+
+  private toEnvelope(id: CommitId, body: string, decoded?: Commit): Envelope {
+    const commit = decoded ?? (JSON.parse(body) as Commit);
+    const envelope: Envelope = { id, body };
+    for (const op of commit.ops) {
+      if (op.kind !== 'put' || op.blob === undefined) continue;
+      const data = this.blobs.get(op.blob)?.data;
+      // Only blobs stored inline ride along; file blobs are pulled by hash and streamed.
+      if (data && data.length <= this.inlineBytesMax) {
+        envelope.blobs ??= {};
+        envelope.blobs[op.blob] = data.toString('base64');
+      }
+    }
+    return envelope;
   }
 
   /** Stores a blob that no commit names yet (uploaded ahead of its commit); resolves once durable. */
@@ -201,6 +280,14 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.lock.release();
   }
 
+  /** A number greater than at any earlier start of this node (membership ranks restarts by it). */
+  nextIncarnation(now: number): number {
+    const previous = Number(this.database.getMeta('incarnation') ?? 0);
+    const next = Math.max(previous + 1, now);
+    this.database.setMeta('incarnation', String(next));
+    return next;
+  }
+
   private loadNodeId(): NodeId {
     const existing = this.database.getMeta('node_id');
     if (existing) return existing as NodeId;
@@ -208,6 +295,12 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.database.setMeta('node_id', created);
     return created;
   }
+}
+
+function envelopeBytes(envelope: Envelope): number {
+  let bytes = envelope.body.length + 100;
+  for (const data of Object.values(envelope.blobs ?? {})) bytes += data.length + 70;
+  return bytes;
 }
 
 export { StrataError };

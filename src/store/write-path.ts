@@ -1,15 +1,17 @@
 import type { Clock } from '../core/clock.js';
-import type { Commit, Op } from '../core/commit.js';
+import { type Commit, decodeCommit, type Op } from '../core/commit.js';
+import type { Envelope } from '../core/envelope.js';
 import { fail } from '../core/errors.js';
+import { sha256 } from '../core/hash.js';
 import { HybridClock, hlcWall } from '../core/hlc.js';
-import type { NodeId, VersionId } from '../core/ids.js';
+import type { BlobId, NodeId, VersionId } from '../core/ids.js';
 import type { BlobStore, StagedBlob } from '../log/blob-store.js';
 import { CommitLog } from '../log/commit-log.js';
 import type { Db } from '../log/database.js';
 import { SearchIndex } from '../search/search-index.js';
 import { Deriver } from './derived.js';
 import { Queries, Snapshot } from './snapshot.js';
-import type { WriteRequest, WriteResult } from './store.js';
+import type { WriteJob, WriteRequest, WriteResult } from './store.js';
 import { resolve } from './winner.js';
 
 export interface WritePathOptions {
@@ -56,11 +58,13 @@ export class WritePath {
     // After a restart on a clock that went backwards, keep issuing increasing timestamps.
     if (lastHlc) this.hlc.observe(lastHlc as Commit['hlc']);
     this.seq = this.log.lastSeq(options.nodeId);
-    this.applyOneInTransaction = db.transaction((request: WriteRequest) => this.applyOne(request));
-    this.applyBatchInTransaction = db.transaction((batch: WriteRequest[]) =>
-      batch.map((request) => {
+    this.applyOneInTransaction = db.transaction((job: WriteJob) =>
+      job.kind === 'local' ? this.applyOne(job.request) : this.applyRemote(job.envelope),
+    );
+    this.applyBatchInTransaction = db.transaction((batch: WriteJob[]) =>
+      batch.map((job) => {
         try {
-          return this.applyOneInTransaction(request);
+          return this.applyOneInTransaction(job);
         } catch (error) {
           return error instanceof Error ? error : new Error(String(error));
         }
@@ -69,7 +73,7 @@ export class WritePath {
   }
 
   /** One transaction for the batch, a savepoint per request: a refused request leaves nothing. */
-  applyBatch(batch: WriteRequest[]): Array<WriteResult | Error> {
+  applyBatch(batch: WriteJob[]): Array<WriteResult | Error> {
     try {
       return this.applyBatchInTransaction(batch);
     } catch (error) {
@@ -178,7 +182,72 @@ export class WritePath {
     const logged = this.log.append(commit);
     const versions = this.deriver.apply(logged.id, logged.pos, commit);
     this.seq = commit.seq;
-    return { commit: logged.id, pos: logged.pos, hlc, versions };
+    return {
+      commit: logged.id,
+      pos: logged.pos,
+      hlc,
+      versions,
+      origin: commit.origin,
+      seq: commit.seq,
+      body: logged.body,
+      local: true,
+    };
+  }
+
+  /**
+   * A commit from a peer. Its id, shape, seq and dependencies are checked again here, inside the
+   * transaction, whatever the protocol already checked (STYLE §13): the log must never hold a commit
+   * whose parents, refs, retraction target or blobs this node lacks (causal visibility, DESIGN §5).
+   */
+  private applyRemote(envelope: Envelope): WriteResult {
+    const commit = decodeCommit(envelope.body, envelope.id);
+    if (commit.origin === this.options.nodeId) {
+      fail('STRATA_CONFLICT', `commit ${envelope.id} claims to come from this node, which never wrote it`);
+    }
+    for (const [index, op] of commit.ops.entries()) {
+      const named = [...op.parents, ...(op.refs ?? []), ...(op.target ? [op.target] : [])];
+      for (const version of named) {
+        if (!this.queries.versionById(version, allPositions))
+          fail('STRATA_UNKNOWN_VERSION', `op ${index} names ${version}, which this node does not hold yet`, {
+            missing: [version],
+          });
+      }
+      if (op.kind === 'retract') {
+        const target = this.queries.versionById(op.target as VersionId, allPositions);
+        if (target && (target.bucket !== op.bucket || target.key !== op.key || target.kind === 'retract'))
+          fail(
+            'STRATA_BAD_REQUEST',
+            `op ${index} retracts ${op.target}, which is not a version of ${op.bucket}/${op.key}`,
+          );
+      }
+      if (op.kind === 'put')
+        this.registerRemoteBlob(op.blob as BlobId, op.size ?? 0, envelope.blobs?.[op.blob as string], index);
+    }
+    this.hlc.observe(commit.hlc);
+    const logged = this.log.append(commit);
+    const versions = this.deriver.apply(logged.id, logged.pos, commit);
+    return {
+      commit: logged.id,
+      pos: logged.pos,
+      hlc: commit.hlc,
+      versions,
+      origin: commit.origin,
+      seq: commit.seq,
+      body: logged.body,
+      local: false,
+    };
+  }
+
+  private registerRemoteBlob(hash: BlobId, size: number, inline: string | undefined, index: number): void {
+    if (inline === undefined) {
+      if (!this.blobs.has(hash))
+        fail('STRATA_UNKNOWN_BLOB', `op ${index} names blob ${hash}, which this node does not hold yet`);
+      return;
+    }
+    const bytes = Buffer.from(inline, 'base64');
+    if (bytes.length !== size || sha256(bytes) !== hash)
+      fail('STRATA_BAD_REQUEST', `op ${index}: the inline bytes of blob ${hash} do not hash to it`);
+    this.blobs.register({ hash, size, inline: bytes });
   }
 
   private planRetract(target: VersionId, txTime: number): Op {

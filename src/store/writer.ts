@@ -1,7 +1,7 @@
 import type { StagedBlob } from '../log/blob-store.js';
 import type { NodeDatabase } from '../log/database.js';
 import { GroupCommit } from '../log/group-commit.js';
-import type { WriteRequest, WriteResult } from './store.js';
+import type { WriteJob, WriteResult } from './store.js';
 import type { WritePath } from './write-path.js';
 
 export interface WriterEvents {
@@ -16,7 +16,7 @@ export interface WriterEvents {
  * runs), with the failure policy: after a failed sync nothing more is acknowledged.
  */
 export class Writer {
-  private readonly group: GroupCommit<WriteRequest, WriteResult>;
+  private readonly group: GroupCommit<WriteJob, WriteResult>;
   private syncSeconds = 0;
   private failure: Error | undefined;
 
@@ -25,7 +25,7 @@ export class Writer {
     private readonly path: WritePath,
     events: WriterEvents,
   ) {
-    this.group = new GroupCommit<WriteRequest, WriteResult>({
+    this.group = new GroupCommit<WriteJob, WriteResult>({
       apply: (batch) => path.applyBatch(batch),
       sync: async (alone) => {
         // A batch applied before an earlier sync failed may depend on writes the disk dropped.
@@ -44,8 +44,8 @@ export class Writer {
     });
   }
 
-  submit(request: WriteRequest): Promise<WriteResult> {
-    return this.group.submit(request);
+  submit(job: WriteJob): Promise<WriteResult> {
+    return this.group.submit(job);
   }
 
   async putBlob(blob: StagedBlob): Promise<void> {

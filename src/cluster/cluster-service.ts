@@ -1,0 +1,337 @@
+import { EventEmitter } from 'node:events';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { request } from 'undici';
+import WebSocket from 'ws';
+import { StrataError } from '../core/errors.js';
+import type { NodeId } from '../core/ids.js';
+import type { Store, WriteResult } from '../store/store.js';
+import { LinkAuth } from './link-auth.js';
+import type { Hello } from './messages.js';
+import { linkMessageBytesMax, PeerLink, type RefusalReason } from './peer-link.js';
+import type { ClusterEvent, ClusterOutput, ClusterTiming, Self } from './protocol.js';
+import { type MemberStatus, Replica } from './replica.js';
+
+export interface ClusterServiceOptions {
+  store: Store;
+  self: Self;
+  /** Without a key the node runs alone and refuses every peer. */
+  clusterKey?: string;
+  join: string[];
+  timing?: Partial<ClusterTiming>;
+  objectBytesMax: number;
+  serving(): { meanResponseMs: number; errorRate: number };
+  log: { info(object: object, message: string): void; warn(object: object, message: string): void };
+}
+
+/** A blob pull that has not finished by then is abandoned (the commit waits; anti-entropy retries). */
+const blobPullTimeoutMs = 10 * 60 * 1000;
+/** After `leave`, time for the announcement to reach the neighbours before the links close. */
+const leaveFlushMs = 300;
+
+export interface ClusterCounters {
+  refused: Record<RefusalReason, number>;
+  bytesSent: number;
+  bytesReceived: number;
+  blobsPulled: number;
+  blobPullsFailed: number;
+}
+
+/**
+ * The thin adapter around the cluster protocol (STYLE §3): it owns the WebSocket links, the tick
+ * timer, HTTP blob pulls and the store, and feeds what happens to `Replica.step`, carrying out what
+ * comes back. No protocol decision is taken here.
+ */
+export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: string }] }> {
+  readonly replica: Replica;
+  readonly counters: ClusterCounters = {
+    refused: { unauthenticated: 0, malformed: 0, timeout: 0, self: 0, backlog: 0 },
+    bytesSent: 0,
+    bytesReceived: 0,
+    blobsPulled: 0,
+    blobPullsFailed: 0,
+  };
+  private readonly auth: LinkAuth | undefined;
+  private readonly links = new Map<NodeId, PeerLink>();
+  private readonly open = new Set<PeerLink>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly onDurable = (results: WriteResult[]) => {
+    for (const result of results) {
+      if (!result.local) continue;
+      this.step({ type: 'committed', envelope: this.options.store.envelopeOf(result.commit, result.body) });
+    }
+  };
+
+  constructor(private readonly options: ClusterServiceOptions) {
+    super();
+    this.setMaxListeners(0);
+    this.auth = options.clusterKey ? new LinkAuth(options.clusterKey, Date.now) : undefined;
+    const store = options.store;
+    this.replica = new Replica({
+      self: options.self,
+      storage: {
+        revision: () => store.revision(),
+        hasCommit: (id) => store.hasCommit(id),
+        hasBlob: (hash) => store.blobs.has(hash),
+        envelope: (id) => store.envelope(id),
+        missingFrom: (revision, limits) => store.missingFrom(revision, limits),
+      },
+      now: Date.now,
+      random: Math.random,
+      serving: options.serving,
+      ...(options.timing ? { timing: options.timing } : {}),
+    });
+  }
+
+  get enabled(): boolean {
+    return this.auth !== undefined;
+  }
+
+  start(): void {
+    if (!this.auth) return;
+    this.options.store.on('durable', this.onDurable);
+    this.timer = setInterval(() => this.step({ type: 'tick' }), this.replica.timing.tickIntervalMs);
+    if (this.options.join.length > 0) this.step({ type: 'join', urls: this.options.join });
+  }
+
+  status(): MemberStatus[] {
+    return this.replica.status();
+  }
+
+  /** Headers that authenticate this node to a peer (links and pulls). */
+  peerHeaders(): Record<string, string> {
+    if (!this.auth) throw new StrataError('STRATA_FORBIDDEN', 'this node has no cluster key');
+    return { ...this.auth.dial(this.options.self.id, this.options.self.name) };
+  }
+
+  /** Checks a peer's request headers (HTTP pulls); throws STRATA_UNAUTHORIZED. */
+  verifyPeer(headers: IncomingHttpHeaders): NodeId {
+    if (!this.auth) {
+      this.counters.refused.unauthenticated += 1;
+      throw new StrataError('STRATA_FORBIDDEN', 'this node runs without a cluster key and takes no peers');
+    }
+    try {
+      return this.auth.verifyDial(headers).peer;
+    } catch (error) {
+      this.counters.refused.unauthenticated += 1;
+      throw error;
+    }
+  }
+
+  /** An incoming link: its upgrade headers are checked here, and the hello answers the dialer's nonce. */
+  accept(socket: WebSocket, headers: IncomingHttpHeaders): void {
+    const auth = this.auth;
+    let dialer: { peer: NodeId; nonce: string };
+    try {
+      if (!auth) throw new StrataError('STRATA_FORBIDDEN', 'this node has no cluster key');
+      dialer = auth.verifyDial(headers);
+    } catch (error) {
+      this.counters.refused.unauthenticated += 1;
+      this.options.log.warn({ reason: (error as Error).message }, 'refused a peer link');
+      socket.close(4401, (error as Error).message.slice(0, 120));
+      return;
+    }
+    const link = new PeerLink(socket, dialer.peer, this.linkEvents, (hello) =>
+      hello.member.id === dialer.peer ? undefined : 'hello names another node than the upgrade did',
+    );
+    this.open.add(link);
+    link.send({
+      type: 'hello',
+      member: this.replica.membership.info(),
+      proof: auth.accept(this.options.self.id, dialer.nonce),
+    });
+  }
+
+  async leave(): Promise<void> {
+    this.step({ type: 'leave' });
+    await delay(leaveFlushMs);
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.options.store.off('durable', this.onDurable);
+    for (const link of this.open) link.close(1001, 'shutting down');
+    this.open.clear();
+    this.links.clear();
+  }
+
+  private readonly linkEvents = {
+    hello: (link: PeerLink, hello: Hello) => this.onHello(link, hello),
+    message: (link: PeerLink, message: Parameters<PeerLink['send']>[0]) => {
+      if (link.peer === undefined || this.links.get(link.peer) !== link || message.type === 'hello') return;
+      this.step({ type: 'message', from: link.peer, message });
+    },
+    refused: (_link: PeerLink, reason: RefusalReason, detail: string) => {
+      this.counters.refused[reason] += 1;
+      this.options.log.warn({ reason, detail }, 'dropped a peer link');
+    },
+    closed: (link: PeerLink) => {
+      this.open.delete(link);
+      this.counters.bytesSent += link.bytesSent;
+      this.counters.bytesReceived += link.bytesReceived;
+      if (link.peer !== undefined && this.links.get(link.peer) === link) {
+        this.links.delete(link.peer);
+        this.step({ type: 'link_down', peer: link.peer });
+      }
+    },
+  };
+
+  private onHello(link: PeerLink, hello: Hello): void {
+    const peer = hello.member.id;
+    if (peer === this.options.self.id) {
+      link.refuse('self', 'a link to itself');
+      return;
+    }
+    const existing = this.links.get(peer);
+    if (existing) {
+      // Two links to one peer (both dialed at once): both sides keep the one the lower id dialed.
+      if (existing.dialer <= link.dialer) {
+        link.close(1000, 'duplicate link');
+        return;
+      }
+      this.links.set(peer, link);
+      existing.close(1000, 'duplicate link');
+      return;
+    }
+    this.links.set(peer, link);
+    this.step({ type: 'link_up', peer: hello.member });
+  }
+
+  private step(input: Parameters<Replica['step']>[0]): void {
+    if (this.closed) return;
+    for (const output of this.replica.step(input)) this.run(output);
+  }
+
+  private run(output: ClusterOutput): void {
+    switch (output.type) {
+      case 'send':
+        this.links.get(output.to)?.send(output.message);
+        break;
+      case 'connect':
+        this.dial(output.url);
+        break;
+      case 'disconnect': {
+        const link = this.links.get(output.peer);
+        if (link) {
+          this.links.delete(output.peer);
+          link.close(1000, 'dropped by the overlay');
+        }
+        break;
+      }
+      case 'apply':
+        this.options.store.applyRemote(output.envelope).then(
+          () => this.step({ type: 'applied', id: output.envelope.id }),
+          (error: unknown) => {
+            this.options.log.warn(
+              { commit: output.envelope.id, reason: (error as Error).message },
+              'could not apply a commit from a peer',
+            );
+            this.step({ type: 'apply_failed', id: output.envelope.id, reason: (error as Error).message });
+          },
+        );
+        break;
+      case 'fetch_blobs':
+        void this.pullBlobs(output.from, output.hashes);
+        break;
+      case 'event': {
+        const event = { ...output.event, at: new Date().toISOString() };
+        this.options.log.info(event, `cluster: ${output.event.type}`);
+        this.emit('event', event);
+        break;
+      }
+      default: {
+        const unreachable: never = output;
+        throw new Error(`unknown output ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private dial(url: string): void {
+    if (!this.auth || this.closed) return;
+    let nonce: string;
+    let socket: WebSocket;
+    try {
+      const headers = this.auth.dial(this.options.self.id, this.options.self.name);
+      nonce = headers['strata-cluster-nonce'];
+      socket = new WebSocket(`${url.replace(/^http/, 'ws').replace(/\/+$/, '')}/v1/cluster/link`, {
+        headers: { ...headers },
+        maxPayload: linkMessageBytesMax,
+        handshakeTimeout: this.replica.timing.connectTimeoutMs,
+      });
+    } catch (error) {
+      this.options.log.warn({ url, reason: (error as Error).message }, 'cannot dial a peer');
+      return;
+    }
+    const auth = this.auth;
+    const link = new PeerLink(socket, this.options.self.id, this.linkEvents, (hello) =>
+      auth.verifyAccept(hello.member.id, nonce, hello.proof)
+        ? undefined
+        : 'the peer does not hold the cluster key',
+    );
+    this.open.add(link);
+    socket.once('close', () => {
+      if (link.info === undefined) this.step({ type: 'connect_failed', url });
+    });
+    socket.on('open', () =>
+      link.send({ type: 'hello', member: this.replica.membership.info(), proof: '0'.repeat(64) }),
+    );
+    socket.on('unexpected-response', () => socket.terminate());
+  }
+
+  /** Pulls blobs by hash from the peer that sent the commit naming them, streaming each to disk. */
+  private async pullBlobs(from: NodeId, hashes: string[]): Promise<void> {
+    const url = this.replica.membership.members.get(from)?.info.url;
+    const store = this.options.store;
+    let ok = url !== undefined;
+    for (const hash of hashes) {
+      if (!ok || store.blobs.has(hash)) continue;
+      try {
+        const response = await request(`${url}/v1/cluster/blobs/${hash}`, {
+          headers: this.peerHeaders(),
+          bodyTimeout: blobPullTimeoutMs,
+          headersTimeout: this.replica.timing.connectTimeoutMs,
+        });
+        if (response.statusCode !== 200) {
+          await response.body.dump();
+          throw new Error(`status ${response.statusCode}`);
+        }
+        const staged = await store.blobs.ingest(response.body as Readable, this.options.objectBytesMax);
+        if (staged.hash !== hash) {
+          await store.blobs.release(staged);
+          throw new Error(`the bytes hash to ${staged.hash}`);
+        }
+        await store.putBlob(staged);
+        this.counters.blobsPulled += 1;
+      } catch (error) {
+        ok = false;
+        this.counters.blobPullsFailed += 1;
+        this.options.log.warn({ from, hash, reason: (error as Error).message }, 'could not pull a blob');
+      }
+    }
+    this.step({ type: 'blobs_fetched', hashes, ok });
+  }
+
+  /** Open links and their byte counts, for metrics. */
+  linkBytes(): { sent: number; received: number } {
+    let sent = this.counters.bytesSent;
+    let received = this.counters.bytesReceived;
+    for (const link of this.open) {
+      sent += link.bytesSent;
+      received += link.bytesReceived;
+    }
+    return { sent, received };
+  }
+
+  /** For tests: the commit ids this node is still waiting to apply. */
+  backlog(): { pending: number; applying: number } {
+    return {
+      pending: this.replica.delivery.pendingCount(),
+      applying: this.replica.delivery.scheduledCount(),
+    };
+  }
+}

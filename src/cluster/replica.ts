@@ -1,0 +1,243 @@
+import type { CommitId, NodeId } from '../core/ids.js';
+import { Delivery } from './delivery.js';
+import { Membership, type MemberView } from './membership.js';
+import type { MemberSignals, PeerMessage } from './messages.js';
+import { Plumtree } from './plumtree.js';
+import {
+  type ClusterInput,
+  type ClusterOptions,
+  type ClusterOutput,
+  type ClusterTiming,
+  defaultTiming,
+  type Self,
+} from './protocol.js';
+
+export interface MemberStatus {
+  id: NodeId;
+  name: string;
+  url: string;
+  state: 'alive' | 'suspect' | 'dead';
+  self: boolean;
+  left: boolean;
+  heartbeatAgeMs: number;
+  revision: Record<string, number>;
+  replicationDelayMs: number;
+  meanResponseMs: number;
+  errorRate: number;
+  geo: { lat: number; lon: number } | null;
+  clockOffsetMs: number | null;
+  roundTripMs: number | null;
+  clockSkewed: boolean;
+  linked: boolean;
+  links: { eager: NodeId[]; lazy: NodeId[] };
+}
+
+/**
+ * A node's whole cluster protocol as one state machine: membership and overlay, Plumtree
+ * broadcast, causal delivery and anti-entropy. `step(input)` returns the outputs for the adapter;
+ * it never does I/O, reads the OS clock or draws OS randomness (STYLE §3–4).
+ */
+export class Replica {
+  readonly timing: ClusterTiming;
+  readonly membership: Membership;
+  readonly plumtree: Plumtree;
+  readonly delivery: Delivery;
+  readonly self: Self;
+  /** Messages handed to the adapter, by type (messages per commit = these over commits). */
+  readonly sent: Record<string, number> = {};
+  private outputs: ClusterOutput[] = [];
+
+  constructor(private readonly options: ClusterOptions) {
+    this.self = options.self;
+    this.timing = { ...defaultTiming, ...options.timing };
+    const emit = (output: ClusterOutput) => this.emit(output);
+    this.delivery = new Delivery(options.self.id, options.storage, this.timing, {
+      emit,
+      now: options.now,
+      random: options.random,
+      linkedPeers: () => [...this.membership.links.keys()],
+    });
+    this.plumtree = new Plumtree(this.timing, {
+      emit,
+      now: options.now,
+      envelope: (id) => options.storage.envelope(id),
+      seen: (id) => this.delivery.seen(id),
+    });
+    this.membership = new Membership(options.self, this.timing, {
+      emit,
+      now: options.now,
+      random: options.random,
+      signals: () => this.signals(),
+      linkLost: (peer) => {
+        this.plumtree.neighborDown(peer);
+        this.delivery.linkDown(peer);
+      },
+    });
+  }
+
+  step(input: ClusterInput): ClusterOutput[] {
+    this.outputs = [];
+    this.handle(input);
+    const outputs = this.outputs;
+    this.outputs = [];
+    return outputs;
+  }
+
+  status(): MemberStatus[] {
+    const now = this.options.now();
+    const selfInfo = this.membership.info();
+    const rows: MemberStatus[] = [
+      {
+        ...this.statusOf(selfInfo, 'alive', 0),
+        self: true,
+        clockOffsetMs: 0,
+        roundTripMs: 0,
+        linked: false,
+      },
+    ];
+    for (const view of this.membership.members.values()) rows.push(this.viewStatus(view, now));
+    return rows;
+  }
+
+  checkInvariants(): void {
+    this.plumtree.checkInvariants(this.membership.links);
+    this.delivery.checkInvariants();
+  }
+
+  private handle(input: ClusterInput): void {
+    switch (input.type) {
+      case 'tick':
+        this.membership.tick();
+        this.delivery.tick();
+        this.plumtree.tick();
+        break;
+      case 'join':
+        this.membership.join(input.urls);
+        break;
+      case 'link_up':
+        if (input.peer.id === this.self.id) {
+          this.emit({ type: 'disconnect', peer: input.peer.id });
+          break;
+        }
+        if (this.membership.isLinked(input.peer.id)) break;
+        this.membership.linkUp(input.peer);
+        this.plumtree.neighborUp(input.peer.id);
+        this.delivery.linkUp(input.peer.id);
+        break;
+      case 'link_down':
+        this.membership.linkDown(input.peer);
+        break;
+      case 'connect_failed':
+        this.membership.connectFailed(input.url);
+        break;
+      case 'message':
+        this.onMessage(input.from, input.message);
+        break;
+      case 'committed':
+        this.plumtree.forward(input.envelope, 0);
+        break;
+      case 'applied': {
+        const entry = this.delivery.applied(input.id);
+        if (entry?.source.kind === 'gossip')
+          this.plumtree.forward(entry.envelope, entry.source.round + 1, entry.from);
+        break;
+      }
+      case 'apply_failed':
+        this.delivery.applyFailed(input.id);
+        break;
+      case 'blobs_fetched':
+        this.delivery.blobsFetched(input.hashes, input.ok);
+        break;
+      case 'leave':
+        this.membership.leave();
+        break;
+      default: {
+        const unreachable: never = input;
+        throw new Error(`unknown input ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private onMessage(from: NodeId, message: PeerMessage): void {
+    // Only linked peers speak; anything else is a stray from a link already dropped.
+    if (!this.membership.isLinked(from)) return;
+    this.membership.heard(from);
+    switch (message.type) {
+      case 'members':
+      case 'ping':
+      case 'pong':
+        this.membership.onMessage(from, message);
+        break;
+      case 'gossip':
+        if (this.plumtree.onGossip(from, message.envelope.id))
+          this.delivery.receive(message.envelope, from, { kind: 'gossip', round: message.round });
+        break;
+      case 'ihave':
+      case 'graft':
+      case 'prune':
+        this.plumtree.onMessage(from, message);
+        break;
+      case 'sync':
+        this.delivery.onSync(from, message.revision);
+        break;
+      case 'sync_batch':
+        for (const envelope of message.envelopes) this.plumtree.received(envelope.id as CommitId);
+        this.delivery.onSyncBatch(from, message.envelopes, message.more);
+        break;
+      default: {
+        const unreachable: never = message;
+        throw new Error(`unknown message ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  private signals(): MemberSignals {
+    const serving = this.options.serving?.() ?? { meanResponseMs: 0, errorRate: 0 };
+    return {
+      revision: this.options.storage.revision(),
+      replicationDelayMs: Math.round(this.delivery.replicationDelayMs()),
+      meanResponseMs: Math.round(serving.meanResponseMs * 1000) / 1000,
+      errorRate: Math.round(serving.errorRate * 10_000) / 10_000,
+      eager: [...this.plumtree.eager],
+      lazy: [...this.plumtree.lazy],
+    };
+  }
+
+  private viewStatus(view: MemberView, now: number): MemberStatus {
+    return {
+      ...this.statusOf(view.info, view.state, Math.max(0, now - view.progressAt)),
+      self: false,
+      clockOffsetMs: view.clockOffsetMs === undefined ? null : Math.round(view.clockOffsetMs),
+      roundTripMs: view.roundTripMs === undefined ? null : Math.round(view.roundTripMs * 10) / 10,
+      clockSkewed: view.skewed,
+      linked: this.membership.isLinked(view.info.id),
+    };
+  }
+
+  private statusOf(
+    info: ReturnType<Membership['info']>,
+    state: MemberStatus['state'],
+    heartbeatAgeMs: number,
+  ): Omit<MemberStatus, 'self' | 'clockOffsetMs' | 'roundTripMs' | 'linked'> & { clockSkewed: boolean } {
+    return {
+      id: info.id,
+      name: info.name,
+      url: info.url,
+      state,
+      left: info.left === true,
+      heartbeatAgeMs,
+      revision: info.signals.revision,
+      replicationDelayMs: info.signals.replicationDelayMs,
+      meanResponseMs: info.signals.meanResponseMs,
+      errorRate: info.signals.errorRate,
+      geo: info.geo ?? null,
+      clockSkewed: false,
+      links: { eager: info.signals.eager, lazy: info.signals.lazy },
+    };
+  }
+
+  private emit(output: ClusterOutput): void {
+    if (output.type === 'send') this.sent[output.message.type] = (this.sent[output.message.type] ?? 0) + 1;
+    this.outputs.push(output);
+  }
+}

@@ -1,0 +1,105 @@
+import type {} from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import type WebSocket from 'ws';
+import type { ClusterService } from '../../cluster/cluster-service.js';
+import { fail } from '../../core/errors.js';
+import { isSha256Hex } from '../../core/ids.js';
+import { type Context, requireRole } from '../context.js';
+import { sendBlob } from '../send-blob.js';
+
+/** Between two `counters` events on the cluster event stream. */
+const countersIntervalMs = 1_000;
+const keepAliveMs = 15_000;
+
+export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
+  return async (app: FastifyInstance, context: Context): Promise<void> => {
+    const streams = new Set<{ end(): void }>();
+    app.addHook('preClose', async () => {
+      for (const stream of streams) stream.end();
+    });
+    // Peer links. The upgrade is authenticated with the cluster key inside `accept`, which also
+    // needs the dialer's nonce for its answer.
+    app.get('/v1/cluster/link', { websocket: true }, (socket: WebSocket, request) => {
+      cluster.accept(socket, request.headers);
+    });
+
+    // Bulk pulls by peers: a blob by hash, streamed.
+    app.get('/v1/cluster/blobs/:hash', async (request, reply) => {
+      cluster.verifyPeer(request.headers);
+      const { hash } = request.params as { hash: string };
+      if (!isSha256Hex(hash)) fail('STRATA_BAD_REQUEST', 'a blob hash is 64 lowercase hexadecimal digits');
+      const blob = context.store.blobs.get(hash);
+      if (!blob) fail('STRATA_NOT_FOUND', `no blob ${hash}`);
+      void reply.header('Content-Type', 'application/octet-stream');
+      return sendBlob(request, reply, blob, `"${hash}"`);
+    });
+
+    app.get('/v1/cluster/status', async (request) => {
+      requireRole(request, 'read');
+      const members = cluster.status();
+      const replica = cluster.replica;
+      return {
+        node: context.store.nodeId,
+        clustered: cluster.enabled,
+        members,
+        counters: countersOf(cluster),
+        timing: { degree: replica.timing.degree, maxClockSkewMs: replica.timing.maxClockSkewMs },
+        links: { eager: [...replica.plumtree.eager], lazy: [...replica.plumtree.lazy] },
+      };
+    });
+
+    app.get('/v1/cluster/events', async (request, reply) => {
+      requireRole(request, 'read');
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache',
+        Connection: 'keep-alive',
+      });
+      raw.flushHeaders();
+      const onEvent = (event: object & { type: string }) =>
+        raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+      const counters = setInterval(
+        () => raw.write(`event: counters\ndata: ${JSON.stringify(countersOf(cluster))}\n\n`),
+        countersIntervalMs,
+      );
+      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
+      cluster.on('event', onEvent);
+      const close = () => {
+        clearInterval(counters);
+        clearInterval(keepAlive);
+        cluster.off('event', onEvent);
+      };
+      streams.add(raw);
+      raw.on('close', () => {
+        close();
+        streams.delete(raw);
+      });
+    });
+
+    app.post('/v1/cluster/leave', async (request, reply) => {
+      requireRole(request, 'admin');
+      if (!cluster.enabled) fail('STRATA_CONFLICT', 'this node is not in a cluster (it has no cluster key)');
+      await cluster.leave();
+      // Answer first, then stop the node: a departed node does not serve.
+      reply.raw.once('finish', onLeave);
+      return reply.status(202).send({ left: true, node: context.store.nodeId });
+    });
+  };
+}
+
+/** Commit-notice and link counters: what the broadcast did, for the event stream and status. */
+export function countersOf(cluster: ClusterService) {
+  const replica = cluster.replica;
+  return {
+    ...replica.plumtree.counters,
+    ...replica.delivery.counters,
+    messagesSent: { ...replica.sent },
+    refused: { ...cluster.counters.refused },
+    blobsPulled: cluster.counters.blobsPulled,
+    blobPullsFailed: cluster.counters.blobPullsFailed,
+    ...cluster.backlog(),
+    bytes: cluster.linkBytes(),
+  };
+}
