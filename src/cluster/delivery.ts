@@ -3,7 +3,7 @@ import { hlcWall } from '../core/hlc.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import type { Envelope } from './messages.js';
 import type { ClusterOutput, ClusterTiming, ReplicaStorage } from './protocol.js';
-import { isAheadOf, seqOf, type VersionVector } from './version-vector.js';
+import { isAheadOf, mergeVectors, seqOf, type VersionVector } from './version-vector.js';
 
 /** How a commit reached this node: it is forwarded on only if it came by the broadcast. */
 export type Source = { kind: 'gossip'; round: number } | { kind: 'sync' };
@@ -203,7 +203,7 @@ export class Delivery {
       message: { type: 'sync_batch', envelopes, more, revision: this.storage.revision() },
     });
     // Push-pull: the asker holds something we lack, so ask back.
-    if (isAheadOf(revision, this.known)) this.requestSync(from);
+    if (isAheadOf(revision, this.current())) this.requestSync(from);
   }
 
   onSyncBatch(from: NodeId, envelopes: Envelope[], more: boolean): void {
@@ -265,7 +265,12 @@ export class Delivery {
     if (this.syncs.has(peer) || this.followUps.has(peer)) return;
     this.syncs.set(peer, this.hooks.now());
     this.counters.syncRequests += 1;
-    this.hooks.emit({ type: 'send', to: peer, message: { type: 'sync', revision: { ...this.known } } });
+    this.hooks.emit({ type: 'send', to: peer, message: { type: 'sync', revision: this.current() } });
+  }
+
+  /** What this node holds or is applying: `known` covers remote commits, the store also its own. */
+  private current(): VersionVector {
+    return mergeVectors(this.storage.revision(), this.known);
   }
 
   private settleFollowUp(peer: NodeId, id: CommitId): void {

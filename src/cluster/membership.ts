@@ -34,8 +34,8 @@ export interface MembershipHooks {
  * Hayden, "A Gossip-Style Failure Detection Service", 1998): every node bumps its own heartbeat and
  * gossips its member table to its neighbours; a member whose heartbeat stops growing is suspected,
  * then declared dead. A restart bumps the incarnation, which outranks any remembered heartbeat.
- * The overlay keeps at least `degree` links to alive members, and probes dead ones so that a
- * healed partition reconnects by itself.
+ * The overlay keeps at least `degree` links to alive members, and probes suspect and dead ones so
+ * that a healed partition reconnects by itself.
  */
 export class Membership {
   readonly members = new Map<NodeId, MemberView>();
@@ -242,8 +242,13 @@ export class Membership {
     }
     if (now >= this.nextProbeAt) {
       this.nextProbeAt = now + this.timing.probeDeadIntervalMs;
+      // Suspects too: after a partition heals, a member may still be only suspect on this side.
       const dead = [...this.members.values()].filter(
-        (view) => view.state === 'dead' && !view.info.left && !this.connecting.has(view.info.url),
+        (view) =>
+          view.state !== 'alive' &&
+          !view.info.left &&
+          !this.links.has(view.info.id) &&
+          !this.connecting.has(view.info.url),
       );
       const pick = dead[Math.floor(this.hooks.random() * dead.length)];
       if (pick) this.connect(pick.info.url, pick.info.id);
