@@ -12,9 +12,10 @@ const bucket = 'bench';
 
 /**
  * A Strata node as a real process (`bin/strata serve`) on a free port, with a fresh admin token.
- * Logging at `warn` keeps per-request log lines out of the figures.
+ * Logging at `warn` keeps per-request log lines out of the figures. `args` are extra `serve`
+ * options (a cluster node's `--node-name`, `--cluster-key`, `--join`).
  */
-export async function startStrata({ repoDir, dataDir }) {
+export async function startStrata({ repoDir, dataDir, args = [] }) {
   const port = await freePort();
   const token = randomBytes(24).toString('hex');
   const url = `http://127.0.0.1:${port}`;
@@ -31,6 +32,7 @@ export async function startStrata({ repoDir, dataDir }) {
       '127.0.0.1',
       '--log-level',
       'warn',
+      ...args,
     ],
     { cwd: repoDir, env: { ...process.env, STRATA_ADMIN_TOKEN: token } },
   );
@@ -63,6 +65,18 @@ export async function startStrata({ repoDir, dataDir }) {
     token,
     pid: child.pid,
     stop,
+    /** GET of an admin JSON endpoint (`/v1/cluster/status`, `/v1/admin/digest`) on the control connection. */
+    async json(path) {
+      const response = await control.request({
+        path,
+        method: 'GET',
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const text = await response.body.text();
+      if (response.statusCode !== 200)
+        throw new Error(`GET ${path} answered ${response.statusCode}: ${text}`);
+      return JSON.parse(text);
+    },
     /** Totals of the group-commit histograms; subtract two of these to get a window's figures. */
     async groupCommitTotals() {
       const response = await control.request({ path: '/metrics', method: 'GET' });

@@ -1,6 +1,7 @@
 import { type Commit, decodeCommit } from '../core/commit.js';
 import { hlcWall } from '../core/hlc.js';
 import type { CommitId, NodeId } from '../core/ids.js';
+import { Lru } from '../core/lru.js';
 import type { Envelope } from './messages.js';
 import type { ClusterOutput, ClusterTiming, ReplicaStorage } from './protocol.js';
 import { isAheadOf, mergeVectors, seqOf, type VersionVector } from './version-vector.js';
@@ -31,6 +32,8 @@ export interface DeliveryHooks {
 /** Replication delays older than this no longer count in the gossiped figure. */
 const delayWindowMs = 10_000;
 const delaySamplesMax = 1000;
+/** Two sync batches' worth: enough to cover the broadcast copies still in flight. */
+const bySyncRemembered = 2000;
 
 /**
  * Causal delivery and anti-entropy (DESIGN §5). A commit is handed to the store (`apply`) only once
@@ -54,6 +57,8 @@ export class Delivery {
   /** After a batch that said `more`: the commits whose application clears the way for the next one. */
   private readonly followUps = new Map<NodeId, Set<CommitId>>();
   private nextAntiEntropyAt = 0;
+  /** Recent commits that arrived through anti-entropy first (bounded; the broadcast copy follows soon). */
+  private readonly bySync = new Lru<CommitId, true>(bySyncRemembered);
   private readonly delays: Array<{ at: number; ms: number }> = [];
   readonly counters = {
     applied: 0,
@@ -77,6 +82,10 @@ export class Delivery {
   /** Received in any way: applied, handed out, or waiting. */
   seen(id: CommitId): boolean {
     return this.scheduled.has(id) || this.pending.has(id) || this.storage.hasCommit(id);
+  }
+
+  cameBySync(id: CommitId): boolean {
+    return this.bySync.get(id) === true;
   }
 
   pendingCount(): number {
@@ -121,6 +130,7 @@ export class Delivery {
       return undefined;
     }
     const received: Received = { envelope, commit, from, source, receivedAt: this.hooks.now() };
+    if (source.kind === 'sync') this.bySync.set(envelope.id, true);
     const missing = this.missingFor(received);
     if (missing.size === 0) {
       this.schedule(received);

@@ -9,6 +9,8 @@ export interface PlumtreeHooks {
   envelope(id: CommitId): Envelope | undefined;
   /** Received already: applied, handed out for applying, or waiting for a dependency. */
   seen(id: CommitId): boolean;
+  /** Received first through anti-entropy, not through the tree. */
+  cameBySync?(id: CommitId): boolean;
 }
 
 interface Missing {
@@ -69,7 +71,9 @@ export class Plumtree {
     this.counters.gossipReceived += 1;
     if (this.hooks.seen(id)) {
       this.counters.duplicatesReceived += 1;
-      if (this.eager.delete(from)) {
+      // A copy that anti-entropy happened to bring first says nothing about the tree: only a
+      // duplicate of a commit that came by gossip shows a redundant path.
+      if (!this.hooks.cameBySync?.(id) && this.eager.delete(from)) {
         this.lazy.add(from);
         this.counters.prunesSent += 1;
         this.send(from, { type: 'prune' });

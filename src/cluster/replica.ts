@@ -62,6 +62,7 @@ export class Replica {
       now: options.now,
       envelope: (id) => options.storage.envelope(id),
       seen: (id) => this.delivery.seen(id),
+      cameBySync: (id) => this.delivery.cameBySync(id),
     });
     this.membership = new Membership(options.self, this.timing, {
       emit,
