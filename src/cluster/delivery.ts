@@ -161,7 +161,9 @@ export class Delivery {
       }
     }
     if (blobs.length > 0) this.hooks.emit({ type: 'fetch_blobs', from, hashes: blobs });
-    if (needsCommits) this.requestSync(from);
+    // From a sync batch, what it waits for is in the same batch or the next one (asked for when
+    // this batch is applied); from the broadcast, an anti-entropy round with the sender brings it.
+    if (needsCommits && source.kind === 'gossip') this.requestSync(from);
     return commit;
   }
 
@@ -223,7 +225,8 @@ export class Delivery {
     for (const envelope of envelopes) {
       if (this.receive(envelope, from, { kind: 'sync' })) {
         this.counters.commitsPulled += 1;
-        if (this.scheduled.has(envelope.id)) waitFor.add(envelope.id);
+        // Handed out or still waiting (for a blob, say): either way the next batch waits for it.
+        if (this.scheduled.has(envelope.id) || this.pending.has(envelope.id)) waitFor.add(envelope.id);
       }
     }
     if (!more) return;
@@ -363,6 +366,7 @@ export class Delivery {
 
   private forget(id: CommitId, entry: Pending): void {
     this.pending.delete(id);
+    this.settleFollowUp(entry.from, id);
     for (const key of entry.missing) {
       const waiters = this.waiting.get(key);
       waiters?.delete(id);

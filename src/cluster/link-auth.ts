@@ -62,7 +62,12 @@ export class LinkAuth {
     const proof = value('strata-cluster-proof');
     if (!peer || !time || !nonce || !proof)
       fail('STRATA_UNAUTHORIZED', 'peer requests need the strata-cluster-* headers of the cluster key');
-    if (!isNodeId(peer) || !/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce))
+    if (
+      !isNodeId(peer) ||
+      !/^\d{1,15}$/.test(time) ||
+      !/^[0-9a-f]{32}$/.test(nonce) ||
+      !/^[0-9a-f]{64}$/.test(proof)
+    )
       fail('STRATA_UNAUTHORIZED', 'malformed strata-cluster-* headers');
     if (!this.matches(proof, `dial\n${peer}\n${time}\n${nonce}`))
       fail('STRATA_UNAUTHORIZED', 'the cluster key proof does not match: wrong --cluster-key?');

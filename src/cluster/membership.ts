@@ -78,13 +78,19 @@ export class Membership {
     return this.links.has(peer);
   }
 
-  linkUp(peer: MemberInfo): void {
+  /** Returns false when the link is refused: the peer has left the cluster. */
+  linkUp(peer: MemberInfo): boolean {
     const now = this.hooks.now();
-    this.links.set(peer.id, { upAt: now, lastHeardAt: now });
     this.connecting.delete(peer.url);
     this.merge([peer]);
+    if (peer.left) {
+      this.hooks.emit({ type: 'disconnect', peer: peer.id });
+      return false;
+    }
+    this.links.set(peer.id, { upAt: now, lastHeardAt: now });
     // Tell the newcomer everything at once: joining returns the whole member list.
     this.send(peer.id, { type: 'members', members: this.table() });
+    return true;
   }
 
   connectFailed(url: string): void {

@@ -121,7 +121,7 @@ export class Replica {
           break;
         }
         if (this.membership.isLinked(input.peer.id)) break;
-        this.membership.linkUp(input.peer);
+        if (!this.membership.linkUp(input.peer)) break;
         this.plumtree.neighborUp(input.peer.id);
         this.delivery.linkUp(input.peer.id);
         break;
