@@ -1,5 +1,6 @@
-import { type Commit, commitId, decodeCommit, encodeCommit } from '../core/commit.js';
+import { type Commit, decodeCommit, encodeCommit } from '../core/commit.js';
 import { fail } from '../core/errors.js';
+import { sha256 } from '../core/hash.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import type { Db } from './database.js';
 
@@ -79,13 +80,16 @@ export class CommitLog {
     return rows.slice(0, limit);
   }
 
-  /** Appends a commit and returns its id and position. The caller holds the write transaction. */
-  append(commit: Commit): LoggedCommit {
-    const body = encodeCommit(commit);
-    const id = commitId(commit);
+  /**
+   * Appends a commit and returns its id and position. The caller holds the write transaction.
+   * `decoded` is a commit from a peer that `decodeCommit` has just produced from this body and id.
+   */
+  append(commit: Commit, decoded?: { id: CommitId; body: string }): LoggedCommit {
+    const body = decoded?.body ?? encodeCommit(commit);
+    const id = decoded?.id ?? (sha256(body) as CommitId);
     // Verify before writing what every reader will verify after (STYLE §13): a commit that could not
-    // be read back must never reach the log.
-    decodeCommit(body, id);
+    // be read back must never reach the log. (A decoded commit was verified by that decode.)
+    if (!decoded) decodeCommit(body, id);
     const previous = this.lastSeq(commit.origin);
     if (commit.seq !== previous + 1) {
       fail('STRATA_CONFLICT', `commit seq ${commit.seq} from ${commit.origin} does not follow ${previous}`);

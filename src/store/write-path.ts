@@ -224,7 +224,7 @@ export class WritePath {
         this.registerRemoteBlob(op.blob as BlobId, op.size ?? 0, envelope.blobs?.[op.blob as string], index);
     }
     this.hlc.observe(commit.hlc);
-    const logged = this.log.append(commit);
+    const logged = this.log.append(commit, envelope);
     const versions = this.deriver.apply(logged.id, logged.pos, commit);
     return {
       commit: logged.id,
