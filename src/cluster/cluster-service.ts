@@ -224,16 +224,21 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         break;
       }
       case 'apply':
-        this.options.store.applyRemote(output.envelope).then(
-          () => this.step({ type: 'applied', id: output.envelope.id }),
-          (error: unknown) => {
-            this.options.log.warn(
-              { commit: output.envelope.id, reason: (error as Error).message },
-              'could not apply a commit from a peer',
-            );
-            this.step({ type: 'apply_failed', id: output.envelope.id, reason: (error as Error).message });
-          },
-        );
+        // A peer's commit is forwarded once applied, without waiting for this node's sync: its
+        // origin made it durable before broadcasting it, so no crash here can unmake it, and what
+        // it depends on is applied here before it. (Local commits wait for their sync.)
+        this.options.store
+          .applyRemote(output.envelope, () => this.step({ type: 'applied', id: output.envelope.id }))
+          .then(
+            () => {},
+            (error: unknown) => {
+              this.options.log.warn(
+                { commit: output.envelope.id, reason: (error as Error).message },
+                'could not apply a commit from a peer',
+              );
+              this.step({ type: 'apply_failed', id: output.envelope.id, reason: (error as Error).message });
+            },
+          );
         break;
       case 'fetch_blobs':
         void this.pullBlobs(output.from, output.hashes);

@@ -5,7 +5,7 @@ import type { ClusterOutput, ClusterTiming } from './protocol.js';
 export interface PlumtreeHooks {
   emit(output: ClusterOutput): void;
   now(): number;
-  /** Applied (durable) here: such a commit can be sent to a peer that grafts. */
+  /** Durable here: such a commit can be sent to a peer that grafts. */
   envelope(id: CommitId): Envelope | undefined;
   /** Received already: applied, handed out for applying, or waiting for a dependency. */
   seen(id: CommitId): boolean;
@@ -25,8 +25,8 @@ interface Missing {
  * tree paths reach this node, so the sender is pruned to lazy; an announced id whose commit does
  * not follow in time grafts the announcer back into the tree and pulls the commit from it.
  *
- * One change to the paper: a commit is forwarded when it has been *applied* (durable), not when
- * it is received, so that whoever gets it from us can always ask us for what it depends on.
+ * One change to the paper: a commit is forwarded when it has been *applied*, not when it is
+ * received, so that whoever gets it from us can always ask us for what it depends on.
  */
 export class Plumtree {
   readonly eager = new Set<NodeId>();

@@ -21,7 +21,7 @@ export type ClusterInput =
   | { type: 'message'; from: NodeId; message: PeerMessage }
   /** A local commit is durable: broadcast it. */
   | { type: 'committed'; envelope: Envelope }
-  /** A remote commit handed out with `apply` is durable. */
+  /** A remote commit handed out with `apply` is applied by the store (the server reports it before its sync). */
   | { type: 'applied'; id: CommitId }
   | { type: 'apply_failed'; id: CommitId; reason: string }
   /** Blobs asked for with `fetch_blobs` are durable here (ok) or could not be had. */

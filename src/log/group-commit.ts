@@ -15,6 +15,8 @@ export interface GroupCommitOptions<Request, Result> {
   sync(alone: boolean): Promise<void>;
   /** Called after a sync, before the writers are answered. */
   durable?(results: Result[]): void;
+  /** Called once a batch is applied (visible to the writer's own transaction), before its sync. */
+  applied?(batch: Request[], outcomes: Array<Result | Error>): void;
   /**
    * Upper bound on requests per batch. 1,000 keeps one transaction (which blocks the event loop
    * while it runs) under a few tens of milliseconds even for multi-op commits.
@@ -91,6 +93,10 @@ export class GroupCommit<Request, Result> {
       this.settled();
       return;
     }
+    this.options.applied?.(
+      batch.map((item) => item.request),
+      outcomes,
+    );
     this.inFlight += 1;
     const alone = batch.length === 1 && this.queue.length === 0 && this.inFlight === 1;
     const durable = this.syncing.then(() => this.options.sync(alone));

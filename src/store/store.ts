@@ -62,7 +62,14 @@ export interface WriteResult {
 }
 
 /** What the writer queues: a client's write, or a commit from a peer. */
-export type WriteJob = { kind: 'local'; request: WriteRequest } | { kind: 'remote'; envelope: Envelope };
+export type WriteJob =
+  | { kind: 'local'; request: WriteRequest }
+  | {
+      kind: 'remote';
+      envelope: Envelope;
+      /** Called when the commit is applied, before it is durable (see ClusterService). */
+      onApplied?: (result: WriteResult) => void;
+    };
 
 export interface StoreOptions {
   dataDir: string;
@@ -175,9 +182,11 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
    * Applies a commit received from a peer; resolves once durable. Refused (STRATA_*) when its id
    * does not match, its seq does not follow, or it names a version or blob this node lacks.
    */
-  async applyRemote(envelope: Envelope): Promise<WriteResult> {
+  async applyRemote(envelope: Envelope, onApplied?: (result: WriteResult) => void): Promise<WriteResult> {
     if (this.failure) fail('STRATA_UNAVAILABLE', `the disk failed a sync (${this.failure.message})`);
-    return this.writer.submit({ kind: 'remote', envelope });
+    return this.writer.submit(
+      onApplied ? { kind: 'remote', envelope, onApplied } : { kind: 'remote', envelope },
+    );
   }
 
   /** Origin → highest durable seq. */

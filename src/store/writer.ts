@@ -41,6 +41,13 @@ export class Writer {
         this.syncSeconds = Number(process.hrtime.bigint() - started) / 1e9;
       },
       durable: (results) => events.durable(results, this.syncSeconds),
+      applied: (batch, outcomes) => {
+        batch.forEach((job, index) => {
+          const outcome = outcomes[index];
+          if (job.kind === 'remote' && job.onApplied && outcome && !(outcome instanceof Error))
+            job.onApplied(outcome);
+        });
+      },
     });
   }
 
