@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import type { NodeId } from '../core/ids.js';
+import { seededRandom as seeded } from '../sim/prng.js';
 import type { MemberInfo, PeerMessage } from './messages.js';
 import {
   type ClusterEvent,
@@ -40,18 +41,6 @@ const emptyStorage: ReplicaStorage = {
   envelope: () => undefined,
   missingFrom: () => ({ envelopes: [], more: false }),
 };
-
-/** A small deterministic generator (mulberry32), so overlay picks are the same on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Node {
   readonly clock = new ManualClock(start);

@@ -3,6 +3,7 @@ import { ManualClock } from '../core/clock.js';
 import { type Commit, commitId, decodeCommit, encodeCommit } from '../core/commit.js';
 import { formatHlc } from '../core/hlc.js';
 import { type CommitId, type NodeId, type VersionId, versionId } from '../core/ids.js';
+import { seededRandom as seeded } from '../sim/prng.js';
 import type { Envelope, MemberInfo, PeerMessage } from './messages.js';
 import {
   type ClusterEvent,
@@ -19,18 +20,6 @@ const start = 1_700_000_000_000;
 const urlOf = (id: NodeId) => `http://${id.slice(0, 4)}.test:7070`;
 const nodeIds = Array.from({ length: 8 }, (_, index) => `${index + 1}`.repeat(16) as NodeId);
 const [A, B, C, D] = nodeIds as [NodeId, NodeId, NodeId, NodeId];
-
-/** A small deterministic generator (mulberry32): same seed, same run (STYLE §5). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Built {
   id: CommitId;

@@ -71,3 +71,9 @@ export class Prng {
     return -Math.log(1 - this.float()) * meanMs;
   }
 }
+
+/** A seeded `() => number` in [0, 1), for code that takes a plain random function (tests, Replica). */
+export function seededRandom(seed: number): () => number {
+  const prng = Prng.seeded(seed);
+  return () => prng.float();
+}

@@ -5,6 +5,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Client, Pool, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/sim/prng.js';
 import {
   cleanUpProcesses,
   type ExitStatus,
@@ -64,18 +65,6 @@ interface WritePhase {
   killedAfterMs: number;
   /** Non-2xx answers and errors before the kill: there should be none. */
   problems: string[];
-}
-
-/** mulberry32: a small seeded generator, so that sizes and bytes are reproducible from the seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomBuffer(random: () => number, size: number): Buffer {
