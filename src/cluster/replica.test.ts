@@ -1,90 +1,21 @@
 import { describe, expect, it } from 'vitest';
+import { type Built, build, MemoryStorage, start } from '../../test/support/replica-storage.js';
 import { ManualClock } from '../core/clock.js';
-import { type Commit, commitId, decodeCommit, encodeCommit } from '../core/commit.js';
-import { formatHlc } from '../core/hlc.js';
-import { type CommitId, type NodeId, type VersionId, versionId } from '../core/ids.js';
+import type { CommitId, NodeId } from '../core/ids.js';
 import { seededRandom as seeded } from '../sim/prng.js';
-import type { Envelope, MemberInfo, PeerMessage } from './messages.js';
+import type { MemberInfo, PeerMessage } from './messages.js';
 import {
   type ClusterEvent,
   type ClusterInput,
   type ClusterOutput,
   type ClusterTiming,
   defaultTiming,
-  type ReplicaStorage,
 } from './protocol.js';
 import { Replica } from './replica.js';
-import type { VersionVector } from './version-vector.js';
 
-const start = 1_700_000_000_000;
 const urlOf = (id: NodeId) => `http://${id.slice(0, 4)}.test:7070`;
 const nodeIds = Array.from({ length: 8 }, (_, index) => `${index + 1}`.repeat(16) as NodeId);
 const [A, B, C, D] = nodeIds as [NodeId, NodeId, NodeId, NodeId];
-
-interface Built {
-  id: CommitId;
-  commit: Commit;
-  envelope: Envelope;
-}
-
-function build(origin: NodeId, seq: number, key: string, parents: VersionId[] = [], wall = start): Built {
-  const commit: Commit = {
-    origin,
-    seq,
-    hlc: formatHlc({ wall, counter: seq, node: origin }),
-    ops: [{ kind: 'delete', bucket: 'b', key, parents, effectiveAt: 0 }],
-  };
-  const id = commitId(commit);
-  const envelope: Envelope = { id, body: encodeCommit(commit) };
-  return { id, commit: decodeCommit(envelope.body, id), envelope };
-}
-
-/** A store in memory that refuses, like the real log, a commit whose seq does not follow or whose parents are not here. */
-class MemoryStorage implements ReplicaStorage {
-  readonly log: Built[] = [];
-  private readonly byId = new Map<CommitId, Built>();
-  private readonly vector: VersionVector = {};
-
-  revision(): VersionVector {
-    return { ...this.vector };
-  }
-  hasCommit(id: CommitId): boolean {
-    return this.byId.has(id);
-  }
-  hasBlob(): boolean {
-    return false;
-  }
-  envelope(id: CommitId): Envelope | undefined {
-    return this.byId.get(id)?.envelope;
-  }
-  missingFrom(
-    revision: VersionVector,
-    limits: { commitsMax: number; bytesMax: number },
-  ): { envelopes: Envelope[]; more: boolean } {
-    const lacking = this.log.filter((built) => built.commit.seq > (revision[built.commit.origin] ?? 0));
-    const envelopes = lacking.slice(0, limits.commitsMax).map((built) => built.envelope);
-    return { envelopes, more: envelopes.length < lacking.length };
-  }
-  add(envelope: Envelope): void {
-    const commit = decodeCommit(envelope.body, envelope.id);
-    const previous = this.vector[commit.origin] ?? 0;
-    if (commit.seq !== previous + 1)
-      throw new Error(`${commit.origin}#${commit.seq} does not follow ${previous}`);
-    for (const op of commit.ops)
-      for (const parent of op.parents)
-        if (!this.byId.has(parent.slice(0, 64) as CommitId))
-          throw new Error(`${commit.origin}#${commit.seq} names ${parent}, not held here`);
-    const built = { id: envelope.id, commit, envelope };
-    this.log.push(built);
-    this.byId.set(envelope.id, built);
-    this.vector[commit.origin] = commit.seq;
-  }
-  /** The latest version of a key here, for a write that supersedes it. */
-  latest(key: string): VersionId | undefined {
-    const entry = this.log.findLast((built) => built.commit.ops[0]?.key === key);
-    return entry ? versionId(entry.id, 0) : undefined;
-  }
-}
 
 function info(id: NodeId, heartbeat = 1): MemberInfo {
   return {
@@ -148,7 +79,7 @@ describe('Replica', () => {
   it('forwards a commit that came by gossip only once applied: whole to eager peers but the sender, by id to lazy ones', () => {
     const node = new Single([B, C, D]);
     node.message(D, { type: 'prune' });
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     const received = node.message(B, { type: 'gossip', envelope: x1.envelope, round: 2 });
     expect(appliedIds(received)).toEqual([x1.id]);
     expect(received.filter((output) => output.type === 'send' && output.message.type === 'gossip')).toEqual(
@@ -165,7 +96,7 @@ describe('Replica', () => {
 
   it('broadcasts a local commit once durable, from round 0', () => {
     const node = new Single([B, C]);
-    const a1 = build(A, 1, 'k');
+    const a1 = build(A, 1, { key: 'k' });
     node.storage.add(a1.envelope);
     const outputs = node.step({ type: 'committed', envelope: a1.envelope });
     expect(sentTo(outputs, B, 'gossip')).toEqual([{ type: 'gossip', envelope: a1.envelope, round: 0 }]);
@@ -175,21 +106,21 @@ describe('Replica', () => {
 
   it('does not forward what it pulled by anti-entropy', () => {
     const node = new Single([B, C]);
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     node.message(B, { type: 'sync_batch', envelopes: [x1.envelope], more: false, revision: { [B]: 1 } });
     expect(sentTo(node.apply(x1), C, 'gossip')).toEqual([]);
   });
 
   it('prunes the sender of a duplicate and stops pushing to it', () => {
     const node = new Single([B, C]);
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 });
     node.apply(x1);
     expect(node.message(C, { type: 'gossip', envelope: x1.envelope, round: 1 })).toEqual([
       { type: 'send', to: C, message: { type: 'prune' } },
     ]);
     expect([...node.replica.plumtree.lazy]).toEqual([C]);
-    const a1 = build(A, 1, 'k2');
+    const a1 = build(A, 1, { key: 'k2' });
     node.storage.add(a1.envelope);
     const outputs = node.step({ type: 'committed', envelope: a1.envelope });
     expect(sentTo(outputs, C, 'gossip')).toEqual([]);
@@ -198,7 +129,7 @@ describe('Replica', () => {
 
   it('keeps the tree link when the broadcast copy comes after anti-entropy brought the commit', () => {
     const node = new Single([B, C]);
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     node.message(C, { type: 'sync_batch', envelopes: [x1.envelope], more: false, revision: { [B]: 1 } });
     node.apply(x1);
     expect(node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 })).toEqual([]);
@@ -207,7 +138,7 @@ describe('Replica', () => {
 
   it('grafts an announcer whose commit does not follow, and applies what the graft brings', () => {
     const node = new Single([B, C], { graftTimeoutMs: 400 });
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     node.message(C, { type: 'ihave', ids: [x1.id], round: 0 });
     let graft: PeerMessage[] = [];
     const from = node.clock.now();
@@ -220,7 +151,7 @@ describe('Replica', () => {
 
   it('no graft for an announced commit that came by anti-entropy', () => {
     const node = new Single([B, C], { graftTimeoutMs: 400 });
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     node.message(C, { type: 'ihave', ids: [x1.id], round: 0 });
     node.message(B, { type: 'sync_batch', envelopes: [x1.envelope], more: false, revision: {} });
     node.apply(x1);
@@ -229,7 +160,7 @@ describe('Replica', () => {
 
   it('answers a graft with the commit, from its store', () => {
     const node = new Single([B]);
-    const a1 = build(A, 1, 'k');
+    const a1 = build(A, 1, { key: 'k' });
     node.storage.add(a1.envelope);
     expect(node.message(B, { type: 'graft', ids: [a1.id] })).toEqual([
       { type: 'send', to: B, message: { type: 'gossip', envelope: a1.envelope, round: 0 } },
@@ -241,7 +172,7 @@ describe('Replica', () => {
     node.step({ type: 'link_down', peer: B });
     expect(node.replica.membership.isLinked(B)).toBe(false);
     expect([...node.replica.plumtree.eager]).toEqual([C]);
-    const x1 = build(B, 1, 'k');
+    const x1 = build(B, 1, { key: 'k' });
     expect(node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 })).toEqual([]);
     expect(node.message(B, { type: 'sync', revision: {} })).toEqual([]);
     expect(node.replica.delivery.seen(x1.id)).toBe(false);
@@ -270,8 +201,8 @@ describe('Replica', () => {
 
   it('reports itself first in status, alive, with its revision, geo and serving figures', () => {
     const node = new Single([B]);
-    node.storage.add(build(A, 1, 'k').envelope);
-    node.storage.add(build(A, 2, 'k').envelope);
+    node.storage.add(build(A, 1, { key: 'k' }).envelope);
+    node.storage.add(build(A, 2, { key: 'k' }).envelope);
     node.message(B, { type: 'members', members: [info(B, 2), info(C)] });
     const [self, ...others] = node.replica.status();
     expect(self).toMatchObject({
@@ -296,7 +227,7 @@ describe('Replica', () => {
   it('gossips its signals: revision, replication delay and its links by role', () => {
     const node = new Single([B, C]);
     node.message(C, { type: 'prune' });
-    const x1 = build(B, 1, 'k', [], start - 250);
+    const x1 = build(B, 1, { key: 'k', wall: start - 250 });
     node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 });
     node.apply(x1);
     const table = sentTo(node.tick(), B, 'members')[0];
@@ -367,7 +298,7 @@ class Network {
   write(node: SimNode, key: string): Built {
     const seq = (node.storage.revision()[node.id] ?? 0) + 1;
     const latest = node.storage.latest(key);
-    const built = build(node.id, seq, key, latest ? [latest] : [], this.clock.now());
+    const built = build(node.id, seq, { key, parents: latest ? [latest] : [], wall: this.clock.now() });
     node.storage.add(built.envelope);
     this.step(node, { type: 'committed', envelope: built.envelope });
     return built;
