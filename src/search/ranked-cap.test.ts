@@ -62,6 +62,22 @@ describe('ranking cap', () => {
     expect(result.hits[0]?.version).toBe(best);
   });
 
+  it('caps phrases and long prefixes alike (they are counted and ranked in one pass)', async () => {
+    const versions: string[] = [];
+    versions.push(await put('a.txt', 'harbour light harbour light harbour light'));
+    for (const key of ['b.txt', 'c.txt', 'd.txt', 'e.txt'])
+      versions.push(await put(key, `a long text that names the harbour light once among others ${key}`));
+    for (const q of ['"harbour light"', 'harb*', 'NEAR(harbour light)']) {
+      const result = search(q);
+      expect(result.rankedWithin, q).toBe(3);
+      expect(result.hits.map((hit) => hit.version).sort(), q).toEqual(versions.slice(-3).sort());
+    }
+    const few = search('"harbour light harbour"');
+    expect(few.rankedWithin).toBeUndefined();
+    expect(few.hits.map((hit) => hit.version)).toEqual([versions[0]]);
+    expect(search('"no such phrase"').hits).toEqual([]);
+  });
+
   it('applies the cap inside a time range', async () => {
     await put('a.txt', 'beacon');
     const from = clock.now() + 1;

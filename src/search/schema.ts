@@ -1,21 +1,23 @@
 /**
  * Search tables (DESIGN §4), rebuilt by reindex like every derived table. The rowid of each FTS5
- * table is the version's `cursor`: it joins to `versions` without an extra key, and since cursors
- * grow with time, a transaction-time range becomes a rowid range that FTS5 can skip by (a MATCH
- * combined with a range on another column would score every match first).
+ * table is the version's search rowid (search-rowids.ts): ordered by transaction time on every
+ * node, so a transaction-time range is a rowid range that FTS5 can skip by (a MATCH combined with a
+ * range on another column would score every match first). `search_docs` maps it to the version.
  */
 export const searchSchema = `
 CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
 CREATE TABLE IF NOT EXISTS search_docs (
-  cursor INTEGER PRIMARY KEY,
+  search_rowid INTEGER PRIMARY KEY,
+  cursor INTEGER NOT NULL,
   indexed_bytes INTEGER NOT NULL,
   truncated INTEGER NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS search_keys (
   bucket TEXT NOT NULL,
   key TEXT NOT NULL,
+  -- The cursor of the key's winner over all effective times, when it is a put.
   winner INTEGER,
   effective_max INTEGER NOT NULL,
   PRIMARY KEY (bucket, key)

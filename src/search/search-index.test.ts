@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
@@ -647,6 +648,31 @@ describe('commits', () => {
     expect(queries.map(search)).toEqual(before);
     await put('after', 'a lighthouse after the rebuild');
     expect(keysOf({ q: 'rebuild' })).toEqual(['docs/after']);
+  });
+
+  it('rebuilds an index of the layout before search rowids (keyed by cursor) when the node starts', async () => {
+    const dir = mkdtempSync(join(dataDir, 'old-layout-'));
+    store = open({ dataDir: dir });
+    await put('story', 'the old lighthouse');
+    await put('story', 'the new lighthouse');
+    await put('app.js', 'function renderScene() {}', { contentType: 'text/javascript' });
+    const queries: Query[] = [
+      { q: 'lighthouse' },
+      { q: 'lighthouse', versions: 'all' },
+      { q: 'old', kind: 'diff', versions: 'all' },
+      { kind: 'code', def: 'render' },
+    ];
+    const before = queries.map(search);
+    await store.close();
+    opened = opened.filter((each) => each !== store);
+    const db = new Database(join(dir, 'strata.db'));
+    db.exec(`
+      DROP TABLE search_docs;
+      CREATE TABLE search_docs (cursor INTEGER PRIMARY KEY, indexed_bytes INTEGER NOT NULL, truncated INTEGER NOT NULL) STRICT;
+      DELETE FROM search_text; DELETE FROM search_code; DELETE FROM search_diff; DELETE FROM search_keys;`);
+    db.close();
+    store = open({ dataDir: dir });
+    expect(queries.map(search)).toEqual(before);
   });
 });
 

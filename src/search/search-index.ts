@@ -4,10 +4,11 @@ import { isTextLike } from '../core/content-kind.js';
 import type { VersionId } from '../core/ids.js';
 import type { BlobStore } from '../log/blob-store.js';
 import type { Db } from '../log/database.js';
-import type { VersionRow } from '../store/derived.js';
+import { type RawVersionRow, toVersionRow, type VersionRow } from '../store/derived.js';
 import { resolve } from '../store/winner.js';
 import { documentKind, indexedDocument } from './documents.js';
 import { searchSchema, searchTables } from './schema.js';
+import { SearchRowids } from './search-rowids.js';
 
 export interface SearchIndexOptions {
   /** Text beyond this many bytes of an object is not indexed; hits say so (`truncated`). */
@@ -18,6 +19,8 @@ export interface SearchIndexOptions {
 const diffBytesMax = 256 * 1024;
 /** A winner computed at the end of time: every version with a finite effective time is a candidate. */
 const endOfTime = Number.MAX_SAFE_INTEGER;
+/** Versions read per page when the index is rebuilt in place (an older layout found at start-up). */
+const rebuildPageRows = 1000;
 
 /**
  * Keeps the FTS5 index in step with the versions table: called for every applied version inside
@@ -30,6 +33,7 @@ export class SearchIndex {
   private readonly insertDoc;
   private readonly upsertKey;
   private readonly hasKey;
+  private readonly rowids: SearchRowids;
 
   constructor(
     private readonly db: Db,
@@ -37,18 +41,33 @@ export class SearchIndex {
     private readonly versionsOf: (bucket: string, key: string) => VersionRow[],
     private readonly options: SearchIndexOptions,
   ) {
-    db.exec(searchSchema);
-    this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
-    this.insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
-    this.insertDiff = db.prepare('INSERT INTO search_diff (rowid, added, removed) VALUES (?, ?, ?)');
-    this.insertDoc = db.prepare(
-      'INSERT INTO search_docs (cursor, indexed_bytes, truncated) VALUES (?, ?, ?)',
-    );
-    this.hasKey = db.prepare('SELECT 1 FROM search_keys WHERE bucket = ? AND key = ?').pluck();
-    this.upsertKey = db.prepare(
-      `INSERT INTO search_keys (bucket, key, winner, effective_max) VALUES (?, ?, ?, ?)
-       ON CONFLICT (bucket, key) DO UPDATE SET winner = excluded.winner, effective_max = excluded.effective_max`,
-    );
+    // An index of the older layout is replaced in one transaction: a crash leaves the old one, never
+    // half of the new one.
+    const outdated = hasOutdatedLayout(db);
+    if (outdated) db.exec('BEGIN');
+    try {
+      if (outdated) for (const table of searchTables) db.exec(`DROP TABLE IF EXISTS ${table}`);
+      db.exec(searchSchema);
+      this.rowids = new SearchRowids(db);
+      this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
+      this.insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
+      this.insertDiff = db.prepare('INSERT INTO search_diff (rowid, added, removed) VALUES (?, ?, ?)');
+      this.insertDoc = db.prepare(
+        'INSERT INTO search_docs (search_rowid, cursor, indexed_bytes, truncated) VALUES (?, ?, ?, ?)',
+      );
+      this.hasKey = db.prepare('SELECT 1 FROM search_keys WHERE bucket = ? AND key = ?').pluck();
+      this.upsertKey = db.prepare(
+        `INSERT INTO search_keys (bucket, key, winner, effective_max) VALUES (?, ?, ?, ?)
+         ON CONFLICT (bucket, key) DO UPDATE SET winner = excluded.winner, effective_max = excluded.effective_max`,
+      );
+      if (outdated) {
+        this.indexEveryVersion();
+        db.exec('COMMIT');
+      }
+    } catch (error) {
+      if (outdated && db.inTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
   }
 
   /** Indexes one version (any kind: deletes and retractions change which version is current). */
@@ -63,17 +82,32 @@ export class SearchIndex {
     if (read === undefined) return;
     const kind = documentKind(row.contentType, row.key);
     const document = indexedDocument(read.text, kind);
-    this.insertText.run(row.cursor, document.body, document.fields);
+    const rowid = this.rowids.allocate(row);
+    this.insertText.run(rowid, document.body, document.fields);
     if (kind === 'javascript' || kind === 'code')
-      this.insertCode.run(row.cursor, document.defined, document.referenced);
-    this.insertDoc.run(row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);
+      this.insertCode.run(rowid, document.defined, document.referenced);
+    this.insertDoc.run(rowid, row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);
     const diff = this.diffAgainstParent(row, read, versions);
-    if (diff) this.insertDiff.run(row.cursor, diff.added, diff.removed);
+    if (diff) this.insertDiff.run(rowid, diff.added, diff.removed);
   }
 
   /** Empties the index; reindex then replays every version through versionApplied. */
   clear(): void {
     for (const table of searchTables) this.db.exec(`DELETE FROM ${table}`);
+  }
+
+  /**
+   * Indexes every version again, in apply order. Each key's entry is computed from all its versions,
+   * so the result is the one incremental indexing reached.
+   */
+  private indexEveryVersion(): void {
+    const page = this.db.prepare('SELECT * FROM versions WHERE cursor > ? ORDER BY cursor LIMIT ?');
+    for (let after = 0; ; ) {
+      const rows = page.all(after, rebuildPageRows) as RawVersionRow[];
+      for (const raw of rows) this.versionApplied(toVersionRow(raw));
+      if (rows.length < rebuildPageRows) return;
+      after = (rows[rows.length - 1] as RawVersionRow).cursor;
+    }
   }
 
   private updateKey(bucket: string, key: string, versions: VersionRow[]): void {
@@ -127,6 +161,15 @@ function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undef
     if (parent?.kind === 'put' && isTextLike(parent.contentType, parent.key)) return parent;
   }
   return undefined;
+}
+
+/**
+ * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor;
+ * such an index is dropped and rebuilt from the versions when the node starts.
+ */
+function hasOutdatedLayout(db: Db): boolean {
+  const columns = db.prepare("SELECT name FROM pragma_table_info('search_docs')").pluck().all() as string[];
+  return columns.length > 0 && !columns.includes('search_rowid');
 }
 
 function readPrefix(path: string, bytes: number): Buffer {

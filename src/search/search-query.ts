@@ -6,6 +6,7 @@ import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
+import { rowidRange } from './search-rowids.js';
 
 export type SearchKind = 'text' | 'code' | 'diff';
 
@@ -77,8 +78,25 @@ const roundsMax = 20;
  * wanted recent).
  */
 export const rankedMatchesMaxDefault = 20_000;
+/**
+ * Rows ranked per row a page needs when filters run after the ranking (current versions, bucket,
+ * prefix): about a third of all versions are current ones (the benchmark's corpus has 2.9 versions
+ * per key), so four times covers most pages in one go; a round that falls short ranks every match.
+ */
+const filteredRankedPerRow = 4;
+/** Each further round (the current-version check dropped rows) ranks this many times more. */
+const rankedGrowth = 4;
+/**
+ * Matches per hit up to which a page's snippets come from one walk over the matches rather than a
+ * lookup per hit (see withSnippets): a walk costs ~0.12 µs per match of a word, a lookup ~50 µs.
+ */
+const snippetWalkMatchesPerHit = 400;
 /** Rows scanned at most by `recent`, so a bucket-filtered call on a busy store stays cheap. */
 const recentScanMax = 100_000;
+/** Rows `recent` reads per statement. */
+const recentPageRows = 1000;
+/** Sorts after every HLC string: the start of a newest-first scan. */
+const everything = '~';
 
 /**
  * Queries of the search index (DESIGN §4). A query runs in one snapshot: only versions at log
@@ -104,42 +122,31 @@ export class SearchQueries {
 
   search(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
     const match = matchExpression(request);
-    this.checkSyntax(request.kind, match);
+    let offset = decodeCursor(request.cursor);
     const { table } = tables[request.kind];
-    const conditions = [`${table} MATCH @match`, 'v.pos <= @pos'];
-    const parameters: Record<string, unknown> = { match, pos: snapshot.pos };
-
-    // Ranked by bm25() rather than the `rank` column when a rowid range applies: with `ORDER BY
-    // rank` FTS5 scores every match of the whole table before the range applies.
-    let ranged = request.from !== undefined || request.to !== undefined;
-    // A transaction-time range becomes a cursor (rowid) range FTS5 can skip by; the exact check
-    // on hlc follows, so commits applied out of time order are still filtered right.
-    if (request.from !== undefined || request.to !== undefined) {
-      const range = this.cursorRange(request.from, request.to);
-      if (!range) return { hits: [] };
-      conditions.push('f.rowid BETWEEN @low AND @high');
-      Object.assign(parameters, range);
-      if (request.from !== undefined) {
-        conditions.push('v.hlc >= @hlcFrom');
-        parameters.hlcFrom = hlcUpperBound(request.from - 1);
-      }
-      if (request.to !== undefined) {
-        conditions.push('v.hlc < @hlcTo');
-        parameters.hlcTo = hlcUpperBound(request.to);
-      }
-    }
+    // Search rowids are ordered by transaction time on every node (search-rowids.ts): a from/to
+    // range is a rowid range FTS5 itself skips by.
+    const range = rowidRange(request.from, request.to);
     // Scoring costs per match: a term found in hundreds of thousands of versions is ranked among
     // its newest `rankedMatchesMax` matches only (said in the answer), which keeps the p99 bounded.
-    const newest = this.newestRanked(
-      table,
-      match,
-      parameters.low as number | undefined,
-      parameters.high as number | undefined,
-    );
-    if (newest !== undefined) {
-      conditions.push('f.rowid >= @newest');
-      parameters.newest = newest;
-      ranged = true;
+    // Counting them is a walk of the doclist, cheaper than keeping every match for the ranking,
+    // except for expressions FTS5 evaluates at a high cost per row: those are counted and ranked
+    // in one pass. Counting also reports a malformed query, even with an empty range.
+    const onePass = range !== undefined && costlyToEvaluate(match);
+    let matched: Matched | undefined = onePass
+      ? undefined
+      : this.newestMatches(table, match, range ?? { low: 1n, high: 0n });
+    if (!range || matched?.count === 0) return { hits: [] };
+    const conditions = ['v.pos <= @pos'];
+    const parameters: Record<string, unknown> = { match, pos: snapshot.pos, high: range.high };
+    // Exact already, unless a range reaches past the last ms that rowids hold (2109).
+    if (request.from !== undefined) {
+      conditions.push('v.hlc >= @hlcFrom');
+      parameters.hlcFrom = hlcUpperBound(request.from - 1);
+    }
+    if (request.to !== undefined) {
+      conditions.push('v.hlc < @hlcTo');
+      parameters.hlcTo = hlcUpperBound(request.to);
     }
     if (request.bucket !== undefined) {
       conditions.push('v.bucket = @bucket');
@@ -159,33 +166,43 @@ export class SearchQueries {
     if (request.versions === 'current') {
       // Current = the key's winner at `at`. search_keys holds the winner over all effective times;
       // it is the winner now unless the key has versions effective later: those are checked below.
-      conditions.push('(k.winner = f.rowid OR k.effective_max > @at)', 'v.effective_at <= @at');
+      conditions.push('(k.winner = v.cursor OR k.effective_max > @at)', 'v.effective_at <= @at');
       parameters.at = at;
     }
-    const sql = `
-      SELECT f.rowid AS cursor, -bm25(${table}) AS score,
-             snippet(${table}, -1, '${markOpen}', '${markClose}', '…', 16) AS snippet,
-             ${request.kind === 'diff' ? 'f.added AS added, f.removed AS removed,' : ''}
-             v.version, v.commit_id, v.bucket, v.key, v.hlc, v.effective_at, k.winner, k.effective_max, d.truncated
-      FROM ${table} f
-      JOIN versions v ON v.cursor = f.rowid
-      JOIN search_keys k ON k.bucket = v.bucket AND k.key = v.key
-      LEFT JOIN search_docs d ON d.cursor = f.rowid
-      WHERE ${conditions.join(' AND ')}
-      ORDER BY ${ranged ? `bm25(${table}), f.rowid` : 'f.rank'}
-      LIMIT @batch OFFSET @offset`;
-    const statement = this.statement(sql);
-    const terms = searchedTerms(request);
-    const capped = newest !== undefined ? { rankedWithin: this.rankedMatchesMax } : {};
-    const hits: SearchHit[] = [];
-    let offset = decodeCursor(request.cursor);
+    Object.assign(parameters, { low: matched?.low ?? range.low, newest: this.rankedMatchesMax + 1 });
+    const statement = this.statement(rankedSql(table, conditions, onePass));
+    // Rows the filters may drop: all of them pass with versions=all and no bucket filters, else
+    // rank a few times what the page's hits need at first, more if that was not enough.
+    const filtered =
+      request.versions === 'current' ||
+      request.bucket !== undefined ||
+      Boolean(request.prefix) ||
+      visible.kind !== 'all';
+    const rankedPerRow = filtered ? filteredRankedPerRow : 1;
+    const rows: HitRow[] = [];
+    let ranked = 0;
+    let complete = false;
     // With versions=all every row is a hit: read one page. Otherwise read ahead for rows the
     // current-version check may drop.
     const batch = request.versions === 'all' ? request.limit + 1 : Math.max(request.limit * 2, 50);
-    for (let round = 0; round < roundsMax && hits.length < request.limit; round += 1) {
-      const rows = statement.all({ ...parameters, batch, offset }) as HitRow[];
+    for (let round = 0; round < roundsMax && rows.length < request.limit; round += 1) {
+      const wanted = Math.max(ranked * rankedGrowth, (offset + request.limit + 1) * rankedPerRow);
+      ranked = Math.min(matched?.count ?? wanted, wanted);
+      let page = this.evaluate(
+        match,
+        () => statement.all({ ...parameters, ranked, batch, offset }) as HitRow[],
+      );
+      if (!matched) {
+        // One pass: every row carries the count, and an empty page comes as one row without a hit.
+        const matches = page[0]?.matches ?? 0;
+        matched = {
+          count: Math.min(matches, this.rankedMatchesMax),
+          capped: matches > this.rankedMatchesMax,
+        };
+        page = page.filter((row) => row.rowid !== null);
+      }
       let used = 0;
-      for (const row of rows) {
+      for (const row of page) {
         used += 1;
         offset += 1;
         if (
@@ -194,40 +211,54 @@ export class SearchQueries {
           !this.isWinnerAt(snapshot, row, at)
         )
           continue;
-        hits.push(toHit(row, request.kind, terms));
-        if (hits.length === request.limit) break;
+        rows.push(row);
+        if (rows.length === request.limit) break;
       }
-      // Every match has been read: no further page.
-      if (rows.length < batch && used === rows.length) return { hits, ...capped };
+      // The rows read are the first of all matches that pass the filters, however many were ranked;
+      // fewer than a batch means that every match has been read, or that more must be ranked.
+      if (page.length < batch && used === page.length) {
+        if (ranked >= matched.count) {
+          complete = true;
+          break;
+        }
+        ranked = matched.count;
+      }
     }
-    return { hits, cursor: encodeCursor(offset), ...capped };
+    const count = matched?.count ?? 0;
+    const capped = matched?.capped ? { rankedWithin: this.rankedMatchesMax } : {};
+    const hits = this.withSnippets(table, match, request.kind, rows, count, searchedTerms(request));
+    return complete ? { hits, ...capped } : { hits, cursor: encodeCursor(offset), ...capped };
   }
 
-  /** Keys changed most recently first, newest version of each. */
+  /** Keys changed most recently first (by transaction time, as on every node), newest version of each. */
   recent(
     snapshot: Snapshot,
     options: { bucket?: string; since?: number; until?: number; limit: number },
     visible: BucketFilter,
   ): RecentChange[] {
-    const statement = this.db.prepare(
+    // Newest first by (hlc, cursor), the order of versions_by_hlc: versions with one hlc are the ops
+    // of one commit, applied together in op order on every node.
+    const statement = this.statement(
       `SELECT cursor, version, bucket, key, kind, hlc, effective_at FROM versions
-       WHERE pos <= ? AND cursor < ? ${options.bucket !== undefined ? 'AND bucket = ?' : ''}
-       ORDER BY cursor DESC LIMIT 1000`,
+       WHERE pos <= @pos AND hlc >= @since AND (hlc, cursor) < (@hlc, @cursor)
+         ${options.bucket !== undefined ? 'AND bucket = @bucket' : ''}
+       ORDER BY hlc DESC, cursor DESC LIMIT ${recentPageRows}`,
     );
     const seen = new Set<string>();
     const changes: RecentChange[] = [];
-    const sinceBound = options.since === undefined ? undefined : hlcUpperBound(options.since - 1);
-    const untilBound = options.until === undefined ? undefined : hlcUpperBound(options.until);
-    let before = Number.MAX_SAFE_INTEGER;
+    const parameters: Record<string, unknown> = {
+      pos: snapshot.pos,
+      since: options.since === undefined ? '' : hlcUpperBound(options.since - 1),
+      hlc: options.until === undefined ? everything : hlcUpperBound(options.until),
+      cursor: 0,
+    };
+    if (options.bucket !== undefined) parameters.bucket = options.bucket;
     for (let scanned = 0; scanned < recentScanMax && changes.length < options.limit; ) {
-      const args: unknown[] = [snapshot.pos, before];
-      if (options.bucket !== undefined) args.push(options.bucket);
-      const rows = statement.all(...args) as Array<HitRow & { kind: string }>;
+      const rows = statement.all(parameters) as RecentRow[];
       for (const row of rows) {
         scanned += 1;
-        before = row.cursor;
-        if (sinceBound !== undefined && row.hlc < sinceBound) return changes;
-        if (untilBound !== undefined && row.hlc >= untilBound) continue;
+        parameters.hlc = row.hlc;
+        parameters.cursor = row.cursor;
         if (!isVisible(row.bucket, visible)) continue;
         const slot = `${row.bucket}\u0000${row.key}`;
         if (seen.has(slot)) continue;
@@ -242,70 +273,105 @@ export class SearchQueries {
         });
         if (changes.length === options.limit) return changes;
       }
-      if (rows.length < 1000) return changes;
+      if (rows.length < recentPageRows) return changes;
     }
     return changes;
   }
 
-  /** The lowest rowid among the newest `rankedMatchesMax` matches, when there are more matches than that. */
-  private newestRanked(
+  /**
+   * The matches in a rowid range, the newest `rankedMatchesMax` of them when there are more: a walk
+   * of the doclist in rowid order, no scoring. The count bounds how many rows the ranking reads.
+   */
+  private newestMatches(table: string, match: string, range: { low: bigint; high: bigint }): Matched {
+    const statement = this.statement(
+      `SELECT count(*) AS matches, min(rowid) AS oldest FROM (
+         SELECT rowid FROM ${table} WHERE ${table} MATCH @match AND rowid BETWEEN @low AND @high
+         ORDER BY rowid DESC LIMIT @limit)`,
+    ).safeIntegers(true);
+    const row = this.evaluate(
+      match,
+      () =>
+        statement.get({ match, ...range, limit: this.rankedMatchesMax + 1 }) as {
+          matches: bigint;
+          oldest: bigint | null;
+        },
+    );
+    // One more than the cap: the oldest of them is the first match left out.
+    if (Number(row.matches) > this.rankedMatchesMax && row.oldest !== null)
+      return { low: row.oldest + 1n, count: this.rankedMatchesMax, capped: true };
+    return { low: range.low, count: Number(row.matches), capped: false };
+  }
+
+  /** Hits of the rows, with snippets (and changed lines) computed for these rows only. */
+  private withSnippets(
     table: string,
     match: string,
-    low = 0,
-    high = Number.MAX_SAFE_INTEGER,
-  ): number | undefined {
-    // Two rows from the N-th newest on: a second one means there are more than N matches.
-    const rows = this.statement(
-      `SELECT rowid FROM ${table} WHERE ${table} MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid DESC LIMIT 2 OFFSET ${this.rankedMatchesMax - 1}`,
-    ).all(match, low, high) as Array<{ rowid: number }>;
-    return rows.length === 2 ? (rows[0] as { rowid: number }).rowid : undefined;
+    kind: SearchKind,
+    rows: HitRow[],
+    matches: number,
+    terms: string[],
+  ): SearchHit[] {
+    if (rows.length === 0) return [];
+    const rowids = rows.map((row) => BigInt(row.rowid));
+    // FTS5 finds a hit by rowid at ~50 µs (it sets the query up again for each one), and a walk over
+    // the matches between the first and last hit costs per match: ~0.1 µs for a word, far more for
+    // a phrase of common words. So the hits are looked up one by one, unless the matches are few, or
+    // the query has a prefix, which FTS5 would expand again for each hit (up to a second per page for
+    // a 4-letter prefix at 1M versions: only 2- and 3-letter prefixes are indexed). `+rowid` keeps
+    // the IN list out of FTS5's plan when walking.
+    const walk = matches <= rows.length * snippetWalkMatchesPerHit || match.includes('*');
+    const snippets = this.statement(
+      `SELECT CAST(rowid AS TEXT) AS rowid,
+              snippet(${table}, -1, '${markOpen}', '${markClose}', '…', 16) AS snippet
+              ${kind === 'diff' ? ', added, removed' : ''}
+       FROM ${table}
+       WHERE ${table} MATCH @match
+         AND ${walk ? 'rowid BETWEEN @low AND @high AND +rowid' : 'rowid'} IN (SELECT value FROM json_each(@rowids))`,
+    ).all({
+      match,
+      rowids: `[${rowids.join(',')}]`,
+      ...(walk
+        ? {
+            low: rowids.reduce((low, rowid) => (rowid < low ? rowid : low)),
+            high: rowids.reduce((high, rowid) => (rowid > high ? rowid : high)),
+          }
+        : {}),
+    }) as SnippetRow[];
+    const byRowid = new Map(snippets.map((snippet) => [snippet.rowid, snippet]));
+    return rows.map((row) => toHit(row, byRowid.get(row.rowid), kind, terms));
+  }
+
+  /** Runs a statement with a MATCH: FTS5 reports a malformed expression only then, as a plain SQLite error. */
+  private evaluate<T>(match: string, run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'SQLITE_ERROR') throw error;
+      const message = (error as Error).message.replace(/^fts5: /, '');
+      fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}`, { query: match });
+    }
   }
 
   private isWinnerAt(snapshot: Snapshot, row: HitRow, at: number): boolean {
     const { winner } = snapshot.read(row.bucket, row.key, { at });
     return winner?.version === row.version;
   }
+}
 
-  private cursorRange(
-    from: number | undefined,
-    to: number | undefined,
-  ): { low: number; high: number } | undefined {
-    const low =
-      from === undefined
-        ? 0
-        : (this.db
-            .prepare('SELECT cursor FROM versions WHERE hlc >= ? ORDER BY hlc LIMIT 1')
-            .pluck()
-            .get(hlcUpperBound(from - 1)) as number | undefined);
-    const high =
-      to === undefined
-        ? Number.MAX_SAFE_INTEGER
-        : (this.db
-            .prepare('SELECT cursor FROM versions WHERE hlc < ? ORDER BY hlc DESC LIMIT 1')
-            .pluck()
-            .get(hlcUpperBound(to)) as number | undefined);
-    if (low === undefined || high === undefined || low > high) return undefined;
-    return { low, high };
-  }
-
-  /** FTS5 reports syntax errors when a statement runs; run a tiny one first to report them as 400. */
-  private checkSyntax(kind: SearchKind, match: string): void {
-    const { table } = tables[kind];
-    try {
-      this.statement(`SELECT rowid FROM ${table} WHERE ${table} MATCH ? LIMIT 1`).all(match);
-    } catch (error) {
-      const message = (error as Error).message.replace(/^fts5: /, '');
-      fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}`, { query: match });
-    }
-  }
+/** The matches a query ranks: how many, whether there were more, and the lowest rowid among them. */
+interface Matched {
+  count: number;
+  capped: boolean;
+  low?: bigint;
 }
 
 interface HitRow {
-  cursor: number;
+  /** The search rowid, as decimal text: rowids are above 2^53 (search-rowids.ts). Null: no hit. */
+  rowid: string;
+  /** Matches counted, with the one-pass ranking. */
+  matches?: number;
   score: number;
-  snippet: string;
-  added?: string;
-  removed?: string;
+  cursor: number;
   version: string;
   commit_id: string;
   bucket: string;
@@ -317,7 +383,24 @@ interface HitRow {
   truncated: number | null;
 }
 
-function toHit(row: HitRow, kind: SearchKind, terms: string[]): SearchHit {
+interface RecentRow {
+  cursor: number;
+  version: string;
+  bucket: string;
+  key: string;
+  kind: string;
+  hlc: string;
+  effective_at: number;
+}
+
+interface SnippetRow {
+  rowid: string;
+  snippet: string;
+  added?: string;
+  removed?: string;
+}
+
+function toHit(row: HitRow, text: SnippetRow | undefined, kind: SearchKind, terms: string[]): SearchHit {
   const hit: SearchHit = {
     bucket: row.bucket,
     key: row.key,
@@ -327,7 +410,7 @@ function toHit(row: HitRow, kind: SearchKind, terms: string[]): SearchHit {
     effectiveAt: row.effective_at,
     score: row.score,
     // The filler between JSON field pairs is an index artefact: show it as a separator.
-    snippet: row.snippet
+    snippet: (text?.snippet ?? '')
       .split(pairSeparator)
       .map((part) => part.trim())
       .filter((part, index, parts) => part !== '' || (index > 0 && index < parts.length - 1))
@@ -335,17 +418,62 @@ function toHit(row: HitRow, kind: SearchKind, terms: string[]): SearchHit {
   };
   if (row.truncated) hit.truncated = true;
   if (kind === 'diff') {
-    const matching = (text: string | undefined) =>
-      (text ?? '')
+    const matching = (lines: string | undefined) =>
+      (lines ?? '')
         .split('\n')
         .filter(
           (line) =>
             line.length > 0 &&
             (terms.length === 0 || terms.some((term) => line.toLowerCase().includes(term))),
         );
-    hit.lines = { added: matching(row.added), removed: matching(row.removed) };
+    hit.lines = { added: matching(text?.added), removed: matching(text?.removed) };
   }
   return hit;
+}
+
+/**
+ * The ranking statement (DESIGN "Ranking inside FTS5 first"). FTS5 ranks the matches on rowid and
+ * bm25 alone and keeps the best `ranked` rows; only those are joined to their versions and
+ * filtered (`CROSS JOIN` keeps SQLite reading them first: it would otherwise scan search_docs).
+ * Ties go to the older version: rowid order is the same on every node, so the answer is too. With `onePass`, the matches are kept, newest first, as they are scored, and counted from
+ * what was kept: one evaluation of the expression instead of a count and then the ranking.
+ */
+function rankedSql(table: string, conditions: string[], onePass: boolean): string {
+  const scored = `SELECT rowid AS search_rowid, bm25(${table}) AS bm25 FROM ${table}
+    WHERE ${table} MATCH @match AND rowid BETWEEN @low AND @high`;
+  const ranked = onePass
+    ? `newest AS MATERIALIZED (${scored} ORDER BY rowid DESC LIMIT @newest),
+       bounds AS MATERIALIZED (SELECT count(*) AS matches, min(search_rowid) AS oldest FROM newest),
+       ranked AS MATERIALIZED (
+         SELECT n.search_rowid, n.bm25 FROM newest n, bounds b
+         WHERE b.matches < @newest OR n.search_rowid > b.oldest
+         ORDER BY n.bm25, n.search_rowid LIMIT @ranked)`
+    : `ranked AS MATERIALIZED (${scored} ORDER BY bm25(${table}), rowid LIMIT @ranked)`;
+  const page = `SELECT CAST(r.search_rowid AS TEXT) AS rowid, -r.bm25 AS score,
+      v.cursor, v.version, v.commit_id, v.bucket, v.key, v.hlc, v.effective_at,
+      k.winner, k.effective_max, d.truncated
+    FROM ranked r
+    CROSS JOIN search_docs d ON d.search_rowid = r.search_rowid
+    JOIN versions v ON v.cursor = d.cursor
+    JOIN search_keys k ON k.bucket = v.bucket AND k.key = v.key
+    WHERE ${conditions.join(' AND ')}
+    ORDER BY r.bm25, r.search_rowid
+    LIMIT @batch OFFSET @offset`;
+  return onePass
+    ? `WITH ${ranked}
+       SELECT b.matches, p.* FROM bounds b LEFT JOIN (${page}) p ON true
+       ORDER BY p.score DESC, CAST(p.rowid AS INTEGER)`
+    : `WITH ${ranked} ${page}`;
+}
+
+/**
+ * Expressions FTS5 evaluates at a cost per row far above a word's: a phrase of several tokens
+ * (positions are compared in every row that holds all of them), NEAR, and a prefix longer than the
+ * prefix index (its terms' doclists are merged first). At 1M versions the count alone of the
+ * phrase "the year" takes 45 ms.
+ */
+function costlyToEvaluate(match: string): boolean {
+  return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(|[\p{L}\p{N}]{4,}\*/u.test(match);
 }
 
 function isVisible(bucket: string, visible: BucketFilter): boolean {
