@@ -114,7 +114,8 @@ export function directoryBytes(path) {
 /**
  * Bytes per part of the closed database (dbstat), indexes counted with their table. The FTS5 shadow
  * tables are named after their table (search_text_data, search_text_idx…); the other search tables
- * and the versions_by_hlc index the search schema adds go together as "search, other".
+ * and the indexes the search schema adds to versions (versions_by_hlc, versions_by_bucket_hlc) go
+ * together as "search, other".
  */
 export function strataTableBytes(file) {
   const db = new Database(file, { readonly: true });
@@ -130,7 +131,7 @@ export function strataTableBytes(file) {
       const fts = ['search_text', 'search_code', 'search_diff'].find((prefix) => owner.startsWith(prefix));
       const group =
         fts ??
-        (owner.startsWith('search_') || name === 'versions_by_hlc'
+        (owner.startsWith('search_') || name === 'versions_by_hlc' || name === 'versions_by_bucket_hlc'
           ? 'search, other'
           : ['versions', 'commits', 'blobs'].includes(owner)
             ? owner

@@ -23,7 +23,9 @@ CREATE TABLE IF NOT EXISTS search_keys (
   PRIMARY KEY (bucket, key)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS search_keys_by_winner ON search_keys (winner);
+-- Recently changed, newest first: in the whole store, and in one bucket.
 CREATE INDEX IF NOT EXISTS versions_by_hlc ON versions (hlc);
+CREATE INDEX IF NOT EXISTS versions_by_bucket_hlc ON versions (bucket, hlc);
 `;
 
 export const searchTables = [

@@ -93,8 +93,13 @@ const rankedGrowth = 4;
 const snippetWalkMatchesPerHit = 400;
 /** Rows scanned at most by `recent`, so a bucket-filtered call on a busy store stays cheap. */
 const recentScanMax = 100_000;
-/** Rows `recent` reads per statement. */
-const recentPageRows = 1000;
+/**
+ * Rows `recent` reads per statement: a few per change asked for (a key changed several times in a
+ * row takes one), at most 1,000.
+ */
+const recentRowsPerChange = 4;
+const recentPageRowsMin = 64;
+const recentPageRowsMax = 1000;
 /** Sorts after every HLC string: the start of a newest-first scan. */
 const everything = '~';
 
@@ -236,13 +241,13 @@ export class SearchQueries {
     options: { bucket?: string; since?: number; until?: number; limit: number },
     visible: BucketFilter,
   ): RecentChange[] {
-    // Newest first by (hlc, cursor), the order of versions_by_hlc: versions with one hlc are the ops
-    // of one commit, applied together in op order on every node.
+    // Newest first by (hlc, cursor), the order of versions_by_hlc and versions_by_bucket_hlc:
+    // versions with one hlc are the ops of one commit, applied together in op order on every node.
     const statement = this.statement(
       `SELECT cursor, version, bucket, key, kind, hlc, effective_at FROM versions
        WHERE pos <= @pos AND hlc >= @since AND (hlc, cursor) < (@hlc, @cursor)
          ${options.bucket !== undefined ? 'AND bucket = @bucket' : ''}
-       ORDER BY hlc DESC, cursor DESC LIMIT ${recentPageRows}`,
+       ORDER BY hlc DESC, cursor DESC LIMIT @rows`,
     );
     const seen = new Set<string>();
     const changes: RecentChange[] = [];
@@ -251,6 +256,7 @@ export class SearchQueries {
       since: options.since === undefined ? '' : hlcUpperBound(options.since - 1),
       hlc: options.until === undefined ? everything : hlcUpperBound(options.until),
       cursor: 0,
+      rows: Math.min(recentPageRowsMax, Math.max(options.limit * recentRowsPerChange, recentPageRowsMin)),
     };
     if (options.bucket !== undefined) parameters.bucket = options.bucket;
     for (let scanned = 0; scanned < recentScanMax && changes.length < options.limit; ) {
@@ -273,7 +279,7 @@ export class SearchQueries {
         });
         if (changes.length === options.limit) return changes;
       }
-      if (rows.length < recentPageRows) return changes;
+      if (rows.length < (parameters.rows as number)) return changes;
     }
     return changes;
   }
