@@ -4,6 +4,7 @@ import { checkBucketName } from '../../core/names.js';
 import { eventsBucket } from '../../release/activation.js';
 import type { ChangeRow } from '../../store/snapshot.js';
 import { type Context, requireRead } from '../context.js';
+import { openEventStream } from '../event-stream.js';
 import { header, intParam, single } from '../params.js';
 
 /** Page size of the feed, and of each catch-up step of a live stream. */
@@ -36,15 +37,7 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
       return { changes: rows.filter(visible).map(changeView), last };
     }
 
-    reply.hijack();
-    const raw = reply.raw;
-    raw.writeHead(200, {
-      'Content-Type': 'text/event-stream; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      Connection: 'keep-alive',
-    });
-    // Send the headers now: a quiet feed must not leave the client waiting for its first event.
-    raw.flushHeaders();
+    const raw = openEventStream(reply);
     let cursor = since;
     const pump = () => {
       for (;;) {

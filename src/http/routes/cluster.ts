@@ -5,6 +5,7 @@ import type { ClusterService } from '../../cluster/cluster-service.js';
 import { fail } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
 import { type Context, requireRole } from '../context.js';
+import { openEventStream } from '../event-stream.js';
 import { sendBlob } from '../send-blob.js';
 
 /** Between two `counters` events on the cluster event stream. */
@@ -50,14 +51,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
 
     app.get('/v1/cluster/events', async (request, reply) => {
       requireRole(request, 'read');
-      reply.hijack();
-      const raw = reply.raw;
-      raw.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache',
-        Connection: 'keep-alive',
-      });
-      raw.flushHeaders();
+      const raw = openEventStream(reply);
       const onEvent = (event: object & { type: string }) =>
         raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
       const counters = setInterval(
