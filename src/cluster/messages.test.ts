@@ -327,3 +327,11 @@ describe('parseHello', () => {
     );
   });
 });
+
+describe('parsePeerMessage on a type that is not a string', () => {
+  // Regression (found by the property above): String() of {"toString": null} throws a TypeError.
+  it('refuses it with STRATA_BAD_REQUEST', () => {
+    expect(() => parsePeerMessage({ type: { toString: null } })).toThrow(StrataError);
+    expect(() => parsePeerMessage({ type: ['gossip'] })).toThrow(/message.type must be a string/);
+  });
+});

@@ -112,7 +112,11 @@ export function parsePeerMessage(value: unknown): PeerMessage {
         revision: revision(message.revision),
       };
     default:
-      bad(`unknown message type ${JSON.stringify(String(message.type)).slice(0, 40)}`);
+      bad(
+        typeof message.type === 'string'
+          ? `unknown message type ${JSON.stringify(message.type.slice(0, 40))}`
+          : 'message.type must be a string',
+      );
   }
 }
 
