@@ -63,6 +63,8 @@ export function startNode(options: NodeOptions): StrataNode {
     dataDir: options.dataDir,
     clock: options.clock,
     onSync: (s, n) => metrics.onSync(s, n),
+    onCheckpoint: (report) => metrics.checkpointSeconds.observe(report.seconds),
+    onCheckpointError: (error) => app.log.error({ err: error }, 'WAL checkpoint failed'),
   });
   const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));

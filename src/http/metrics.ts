@@ -33,6 +33,12 @@ export class Metrics {
     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000],
     registers: [this.registry],
   });
+  readonly checkpointSeconds = new Histogram({
+    name: 'strata_checkpoint_duration_seconds',
+    help: 'Time of each WAL checkpoint on the checkpoint worker (off the event loop)',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
   readonly logBytes = new Gauge({
     name: 'strata_log_bytes',
     help: 'Size of the database holding the log and derived state, in bytes',

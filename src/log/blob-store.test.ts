@@ -49,9 +49,9 @@ beforeEach(() => {
   store = new BlobStore(blobsDir, database.db, { inlineBytesMax });
 });
 
-afterEach(() => {
+afterEach(async () => {
   seam.beforeUnlink = undefined;
-  database.close();
+  await database.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

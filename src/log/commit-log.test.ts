@@ -44,8 +44,8 @@ beforeEach(() => {
   log = new CommitLog(database.db);
 });
 
-afterEach(() => {
-  database.close();
+afterEach(async () => {
+  await database.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -117,9 +117,9 @@ describe('CommitLog', () => {
     expect(() => log.at(logged.pos)).toThrow(/corruption/);
   });
 
-  it('keeps commits across a reopen of the database', () => {
+  it('keeps commits across a reopen of the database', async () => {
     const logged = log.append(commit(nodeA, 1));
-    database.close();
+    await database.close();
     database = new NodeDatabase(join(dir, 'strata.db'));
     log = new CommitLog(database.db);
     expect(log.get(logged.id)).toEqual(logged);

@@ -2,6 +2,7 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { fail } from '../core/errors.js';
+import { Checkpointer, type CheckpointReport } from './checkpointer.js';
 
 export type Db = Database.Database;
 
@@ -15,20 +16,46 @@ const fdatasyncAsync = promisify(fdatasync);
  * fdatasyncs the WAL itself after each group commit (see GroupCommit for on which thread). A commit
  * is acknowledged only after that sync, so concurrent writers share one fsync.
  *
- * `locking_mode=EXCLUSIVE` keeps any other connection out; the data directory's LOCK file says
- * which process holds it.
+ * Checkpoints run on a worker thread with its own connection (see Checkpointer); this connection
+ * never checkpoints on its own, except to reset a WAL that grew past `walRestartFrames`.
+ *
+ * The data directory's LOCK file keeps a second Strata process out (DataDirLock).
  */
+export interface NodeDatabaseOptions {
+  /** Told of each checkpoint the worker made. */
+  onCheckpoint?(report: CheckpointReport): void;
+  /** Told when a checkpoint failed (the next one tries again). */
+  onCheckpointError?(error: Error): void;
+  /** How often the worker checkpoints (default 200 ms). */
+  checkpointIntervalMs?: number;
+  /** WAL frames past which the writer resets the WAL (default `walRestartFrames`). */
+  walRestartFrames?: number;
+}
+
+/**
+ * WAL frames past which the writer resets the WAL itself: 16,384 frames of 4 KiB, 64 MiB. Passive
+ * checkpoints copy frames but cannot reset the WAL while the writer keeps appending.
+ */
+export const walRestartFrames = 16_384;
+
 export class NodeDatabase {
   readonly db: Db;
   private walFd: number | undefined;
+  private readonly checkpointer: Checkpointer;
+  private readonly restart;
+  private readonly restartFrames: number;
 
-  constructor(readonly file: string) {
-    // No busy wait: another process holding the lock will not let go soon, so say so at once.
+  constructor(
+    readonly file: string,
+    options: NodeDatabaseOptions = {},
+  ) {
+    // No busy wait: only this process writes, and a checkpoint that finds the worker busy simply
+    // runs next time.
     const db = new Database(file, { timeout: 0 });
     try {
-      db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
+      db.pragma('wal_autocheckpoint = 0');
       db.exec(logSchema);
       // The first write takes the exclusive lock and creates the WAL file.
       db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run('opened', 'yes');
@@ -45,6 +72,14 @@ export class NodeDatabase {
     this.db = db;
     this.walFd = openSync(`${file}-wal`, 'r+');
     fdatasyncSync(this.walFd);
+    this.restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
+    this.restartFrames = options.walRestartFrames ?? walRestartFrames;
+    const checkpointerOptions: ConstructorParameters<typeof Checkpointer>[1] = {};
+    if (options.checkpointIntervalMs !== undefined)
+      checkpointerOptions.intervalMs = options.checkpointIntervalMs;
+    if (options.onCheckpoint) checkpointerOptions.onCheckpoint = options.onCheckpoint;
+    if (options.onCheckpointError) checkpointerOptions.onError = options.onCheckpointError;
+    this.checkpointer = new Checkpointer(file, checkpointerOptions);
   }
 
   /** Makes every transaction committed so far durable. */
@@ -52,6 +87,18 @@ export class NodeDatabase {
     if (this.walFd === undefined) fail('STRATA_UNAVAILABLE', 'database is closed');
     if (onThisThread) fdatasyncSync(this.walFd);
     else await fdatasyncAsync(this.walFd);
+    this.restartIfLong();
+  }
+
+  /**
+   * Resets a WAL that grew past its bound. Runs between two transactions; the worker has copied
+   * nearly every frame already, so this copies the rest and starts the WAL over. If the worker is
+   * mid-checkpoint the call reports busy and the next sync tries again.
+   */
+  private restartIfLong(): void {
+    if (this.checkpointer.frames < this.restartFrames || !this.db.open) return;
+    const row = this.restart.get() as { busy: number };
+    if (row.busy === 0) this.checkpointer.restarted();
   }
 
   getMeta(name: string): string | undefined {
@@ -65,7 +112,9 @@ export class NodeDatabase {
     this.db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run(name, value);
   }
 
-  close(): void {
+  /** Stops the checkpoint worker, then closes the database (whose last connection checkpoints). */
+  async close(): Promise<void> {
+    await this.checkpointer.stop();
     if (this.walFd !== undefined) {
       closeSync(this.walFd);
       this.walFd = undefined;

@@ -235,8 +235,8 @@ class Replica {
     return new Snapshot(this.queries, Number.MAX_SAFE_INTEGER, now);
   }
 
-  close(): void {
-    this.database.close();
+  close(): Promise<void> {
+    return this.database.close();
   }
 }
 
@@ -248,8 +248,8 @@ beforeEach(() => {
   replicas = [];
 });
 
-afterEach(() => {
-  for (const replica of replicas) replica.close();
+afterEach(async () => {
+  for (const replica of replicas) await replica.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -414,7 +414,7 @@ function checkAgainstModel(replica: Replica, history: History): void {
   }
 }
 
-function runHistory(specs: CommitSpec[], first: number[], second: number[]): void {
+async function runHistory(specs: CommitSpec[], first: number[], second: number[]): Promise<void> {
   const history = buildHistory(specs);
   const inTimeOrder = replicaOf(history, history.commits);
   const shuffled = replicaOf(history, causalOrder(history, first));
@@ -423,16 +423,16 @@ function runHistory(specs: CommitSpec[], first: number[], second: number[]): voi
   const expected = answers(inTimeOrder, history);
   expect(answers(shuffled, history)).toEqual(expected);
   expect(answers(other, history)).toEqual(expected);
-  for (const replica of replicas.splice(0)) replica.close();
+  for (const replica of replicas.splice(0)) await replica.close();
 }
 
 describe('search on a node that applied commits out of transaction-time order', () => {
   it('answers like a node that applied them in order, for random histories and apply orders', {
     timeout: 120_000,
-  }, () => {
+  }, async () => {
     const priorities = fc.array(fc.nat(), { minLength: commitsMax, maxLength: commitsMax });
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         fc.array(commitSpec, { minLength: 1, maxLength: commitsMax }),
         priorities,
         priorities,

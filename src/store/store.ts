@@ -8,9 +8,10 @@ import type { Envelope } from '../core/envelope.js';
 import { fail, StrataError } from '../core/errors.js';
 import type { CommitId, NodeId, VersionId } from '../core/ids.js';
 import { BlobStore, type StagedBlob } from '../log/blob-store.js';
+import type { CheckpointReport } from '../log/checkpointer.js';
 import { CommitLog } from '../log/commit-log.js';
 import { DataDirLock } from '../log/data-dir-lock.js';
-import { NodeDatabase } from '../log/database.js';
+import { NodeDatabase, type NodeDatabaseOptions } from '../log/database.js';
 import { SearchQueries } from '../search/search-query.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
@@ -81,6 +82,10 @@ export interface StoreOptions {
   searchRankedMatchesMax?: number;
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;
+  /** Told of each WAL checkpoint (on the checkpoint worker) that copied frames. */
+  onCheckpoint?(report: CheckpointReport): void;
+  /** Told when a WAL checkpoint failed; the next one tries again. */
+  onCheckpointError?(error: Error): void;
 }
 
 /**
@@ -111,7 +116,10 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.lock = new DataDirLock(options.dataDir);
     try {
-      this.database = new NodeDatabase(join(options.dataDir, 'strata.db'));
+      const databaseOptions: NodeDatabaseOptions = {};
+      if (options.onCheckpoint) databaseOptions.onCheckpoint = options.onCheckpoint;
+      if (options.onCheckpointError) databaseOptions.onCheckpointError = options.onCheckpointError;
+      this.database = new NodeDatabase(join(options.dataDir, 'strata.db'), databaseOptions);
     } catch (error) {
       this.lock.release();
       throw error;
@@ -285,7 +293,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
 
   async close(): Promise<void> {
     await this.writer.close();
-    this.database.close();
+    await this.database.close();
     this.lock.release();
   }
 

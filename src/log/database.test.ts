@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../test/support/wait.js';
+import type { CheckpointReport } from './checkpointer.js';
+import { NodeDatabase } from './database.js';
+
+let dir: string;
+let database: NodeDatabase | undefined;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'strata-db-'));
+});
+
+afterEach(async () => {
+  await database?.close();
+  database = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes `rows` rows of 3 KB in transactions of 10, each synced like a group commit. */
+async function write(target: NodeDatabase, rows: number, from = 0): Promise<void> {
+  target.db.exec('CREATE TABLE IF NOT EXISTS filler (n INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT');
+  const insert = target.db.prepare('INSERT INTO filler (n, data) VALUES (?, ?)');
+  const batch = target.db.transaction((first: number) => {
+    for (let n = first; n < first + 10; n++) insert.run(n, Buffer.alloc(3000, n % 251));
+  });
+  for (let n = from; n < from + rows; n += 10) {
+    batch(n);
+    await target.sync();
+  }
+}
+
+describe('NodeDatabase checkpoints', () => {
+  it('copies the WAL into the database file on the worker thread; the writer never checkpoints', async () => {
+    const file = join(dir, 'strata.db');
+    const reports: CheckpointReport[] = [];
+    database = new NodeDatabase(file, { checkpointIntervalMs: 20, onCheckpoint: (r) => reports.push(r) });
+    const before = statSync(file).size;
+    await write(database, 600);
+    // 600 rows of 3 KB: about 2 MB of WAL frames. Automatic checkpoints are off on this connection,
+    // so only the worker can have moved them into the database file.
+    await waitFor(() => statSync(file).size > before + 1_500_000 && reports.length > 0, {
+      timeoutMs: 10_000,
+      what: 'the worker to copy the WAL into the database file',
+    });
+    const last = reports.at(-1) as CheckpointReport;
+    expect(last.walFrames).toBeGreaterThan(0);
+    expect(last.checkpointedFrames).toBeLessThanOrEqual(last.walFrames);
+    expect(database.db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+  });
+
+  it('resets a WAL that grew past its bound, so the file stays bounded under steady writes', async () => {
+    const file = join(dir, 'strata.db');
+    database = new NodeDatabase(file, { checkpointIntervalMs: 10, walRestartFrames: 200 });
+    const target = database;
+    target.db.exec('CREATE TABLE filler (n INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT');
+    const insert = target.db.prepare('INSERT INTO filler (n, data) VALUES (?, ?)');
+    const batch = target.db.transaction((first: number) => {
+      for (let n = first; n < first + 10; n++) insert.run(n, Buffer.alloc(3000, n % 251));
+    });
+    // Like group commit under load: the next batch is written while the previous one syncs, so the
+    // writer never pauses long enough for a passive checkpoint to catch up and the WAL to restart.
+    let syncing = Promise.resolve();
+    for (let n = 0; n < 6000; n += 10) {
+      batch(n);
+      await syncing;
+      syncing = target.sync();
+    }
+    await syncing;
+    // 18 MB were written; without the writer's reset the WAL holds all of it (about 27 MB).
+    expect(statSync(`${file}-wal`).size).toBeLessThan(12_000_000);
+    expect(target.db.prepare('SELECT COUNT(*) FROM filler').pluck().get()).toBe(6000);
+  });
+
+  it('keeps every synced row across close and reopen', async () => {
+    const file = join(dir, 'strata.db');
+    database = new NodeDatabase(file, { checkpointIntervalMs: 10 });
+    await write(database, 200);
+    await database.close();
+    database = new NodeDatabase(file);
+    expect(database.db.prepare('SELECT COUNT(*) FROM filler').pluck().get()).toBe(200);
+    expect(database.db.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+});
