@@ -9,7 +9,8 @@
  * its origin acknowledged the PUT (201: durable there).
  *
  * Env: BENCH_CLUSTER_SECONDS (load per cluster size, default 10), BENCH_CLUSTER_RATE (commits/s,
- * default 500), BENCH_CATCHUP_COMMITS (commits the joining node catches up on, default 20,000).
+ * default 500), BENCH_CATCHUP_COMMITS (commits the joining node catches up on, default 20,000),
+ * BENCH_CLUSTER_SIZES (comma-separated node counts, default 3,5).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -36,7 +37,12 @@ import { ownCpuSeconds, processCpuSeconds } from './lib/cpu.mjs';
 import { waitUntil } from './lib/wait.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
-const clusterSizes = [3, 5];
+const clusterSizes = (process.env.BENCH_CLUSTER_SIZES ?? '3,5').split(',').map((text) => {
+  const size = Number(text);
+  if (!Number.isInteger(size) || size < 2)
+    throw new Error(`BENCH_CLUSTER_SIZES: "${text}" is not a node count ≥ 2`);
+  return size;
+});
 /** Unmeasured load first: connections open, JIT warm, Plumtree has pruned its first duplicates. */
 const warmupSeconds = 1;
 /** Outstanding PUTs at most: at 500/s and ~10 ms per PUT about 5 are; 256 means the cluster is stuck. */
