@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalEncode } from './canonical.js';
-import { type Commit, checkCommitShape, commitId, decodeCommit, encodeCommit } from './commit.js';
+import {
+  type Commit,
+  checkCommitShape,
+  commitId,
+  decodeCommit,
+  encodeCommit,
+  genericCommit,
+} from './commit.js';
 import { StrataError } from './errors.js';
 import { sha256 } from './hash.js';
 import { formatHlc } from './hlc.js';
@@ -237,5 +244,54 @@ describe('decodeCommit', () => {
         },
       ),
     );
+  });
+});
+
+describe('encodeCommit', () => {
+  const text = fc.string({ unit: 'binary', maxLength: 12 });
+  const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
+  const op = fc.record(
+    {
+      kind: fc.constantFrom('put', 'delete', 'retract'),
+      bucket: text,
+      key: text,
+      parents: fc.array(text, { maxLength: 3 }),
+      blob: optional(text),
+      contentType: optional(text),
+      size: optional(fc.nat()),
+      effectiveAt: fc.nat(),
+      refs: optional(fc.array(text, { maxLength: 2 })),
+      target: optional(text),
+    },
+    { requiredKeys: ['kind', 'bucket', 'key', 'parents', 'effectiveAt'] },
+  );
+  const commit = fc.record(
+    {
+      origin: text,
+      seq: fc.nat(),
+      hlc: text,
+      author: optional(text),
+      message: optional(text),
+      ops: fc.array(op, { minLength: 1, maxLength: 3 }),
+    },
+    { requiredKeys: ['origin', 'seq', 'hlc', 'ops'] },
+  );
+
+  it('writes exactly what the generic canonical encoder writes, escapes and lone surrogates included (property)', () => {
+    fc.assert(
+      fc.property(commit, (value) => {
+        const generic = canonicalEncode(genericCommit(value as Commit));
+        expect(encodeCommit(value as Commit)).toBe(generic);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('falls back to the generic encoder for a value outside the typed shape', () => {
+    const odd = { ...sample(), author: null } as unknown as Commit;
+    expect(encodeCommit(odd)).toBe(canonicalEncode(genericCommit(odd)));
+    expect(encodeCommit(odd)).toContain('"author":null');
+    const unsafe = { ...sample(), seq: 2 ** 60 };
+    expect(() => encodeCommit(unsafe)).toThrow(TypeError);
   });
 });

@@ -1,4 +1,4 @@
-import { canonicalEncode } from './canonical.js';
+import { type Canonical, canonicalEncode } from './canonical.js';
 import { fail } from './errors.js';
 import { sha256 } from './hash.js';
 import { isHlc } from './hlc.js';
@@ -49,8 +49,92 @@ export const opsPerCommitMax = 10_000;
 export const messageBytesMax = 64 * 1024;
 export const contentTypeBytesMax = 256;
 
+/**
+ * The canonical encoding of a commit (canonical.ts), written out member by member in sorted key
+ * order: the generic encoder sorts every object's keys and builds arrays of parts, and this runs
+ * twice per write (encode, then the check before appending), so the write path uses this one.
+ * Anything outside the commit's typed shape (a caller's stray type) goes to the generic encoder,
+ * whose output this always equals (commit.test.ts checks that on random commits).
+ */
 export function encodeCommit(commit: Commit): string {
-  return canonicalEncode({
+  const fast = encodeCommitFast(commit);
+  return fast ?? canonicalEncode(genericCommit(commit));
+}
+
+const quote = JSON.stringify;
+
+function encodeCommitFast(commit: Commit): string | undefined {
+  const { origin, seq, hlc, author, message, ops } = commit;
+  if (typeof origin !== 'string' || typeof hlc !== 'string' || !Number.isSafeInteger(seq)) return undefined;
+  if (!Array.isArray(ops)) return undefined;
+  // Keys in code-unit order: author, hlc, message, ops, origin, seq.
+  let out = '{';
+  if (author !== undefined) {
+    if (typeof author !== 'string') return undefined;
+    out += `"author":${quote(author)},`;
+  }
+  out += `"hlc":${quote(hlc)},`;
+  if (message !== undefined) {
+    if (typeof message !== 'string') return undefined;
+    out += `"message":${quote(message)},`;
+  }
+  out += '"ops":[';
+  for (let index = 0; index < ops.length; index++) {
+    const op = encodeOpFast(ops[index] as Op);
+    if (op === undefined) return undefined;
+    out += index === 0 ? op : `,${op}`;
+  }
+  return `${out}],"origin":${quote(origin)},"seq":${seq}}`;
+}
+
+/** Keys in code-unit order: blob, bucket, contentType, effectiveAt, key, kind, parents, refs, size, target. */
+function encodeOpFast(op: Op): string | undefined {
+  const { kind, bucket, key, parents, blob, contentType, size, effectiveAt, refs, target } = op;
+  if (typeof kind !== 'string' || typeof bucket !== 'string' || typeof key !== 'string') return undefined;
+  if (!Number.isSafeInteger(effectiveAt)) return undefined;
+  const parentList = stringList(parents);
+  if (parentList === undefined) return undefined;
+  let out = '{';
+  if (blob !== undefined) {
+    if (typeof blob !== 'string') return undefined;
+    out += `"blob":${quote(blob)},`;
+  }
+  out += `"bucket":${quote(bucket)},`;
+  if (contentType !== undefined) {
+    if (typeof contentType !== 'string') return undefined;
+    out += `"contentType":${quote(contentType)},`;
+  }
+  out += `"effectiveAt":${effectiveAt},"key":${quote(key)},"kind":${quote(kind)},"parents":${parentList}`;
+  if (refs !== undefined) {
+    const refList = stringList(refs);
+    if (refList === undefined) return undefined;
+    out += `,"refs":${refList}`;
+  }
+  if (size !== undefined) {
+    if (!Number.isSafeInteger(size)) return undefined;
+    out += `,"size":${size}`;
+  }
+  if (target !== undefined) {
+    if (typeof target !== 'string') return undefined;
+    out += `,"target":${quote(target)}`;
+  }
+  return `${out}}`;
+}
+
+function stringList(list: unknown): string | undefined {
+  if (!Array.isArray(list)) return undefined;
+  let out = '[';
+  for (let index = 0; index < list.length; index++) {
+    const item = list[index];
+    if (typeof item !== 'string') return undefined;
+    out += index === 0 ? quote(item) : `,${quote(item)}`;
+  }
+  return `${out}]`;
+}
+
+/** The commit as the generic canonical encoder takes it: known members only. */
+export function genericCommit(commit: Commit): Canonical {
+  return {
     origin: commit.origin,
     seq: commit.seq,
     hlc: commit.hlc,
@@ -68,7 +152,7 @@ export function encodeCommit(commit: Commit): string {
       refs: op.refs,
       target: op.target,
     })),
-  });
+  };
 }
 
 export function commitId(commit: Commit): CommitId {

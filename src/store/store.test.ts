@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
@@ -320,6 +321,33 @@ describe('Store: preconditions', () => {
     expect(valueAt('free')).toBe('ok');
     expect(valueAt('free2')).toBe('ok');
     expect(valueAt('taken')).toBe('1');
+  });
+
+  it('a write the database fails after it began writing fails alone; the rest of its batch lands', async () => {
+    await put('before', '1');
+    // A second connection adds a trigger: the version insert of key "boom" fails after its blob
+    // and commit rows were written in the batch's transaction.
+    const other = new Database(join(dataDir, 'strata.db'));
+    other.exec(
+      `CREATE TRIGGER refuse_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
+       BEGIN SELECT RAISE(ABORT, 'injected failure'); END`,
+    );
+    other.close();
+    const ops = [await putOp('ok1', 'one'), await putOp('boom', 'lost'), await putOp('ok2', 'two')];
+    const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/injected failure/);
+    expect(valueAt('ok1')).toBe('one');
+    expect(valueAt('ok2')).toBe('two');
+    expect(store.snapshot().live('b', 'boom')).toBeUndefined();
+    expect(store.existingBlob(sha256('lost'))).toBeUndefined();
+    // No gap in the sequence: the next commit follows the last acknowledged one.
+    const seqs = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.seq] : []));
+    const next = await store.write({ ops: [await putOp('after', '3')] });
+    expect(next.seq).toBe(Math.max(...seqs) + 1);
+    const digest = store.digest();
+    await store.reindex();
+    expect(store.digest()).toBe(digest);
   });
 });
 
