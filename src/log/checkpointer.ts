@@ -17,6 +17,8 @@ export interface CheckpointerOptions {
   onCheckpoint?(report: CheckpointReport): void;
   /** Told when a checkpoint failed; the next interval tries again. */
   onError?(error: Error): void;
+  /** Told when the worker ended without being stopped (it failed to start, or crashed). */
+  onExit?(): void;
 }
 
 const defaultIntervalMs = 200;
@@ -101,6 +103,7 @@ export class Checkpointer {
     this.worker.on('error', (error) => options.onError?.(error));
     this.worker.once('exit', () => {
       this.exited = true;
+      if (!this.stopping) options.onExit?.();
     });
   }
 

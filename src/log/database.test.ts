@@ -74,6 +74,23 @@ describe('NodeDatabase checkpoints', () => {
     expect(target.db.prepare('SELECT COUNT(*) FROM filler').pluck().get()).toBe(6000);
   });
 
+  it('checkpoints on the writer again if the worker dies', async () => {
+    const errors: Error[] = [];
+    database = new NodeDatabase(join(dir, 'strata.db'), { onCheckpointError: (error) => errors.push(error) });
+    // The worker is private; a crash is simulated by terminating it from outside.
+    const inside = database as unknown as { checkpointer: { worker: { terminate(): Promise<number> } } };
+    await inside.checkpointer.worker.terminate();
+    const target = database;
+    await waitFor(() => target.db.pragma('wal_autocheckpoint', { simple: true }) === 1000, {
+      timeoutMs: 5_000,
+      what: 'automatic checkpoints to be turned back on',
+    });
+    expect(errors.map((error) => error.message)).toContain(
+      'the checkpoint worker stopped; checkpoints run on the writer again',
+    );
+    await write(target, 50);
+  });
+
   it('keeps every synced row across close and reopen', async () => {
     const file = join(dir, 'strata.db');
     database = new NodeDatabase(file, { checkpointIntervalMs: 10 });

@@ -38,6 +38,9 @@ export interface NodeDatabaseOptions {
  */
 export const walRestartFrames = 16_384;
 
+/** SQLite's default automatic checkpoint threshold, used again if the worker is gone. */
+const inlineCheckpointFrames = 1000;
+
 export class NodeDatabase {
   readonly db: Db;
   private walFd: number | undefined;
@@ -79,6 +82,13 @@ export class NodeDatabase {
       checkpointerOptions.intervalMs = options.checkpointIntervalMs;
     if (options.onCheckpoint) checkpointerOptions.onCheckpoint = options.onCheckpoint;
     if (options.onCheckpointError) checkpointerOptions.onError = options.onCheckpointError;
+    // Without the worker, SQLite's automatic checkpoint on this thread keeps the WAL bounded again.
+    checkpointerOptions.onExit = () => {
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${inlineCheckpointFrames}`);
+      options.onCheckpointError?.(
+        new Error('the checkpoint worker stopped; checkpoints run on the writer again'),
+      );
+    };
     this.checkpointer = new Checkpointer(file, checkpointerOptions);
   }
 
