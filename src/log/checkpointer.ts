@@ -81,10 +81,7 @@ export class Checkpointer {
   private exited = false;
   private stopping: Promise<void> | undefined;
 
-  constructor(
-    file: string,
-    private readonly options: CheckpointerOptions = {},
-  ) {
+  constructor(file: string, options: CheckpointerOptions = {}) {
     const driver = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(workerSource, {
       eval: true,

@@ -60,7 +60,7 @@ export class NodeDatabase {
       db.pragma('synchronous = NORMAL');
       db.pragma('wal_autocheckpoint = 0');
       db.exec(logSchema);
-      // The first write takes the exclusive lock and creates the WAL file.
+      // The first write creates the WAL file, which the writer fdatasyncs itself (sync below).
       db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run('opened', 'yes');
     } catch (error) {
       db.close();
