@@ -67,18 +67,11 @@ function encodeCommitFast(commit: Commit): string | undefined {
   const { origin, seq, hlc, author, message, ops } = commit;
   if (typeof origin !== 'string' || typeof hlc !== 'string' || !Number.isSafeInteger(seq)) return undefined;
   if (!Array.isArray(ops)) return undefined;
+  const authorMember = stringMember('author', author, ',');
+  const messageMember = stringMember('message', message, ',');
+  if (authorMember === undefined || messageMember === undefined) return undefined;
   // Keys in code-unit order: author, hlc, message, ops, origin, seq.
-  let out = '{';
-  if (author !== undefined) {
-    if (typeof author !== 'string') return undefined;
-    out += `"author":${quote(author)},`;
-  }
-  out += `"hlc":${quote(hlc)},`;
-  if (message !== undefined) {
-    if (typeof message !== 'string') return undefined;
-    out += `"message":${quote(message)},`;
-  }
-  out += '"ops":[';
+  let out = `{${authorMember}"hlc":${quote(hlc)},${messageMember}"ops":[`;
   for (let index = 0; index < ops.length; index++) {
     const op = encodeOpFast(ops[index] as Op);
     if (op === undefined) return undefined;
@@ -93,17 +86,12 @@ function encodeOpFast(op: Op): string | undefined {
   if (typeof kind !== 'string' || typeof bucket !== 'string' || typeof key !== 'string') return undefined;
   if (!Number.isSafeInteger(effectiveAt)) return undefined;
   const parentList = stringList(parents);
-  if (parentList === undefined) return undefined;
-  let out = '{';
-  if (blob !== undefined) {
-    if (typeof blob !== 'string') return undefined;
-    out += `"blob":${quote(blob)},`;
-  }
-  out += `"bucket":${quote(bucket)},`;
-  if (contentType !== undefined) {
-    if (typeof contentType !== 'string') return undefined;
-    out += `"contentType":${quote(contentType)},`;
-  }
+  const blobMember = stringMember('blob', blob, ',');
+  const contentTypeMember = stringMember('contentType', contentType, ',');
+  const targetMember = stringMember('target', target, '');
+  if (parentList === undefined || blobMember === undefined) return undefined;
+  if (contentTypeMember === undefined || targetMember === undefined) return undefined;
+  let out = `{${blobMember}"bucket":${quote(bucket)},${contentTypeMember}`;
   out += `"effectiveAt":${effectiveAt},"key":${quote(key)},"kind":${quote(kind)},"parents":${parentList}`;
   if (refs !== undefined) {
     const refList = stringList(refs);
@@ -114,11 +102,14 @@ function encodeOpFast(op: Op): string | undefined {
     if (!Number.isSafeInteger(size)) return undefined;
     out += `,"size":${size}`;
   }
-  if (target !== undefined) {
-    if (typeof target !== 'string') return undefined;
-    out += `,"target":${quote(target)}`;
-  }
+  if (targetMember !== '') out += `,${targetMember}`;
   return `${out}}`;
+}
+
+/** `"name":"value"` and `after` for a string, '' for an absent member, undefined for anything else. */
+function stringMember(name: string, value: unknown, after: string): string | undefined {
+  if (value === undefined) return '';
+  return typeof value === 'string' ? `"${name}":${quote(value)}${after}` : undefined;
 }
 
 function stringList(list: unknown): string | undefined {
