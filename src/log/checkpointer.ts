@@ -71,7 +71,7 @@ parentPort.on('message', (message) => {
  * worker does the copying instead, with its own connection.
  *
  * A passive checkpoint cannot reset the WAL while the writer keeps appending, so under constant
- * load the file could grow without end; `needsRestart` tells the writer when it has grown past the
+ * load the file could grow without end; `frames` tells the writer when it has grown past the
  * bound, and the writer then resets it itself between two transactions (only the frames the worker
  * has not copied yet are left to copy, so that pause is short).
  */
@@ -118,6 +118,8 @@ export class Checkpointer {
   stop(): Promise<void> {
     this.stopping ??= new Promise<void>((resolve) => {
       if (this.exited) return resolve();
+      // Awaited by a closing store: keep the process alive until the worker has closed its connection.
+      this.worker.ref();
       this.worker.once('exit', () => resolve());
       this.worker.on('message', (message: WorkerMessage) => {
         if (message.kind === 'stopped') void this.worker.terminate();
