@@ -7,6 +7,7 @@ import { type Commit, commitId, encodeCommit } from '../../src/core/commit.js';
 import { sha256 } from '../../src/core/hash.js';
 import { formatHlc } from '../../src/core/hlc.js';
 import type { BlobId, NodeId } from '../../src/core/ids.js';
+import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
 import {
   cleanUpProcesses,
   freePort,
@@ -24,9 +25,6 @@ import {
  * on A still reaches B).
  */
 
-const adminToken = 'bad-peers-test-admin-token-0123456789';
-const auth = { authorization: `Bearer ${adminToken}` };
-const clusterKey = 'bad-peers-test-cluster-key-0123456789';
 const wrongKey = 'not-the-cluster-key-of-this-test-0123';
 const bucket = 'badpeers';
 /** Waits on a node's reaction to one message: milliseconds normally, seconds on a loaded machine. */

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
 import {
   cleanUpProcesses,
   type StrataServer,
@@ -16,9 +17,6 @@ import {
  * memory), and a scheduled release switches on the other node at its effective time, with one
  * `release.activated` event for the cluster.
  */
-const adminToken = 'cluster-e2e-admin-token-0123';
-const clusterKey = 'cluster-e2e-key-0123456789';
-const auth = { authorization: `Bearer ${adminToken}` };
 const bigBytes = 200 * 1024 * 1024;
 const chunkBytes = 1024 * 1024;
 /** Holding the object whole would take its 200 MB on top of the node's ~100 MB. */

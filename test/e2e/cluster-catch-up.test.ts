@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
 import {
   cleanUpProcesses,
   type StrataServer,
@@ -23,9 +24,6 @@ import {
  * times the per-commit overhead of keeping it all).
  */
 
-const adminToken = 'catch-up-test-admin-token-0123456789';
-const auth = { authorization: `Bearer ${adminToken}` };
-const clusterKey = 'catch-up-test-cluster-key-0123456789';
 const bucket = 'seeded';
 const commitCount = 100_000;
 /** Generous: B holds one sync batch (~1 MiB) at a time plus SQLite's cache, not 100,000 commits. */

@@ -4,6 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/sim/prng.js';
+import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
 import {
   cleanUpProcesses,
   type StrataServer,
@@ -21,9 +22,6 @@ import {
  * lost, not even what the killed node acknowledged just before it died and had not gossiped yet.
  */
 
-const adminToken = 'cluster-crash-test-admin-token-0123456789';
-const auth = { authorization: `Bearer ${adminToken}` };
-const clusterKey = 'cluster-crash-test-cluster-key-0123456789';
 const bucket = 'crash';
 /** Writers, spread round-robin over the three nodes (two each). */
 const writerCount = 6;

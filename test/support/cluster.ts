@@ -40,6 +40,8 @@ export { waitFor };
 export const clusterKey = 'e2e-cluster-key-0123456789abcdef';
 /** STRATA_ADMIN_TOKEN of every node unless given another one. */
 export const clusterAdminToken = 'e2e-cluster-admin-token-0123456789';
+/** The Authorization header of `clusterAdminToken`. */
+export const clusterAuth = { authorization: `Bearer ${clusterAdminToken}` };
 
 /** A node starts in about a second; 30 s leaves room for several starting at once on 2 loaded cores. */
 const startTimeoutMs = 30_000;
