@@ -18,7 +18,7 @@ import { cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { cleanupStack } from './lib/cleanup.mjs';
+import { cleanupStack, runSteps } from './lib/cleanup.mjs';
 import { followChanges, lastCursor } from './lib/cluster-feed.mjs';
 import { openLoopWrites, seedWrites } from './lib/cluster-load.mjs';
 import {
@@ -72,16 +72,7 @@ const cleanups = cleanupStack(log, 'stopping nodes and removing temp files');
 async function scoped(work) {
   const steps = [];
   const scope = { push: (step) => steps.push(step) };
-  const undo = async () => {
-    while (steps.length > 0) {
-      const step = steps.pop();
-      try {
-        await step();
-      } catch (error) {
-        log(`cleanup: ${error.message}`);
-      }
-    }
-  };
+  const undo = () => runSteps(steps, log);
   cleanups.push(undo);
   try {
     return await work(scope);

@@ -8,16 +8,7 @@ export function cleanupStack(log, what) {
   const stack = {
     interrupted: false,
     push: (step) => steps.push(step),
-    async run() {
-      while (steps.length > 0) {
-        const step = steps.pop();
-        try {
-          await step();
-        } catch (error) {
-          log(`cleanup: ${error.message}`);
-        }
-      }
-    },
+    run: () => runSteps(steps, log),
   };
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.once(signal, () => {
@@ -27,4 +18,16 @@ export function cleanupStack(log, what) {
     });
   }
   return stack;
+}
+
+/** Runs and removes `steps` last first; a step that fails is logged and the rest still run. */
+export async function runSteps(steps, log) {
+  while (steps.length > 0) {
+    const step = steps.pop();
+    try {
+      await step();
+    } catch (error) {
+      log(`cleanup: ${error.message}`);
+    }
+  }
 }
