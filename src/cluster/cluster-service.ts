@@ -5,7 +5,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import WebSocket from 'ws';
 import { StrataError } from '../core/errors.js';
-import type { NodeId } from '../core/ids.js';
+import type { CommitId, NodeId } from '../core/ids.js';
 import type { Store, WriteResult } from '../store/store.js';
 import { LinkAuth } from './link-auth.js';
 import type { Hello } from './messages.js';
@@ -202,6 +202,18 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     this.step({ type: 'link_up', peer: hello.member });
   }
 
+  /** Runs inside the writer's batch (GroupCommit's `applied` hook), which must not throw. */
+  private appliedRemote(id: CommitId): void {
+    try {
+      this.step({ type: 'applied', id });
+    } catch (error) {
+      this.options.log.warn(
+        { commit: id, reason: (error as Error).message },
+        'could not forward an applied commit',
+      );
+    }
+  }
+
   private step(input: Parameters<Replica['step']>[0]): void {
     if (this.closed) return;
     for (const output of this.replica.step(input)) this.run(output);
@@ -228,17 +240,14 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         // origin made it durable before broadcasting it, so no crash here can unmake it, and what
         // it depends on is applied here before it. (Local commits wait for their sync.)
         this.options.store
-          .applyRemote(output.envelope, () => this.step({ type: 'applied', id: output.envelope.id }))
-          .then(
-            () => {},
-            (error: unknown) => {
-              this.options.log.warn(
-                { commit: output.envelope.id, reason: (error as Error).message },
-                'could not apply a commit from a peer',
-              );
-              this.step({ type: 'apply_failed', id: output.envelope.id, reason: (error as Error).message });
-            },
-          );
+          .applyRemote(output.envelope, () => this.appliedRemote(output.envelope.id))
+          .catch((error: unknown) => {
+            this.options.log.warn(
+              { commit: output.envelope.id, reason: (error as Error).message },
+              'could not apply a commit from a peer',
+            );
+            this.step({ type: 'apply_failed', id: output.envelope.id, reason: (error as Error).message });
+          });
         break;
       case 'fetch_blobs':
         void this.pullBlobs(output.from, output.hashes);

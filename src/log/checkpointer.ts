@@ -13,7 +13,7 @@ export interface CheckpointReport {
 export interface CheckpointerOptions {
   /** How often the worker copies new WAL frames into the database file (default 200 ms). */
   intervalMs?: number;
-  /** Told of every checkpoint that copied something. */
+  /** Told of every checkpoint that found the WAL changed since the last one. */
   onCheckpoint?(report: CheckpointReport): void;
   /** Told when a checkpoint failed; the next interval tries again. */
   onError?(error: Error): void;
@@ -36,14 +36,15 @@ const db = new Database(workerData.file, { timeout: 0 });
 db.pragma('synchronous = NORMAL');
 db.pragma('wal_autocheckpoint = 0');
 const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
-let last = -1;
+let last = { log: -1, checkpointed: -1 };
 const timer = setInterval(() => {
   const started = process.hrtime.bigint();
   try {
     const row = checkpoint.get();
     // log = frames in the WAL, checkpointed = frames copied; both -1 when it could not run at all.
-    if (row.log > 0 && row.checkpointed !== last) {
-      last = row.checkpointed;
+    // Reported whenever either changed, so the writer always knows how long the WAL is.
+    if (row.log > 0 && (row.checkpointed !== last.checkpointed || row.log !== last.log)) {
+      last = row;
       parentPort.postMessage({
         kind: 'checkpoint',
         walFrames: row.log,

@@ -2,7 +2,7 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { fail } from '../core/errors.js';
-import { Checkpointer, type CheckpointReport } from './checkpointer.js';
+import { Checkpointer, type CheckpointerOptions, type CheckpointReport } from './checkpointer.js';
 
 export type Db = Database.Database;
 
@@ -16,8 +16,9 @@ const fdatasyncAsync = promisify(fdatasync);
  * fdatasyncs the WAL itself after each group commit (see GroupCommit for on which thread). A commit
  * is acknowledged only after that sync, so concurrent writers share one fsync.
  *
- * Checkpoints run on a worker thread with its own connection (see Checkpointer); this connection
- * never checkpoints on its own, except to reset a WAL that grew past `walRestartFrames`.
+ * Checkpoints run on a worker thread with its own connection (see Checkpointer). This connection
+ * checkpoints only to reset a WAL that grew past `walRestartFrames`, when it closes (as SQLite's last
+ * connection does), and, should the worker die, automatically again as SQLite would by default.
  *
  * The data directory's LOCK file keeps a second Strata process out (DataDirLock).
  */
@@ -45,12 +46,12 @@ export class NodeDatabase {
   readonly db: Db;
   private walFd: number | undefined;
   private readonly checkpointer: Checkpointer;
-  private readonly restart;
+  private readonly restart: Database.Statement;
   private readonly restartFrames: number;
 
   constructor(
     readonly file: string,
-    options: NodeDatabaseOptions = {},
+    private readonly options: NodeDatabaseOptions = {},
   ) {
     // No busy wait: only this process writes, and a checkpoint that finds the worker busy simply
     // runs next time.
@@ -77,7 +78,7 @@ export class NodeDatabase {
     fdatasyncSync(this.walFd);
     this.restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
     this.restartFrames = options.walRestartFrames ?? walRestartFrames;
-    const checkpointerOptions: ConstructorParameters<typeof Checkpointer>[1] = {};
+    const checkpointerOptions: CheckpointerOptions = {};
     if (options.checkpointIntervalMs !== undefined)
       checkpointerOptions.intervalMs = options.checkpointIntervalMs;
     if (options.onCheckpoint) checkpointerOptions.onCheckpoint = options.onCheckpoint;
@@ -89,15 +90,26 @@ export class NodeDatabase {
         new Error('the checkpoint worker stopped; checkpoints run on the writer again'),
       );
     };
-    this.checkpointer = new Checkpointer(file, checkpointerOptions);
+    try {
+      this.checkpointer = new Checkpointer(file, checkpointerOptions);
+    } catch (error) {
+      closeSync(this.walFd);
+      db.close();
+      throw error;
+    }
   }
 
-  /** Makes every transaction committed so far durable. */
+  /** Makes every transaction committed so far durable, then resets the WAL if it grew too long. */
   async sync(onThisThread = false): Promise<void> {
     if (this.walFd === undefined) fail('STRATA_UNAVAILABLE', 'database is closed');
     if (onThisThread) fdatasyncSync(this.walFd);
     else await fdatasyncAsync(this.walFd);
-    this.restartIfLong();
+    // The batch is durable by now: a failed reset is reported, never turned into a failed sync.
+    try {
+      this.restartIfLong();
+    } catch (error) {
+      this.options.onCheckpointError?.(error as Error);
+    }
   }
 
   /**

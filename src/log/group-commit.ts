@@ -15,7 +15,7 @@ export interface GroupCommitOptions<Request, Result> {
   sync(alone: boolean): Promise<void>;
   /** Called after a sync, before the writers are answered. */
   durable?(results: Result[]): void;
-  /** Called once a batch is applied (visible to the writer's own transaction), before its sync. */
+  /** Called once a batch is applied (visible to the writer's own transaction), before its sync. Must not throw. */
   applied?(batch: Request[], outcomes: Array<Result | Error>): void;
   /**
    * Upper bound on requests per batch. 1,000 keeps one transaction (which blocks the event loop
@@ -85,18 +85,16 @@ export class GroupCommit<Request, Result> {
   private step(): void {
     if (this.queue.length === 0 || this.inFlight >= pipelineDepth) return;
     const batch = this.queue.splice(0, this.batchMax);
+    const requests = batch.map((item) => item.request);
     let outcomes: Array<Result | Error>;
     try {
-      outcomes = this.options.apply(batch.map((item) => item.request));
+      outcomes = this.options.apply(requests);
     } catch (error) {
       for (const item of batch) item.reject(error as Error);
       this.settled();
       return;
     }
-    this.options.applied?.(
-      batch.map((item) => item.request),
-      outcomes,
-    );
+    this.options.applied?.(requests, outcomes);
     this.inFlight += 1;
     const alone = batch.length === 1 && this.queue.length === 0 && this.inFlight === 1;
     const durable = this.syncing.then(() => this.options.sync(alone));
