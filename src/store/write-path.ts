@@ -39,10 +39,7 @@ export class WritePath {
   private readonly hlc: HybridClock;
   private readonly applyOneInTransaction;
   private readonly applyBatchInTransaction;
-  private readonly applyBatchWithSavepoints;
   private seq: number;
-  /** Set once applyOne has started writing the request it is applying. */
-  private writing = false;
 
   constructor(
     private readonly db: Db,
@@ -64,58 +61,38 @@ export class WritePath {
     this.applyOneInTransaction = db.transaction((job: WriteJob) =>
       job.kind === 'local' ? this.applyOne(job.request) : this.applyRemote(job.envelope),
     );
-    this.applyBatchInTransaction = db.transaction((batch: WriteJob[]) =>
+    this.applyBatchInTransaction = db.transaction((batch: WriteJob[], savepointEach: boolean) =>
       batch.map((job) => {
         try {
-          return job.kind === 'local' ? this.applyLocal(job.request) : this.applyOneInTransaction(job);
+          // A client's write needs no savepoint of its own (one per request cost a fifth of the
+          // write path's throughput): applyOne refuses a request only before its first write.
+          return job.kind === 'local' && !savepointEach
+            ? this.applyOne(job.request)
+            : this.applyOneInTransaction(job);
         } catch (error) {
-          if (error instanceof BatchAborted) throw error;
-          return error instanceof Error ? error : new Error(String(error));
+          if (error instanceof BatchAborted && !savepointEach) throw error;
+          const cause = error instanceof BatchAborted ? error.cause : error;
+          return cause instanceof Error ? cause : new Error(String(cause));
         }
       }),
     );
-    this.applyBatchWithSavepoints = db.transaction((batch: WriteJob[]) =>
-      batch.map((job) => {
-        try {
-          return this.applyOneInTransaction(job);
-        } catch (error) {
-          return error instanceof Error ? error : new Error(String(error));
-        }
-      }),
-    );
-  }
-
-  /**
-   * A client's write without a savepoint of its own (a savepoint per request cost a fifth of the
-   * write path's throughput): applyOne refuses a request only before its first write, so a refusal
-   * leaves nothing. An error after that (the database failing) is thrown on and rolls the batch
-   * back; applyBatch then runs it again with a savepoint per request.
-   */
-  private applyLocal(request: WriteRequest): WriteResult {
-    this.writing = false;
-    try {
-      return this.applyOne(request);
-    } catch (error) {
-      if (this.writing) throw new BatchAborted(error);
-      throw error;
-    }
   }
 
   /**
    * One transaction for the batch; a refused request leaves nothing and fails alone. A peer's
-   * commit gets a savepoint; a client's write is checked in full before it writes. If a write
-   * fails after it began, the batch is rolled back and applied again with a savepoint per request,
-   * so that only that request fails.
+   * commit gets a savepoint; a client's write is checked in full before it writes. If a client's
+   * write fails after it began (the database refusing an insert), the batch is rolled back and
+   * applied again with a savepoint per request, so that only that request fails.
    */
   applyBatch(batch: WriteJob[]): Array<WriteResult | Error> {
     try {
-      return this.applyBatchInTransaction(batch);
+      return this.applyBatchInTransaction(batch, false);
     } catch (error) {
       this.seq = this.log.lastSeq(this.options.nodeId);
       if (!(error instanceof BatchAborted)) throw error;
     }
     try {
-      return this.applyBatchWithSavepoints(batch);
+      return this.applyBatchInTransaction(batch, true);
     } catch (error) {
       this.seq = this.log.lastSeq(this.options.nodeId);
       throw error;
@@ -221,9 +198,13 @@ export class WritePath {
     // The append checks the encoding before its single insert, so a refusal there writes nothing;
     // the blob rows follow in the same transaction.
     const logged = this.log.append(commit);
-    this.writing = true;
-    for (const op of request.ops) if (op.kind === 'put') this.blobs.register(op.blob);
-    const versions = this.deriver.apply(logged.id, logged.pos, commit);
+    let versions: VersionId[];
+    try {
+      for (const op of request.ops) if (op.kind === 'put') this.blobs.register(op.blob);
+      versions = this.deriver.apply(logged.id, logged.pos, commit);
+    } catch (error) {
+      throw new BatchAborted(error);
+    }
     this.seq = commit.seq;
     return {
       commit: logged.id,
@@ -309,9 +290,9 @@ export class WritePath {
   }
 }
 
-/** A failure after a client's write began: it escapes the per-request catch and aborts the batch. */
+/** A failure after a client's write began writing: without savepoints it aborts the whole batch. */
 class BatchAborted extends Error {
-  constructor(override readonly cause: unknown) {
-    super('write batch aborted');
+  constructor(cause: unknown) {
+    super('write batch aborted', { cause });
   }
 }
