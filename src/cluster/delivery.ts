@@ -167,7 +167,7 @@ export class Delivery {
     return commit;
   }
 
-  /** A commit handed out is durable. Returns what was received, for forwarding. */
+  /** A commit handed out is applied by the store (before its sync). Returns what was received, for forwarding. */
   applied(id: CommitId): Received | undefined {
     const entry = this.scheduled.get(id);
     if (!entry) return undefined;

@@ -107,7 +107,7 @@ export interface ClusterTiming {
   connectTimeoutMs: number;
   /** After a failed connect, the same URL is tried again no sooner than this. */
   connectRetryMs: number;
-  /** A dead (not departed) member is probed this often, so that partitions heal by themselves. */
+  /** A suspect or dead (not departed) member without a link is probed this often, so that partitions heal by themselves. */
   probeDeadIntervalMs: number;
   /** Plumtree timer 1: wait this long after an i_have for the eager copy before grafting. */
   graftTimeoutMs: number;

@@ -19,10 +19,6 @@ export class Scheduler {
     return this.current;
   }
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   at(time: number, run: () => void): void {
     const event = { at: Math.max(time, this.current), order: this.inserted, run };
     this.inserted += 1;

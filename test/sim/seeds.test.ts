@@ -5,7 +5,7 @@ import { runSeeds } from '../../src/sim/run.js';
  * The fault scenario over 300 seeds of 3–6 nodes (DESIGN §5 "Simulator"): loss, duplication,
  * reordering, partitions, slow links, crashes, then a heal. Each seed must converge to one digest
  * with every acknowledged commit everywhere, applied once per node, and then fall quiet. A failure
- * prints its seed; `npm run sim -- --seed N --nodes K` replays it exactly.
+ * prints its seed and the replay line (`npm run sim -- --seed N --nodes K --write-ms 2500`).
  */
 const seeds = 300;
 const chunk = 30;

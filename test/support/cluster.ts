@@ -13,8 +13,6 @@ import {
   waitFor,
 } from './process.js';
 
-export { waitFor };
-
 /**
  * Real multi-process clusters for end-to-end tests (STYLE §11, §14). Each node is a `strata serve`
  * process on 127.0.0.1; with `proxied` (the default) it also gets a `FaultProxy` in front of it and
