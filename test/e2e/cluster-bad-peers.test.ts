@@ -16,6 +16,7 @@ import {
   temporaryDirectory,
   waitFor,
 } from '../support/process.js';
+import { waitWithDetail } from '../support/wait.js';
 
 /**
  * Peers that are not peers, or misbehave (DESIGN §5): links without the cluster key, with a wrong
@@ -61,19 +62,6 @@ const statusOf = (server: StrataServer) => getJson<Status>(server, '/v1/cluster/
 const digestOf = async (server: StrataServer) =>
   (await getJson<{ digest: string }>(server, '/v1/admin/digest')).digest;
 
-/** `waitFor`, with the state at the deadline in the error: its `what` is fixed when it is called. */
-async function waitExplained(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; what: string },
-  explain: () => string,
-): Promise<void> {
-  try {
-    await waitFor(condition, options);
-  } catch (error) {
-    throw new Error(`${(error as Error).message} (${explain()})`);
-  }
-}
-
 /** strata_cluster_peers_refused_total by reason, from /metrics. */
 async function refusedMetrics(server: StrataServer): Promise<Refused> {
   const response = await request(`${server.url}/metrics`, { headers: auth });
@@ -95,7 +83,7 @@ async function refusals(server: StrataServer): Promise<Refused> {
 /** Waits until `reason` was counted `by` more than in `before`, in status and metrics; nothing else moved. */
 async function expectRefused(server: StrataServer, before: Refused, reason: Reason, by = 1): Promise<void> {
   let now = before;
-  await waitExplained(
+  await waitWithDetail(
     async () => {
       now = (await statusOf(server)).counters.refused;
       return now[reason] >= before[reason] + by;
@@ -444,7 +432,7 @@ describe('a node facing bad peers', () => {
     ];
     for (const envelope of envelopes) link.send({ type: 'gossip', envelope, round: 0 });
     let counters = before.counters;
-    await waitExplained(
+    await waitWithDetail(
       async () => {
         counters = (await statusOf(a)).counters;
         return counters.invalid >= before.counters.invalid + envelopes.length;
@@ -498,7 +486,7 @@ describe('a node facing bad peers', () => {
     const tampered = { ...genuine, blobs: { [blob]: Buffer.from('the tampered byte').toString('base64') } };
     link.send({ type: 'gossip', envelope: tampered, round: 0 });
     let counters = before;
-    await waitExplained(
+    await waitWithDetail(
       async () => {
         counters = (await statusOf(a)).counters;
         return counters.applyFailed > before.applyFailed;

@@ -2,13 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
-import {
-  cleanUpProcesses,
-  type StrataServer,
-  startServer,
-  temporaryDirectory,
-  waitFor,
-} from '../support/process.js';
+import { cleanUpProcesses, type StrataServer, startServer, temporaryDirectory } from '../support/process.js';
 import {
   seedCommits,
   seededContentType,
@@ -16,6 +10,7 @@ import {
   seededTextEvery,
   seededValue,
 } from '../support/seed-commits.js';
+import { waitWithDetail } from '../support/wait.js';
 
 /**
  * Catch-up of a new node (DESIGN §5 anti-entropy): node A holds 100,000 commits, node B joins it
@@ -74,19 +69,6 @@ function memoryOf(pid: number): { rss: number; hwm: number } {
   return { rss: field('VmRSS'), hwm: field('VmHWM') };
 }
 
-/** `waitFor`, with the state at the deadline in the error: its `what` is fixed when it is called. */
-async function waitExplained(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; what: string },
-  explain: () => string,
-): Promise<void> {
-  try {
-    await waitFor(condition, options);
-  } catch (error) {
-    throw new Error(`${(error as Error).message} (${explain()})`);
-  }
-}
-
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 describe('a new node catching up', () => {
@@ -137,7 +119,7 @@ describe('a new node catching up', () => {
     let revisionB: Record<string, number> = {};
     let progressLines = 0;
     try {
-      await waitExplained(
+      await waitWithDetail(
         async () => {
           revisionB = await selfRevision(b);
           const seconds = (performance.now() - started) / 1000;
@@ -162,7 +144,7 @@ describe('a new node catching up', () => {
     expect(revisionB).toEqual(revisionA);
     // Equal revisions mean every commit is durable on B; the derived state must be equal too.
     let digestB = '';
-    await waitExplained(
+    await waitWithDetail(
       async () => {
         digestB = await digestOf(b);
         return digestB === digestA;

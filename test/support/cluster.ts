@@ -4,14 +4,8 @@ import { request } from 'undici';
 import type { MemberStatus } from '../../src/cluster/replica.js';
 import type { countersOf } from '../../src/http/routes/cluster.js';
 import { FaultProxy } from './fault-proxy.js';
-import {
-  cleanUpProcesses,
-  type ExitStatus,
-  freePort,
-  strataBin,
-  temporaryDirectory,
-  waitFor,
-} from './process.js';
+import { cleanUpProcesses, type ExitStatus, freePort, strataBin, temporaryDirectory } from './process.js';
+import { waitWithDetail as waitWithDetailEvery } from './wait.js';
 
 /**
  * Real multi-process clusters for end-to-end tests (STYLE §11, §14). Each node is a `strata serve`
@@ -331,19 +325,9 @@ export async function waitForConvergence(
   return { elapsedMs: Math.round(performance.now() - started), digest };
 }
 
-/** `waitFor`, with what was last seen added to the timeout error (`detail` is read only then). */
-export async function waitWithDetail(
-  condition: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; what: string; intervalMs?: number },
-  detail: () => string,
-): Promise<void> {
-  try {
-    await waitFor(condition, { intervalMs: pollIntervalMs, ...options });
-  } catch (error) {
-    if (error instanceof Error && error.message.startsWith('timed out'))
-      throw new Error(`${error.message}; last seen:\n${detail()}`);
-    throw error;
-  }
+/** wait.ts's `waitWithDetail`, polling at the harness's interval unless told otherwise. */
+export function waitWithDetail(...[condition, options, detail]: Parameters<typeof waitWithDetailEvery>) {
+  return waitWithDetailEvery(condition, { intervalMs: pollIntervalMs, ...options }, detail);
 }
 
 /** The row of `status.members` for the node called `name` (its own row included), if it is known. */

@@ -13,3 +13,18 @@ export async function waitFor(
     await delay(options.intervalMs ?? 25);
   }
 }
+
+/** `waitFor`, with what was last seen added to the timeout error (`detail` is read only then). */
+export async function waitWithDetail(
+  condition: () => boolean | Promise<boolean>,
+  options: { timeoutMs: number; what: string; intervalMs?: number },
+  detail: () => string,
+): Promise<void> {
+  try {
+    await waitFor(condition, options);
+  } catch (error) {
+    if (error instanceof Error && error.message.startsWith('timed out'))
+      throw new Error(`${error.message}; last seen:\n${detail()}`);
+    throw error;
+  }
+}
