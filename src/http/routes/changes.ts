@@ -9,8 +9,6 @@ import { header, intParam, single } from '../params.js';
 
 /** Page size of the feed, and of each catch-up step of a live stream. */
 const changesLimitMax = 1000;
-/** A comment line every 15 s keeps proxies from closing an idle stream. */
-const keepAliveMs = 15_000;
 /** A subscriber that has this much unsent output is too slow; it is disconnected and resumes by cursor. */
 const streamBacklogBytesMax = 8 * 1024 * 1024;
 
@@ -54,9 +52,7 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
         if (rows.length < changesLimitMax) return;
       }
     };
-    const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
     const close = () => {
-      clearInterval(keepAlive);
       context.store.off('durable', pump);
       streams.delete(raw);
     };

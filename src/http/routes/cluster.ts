@@ -10,7 +10,6 @@ import { sendBlob } from '../send-blob.js';
 
 /** Between two `counters` events on the cluster event stream. */
 const countersIntervalMs = 1_000;
-const keepAliveMs = 15_000;
 
 export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
   return async (app: FastifyInstance, context: Context): Promise<void> => {
@@ -58,11 +57,9 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
         () => raw.write(`event: counters\ndata: ${JSON.stringify(countersOf(cluster))}\n\n`),
         countersIntervalMs,
       );
-      const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
       cluster.on('event', onEvent);
       const close = () => {
         clearInterval(counters);
-        clearInterval(keepAlive);
         cluster.off('event', onEvent);
       };
       streams.add(raw);
