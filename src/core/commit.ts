@@ -155,6 +155,11 @@ export function decodeCommit(encoded: string, expectedId: string): Commit {
   if (sha256(encoded) !== expectedId) {
     fail('STRATA_BAD_REQUEST', `commit ${expectedId.slice(0, 12)}… does not match its content`);
   }
+  return parseCanonicalCommit(encoded);
+}
+
+/** Parses a commit's encoding and checks its shape and that it is canonical; the id is not checked. */
+export function parseCanonicalCommit(encoded: string): Commit {
   let parsed: unknown;
   try {
     parsed = JSON.parse(encoded);

@@ -1,4 +1,4 @@
-import { type Commit, decodeCommit, encodeCommit } from '../core/commit.js';
+import { type Commit, decodeCommit, encodeCommit, parseCanonicalCommit } from '../core/commit.js';
 import { fail } from '../core/errors.js';
 import { sha256 } from '../core/hash.js';
 import type { CommitId, NodeId } from '../core/ids.js';
@@ -88,8 +88,9 @@ export class CommitLog {
     const body = decoded?.body ?? encodeCommit(commit);
     const id = decoded?.id ?? (sha256(body) as CommitId);
     // Verify before writing what every reader will verify after (STYLE §13): a commit that could not
-    // be read back must never reach the log. (A decoded commit was verified by that decode.)
-    if (!decoded) decodeCommit(body, id);
+    // be read back must never reach the log. The id was just hashed from this body, so only the
+    // parse, shape and canonical form are left to check. (A decoded commit was verified by that decode.)
+    if (!decoded) parseCanonicalCommit(body);
     const previous = this.lastSeq(commit.origin);
     if (commit.seq !== previous + 1) {
       fail('STRATA_CONFLICT', `commit seq ${commit.seq} from ${commit.origin} does not follow ${previous}`);
