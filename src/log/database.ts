@@ -78,17 +78,17 @@ export class NodeDatabase {
     fdatasyncSync(this.walFd);
     this.restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
     this.restartFrames = options.walRestartFrames ?? walRestartFrames;
-    const checkpointerOptions: CheckpointerOptions = {};
-    if (options.checkpointIntervalMs !== undefined)
-      checkpointerOptions.intervalMs = options.checkpointIntervalMs;
-    if (options.onCheckpoint) checkpointerOptions.onCheckpoint = options.onCheckpoint;
-    if (options.onCheckpointError) checkpointerOptions.onError = options.onCheckpointError;
-    // Without the worker, SQLite's automatic checkpoint on this thread keeps the WAL bounded again.
-    checkpointerOptions.onExit = () => {
-      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${inlineCheckpointFrames}`);
-      options.onCheckpointError?.(
-        new Error('the checkpoint worker stopped; checkpoints run on the writer again'),
-      );
+    const checkpointerOptions: CheckpointerOptions = {
+      intervalMs: options.checkpointIntervalMs,
+      onCheckpoint: options.onCheckpoint,
+      onError: options.onCheckpointError,
+      // Without the worker, SQLite's automatic checkpoint on this thread keeps the WAL bounded again.
+      onExit: () => {
+        if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${inlineCheckpointFrames}`);
+        options.onCheckpointError?.(
+          new Error('the checkpoint worker stopped; checkpoints run on the writer again'),
+        );
+      },
     };
     try {
       this.checkpointer = new Checkpointer(file, checkpointerOptions);

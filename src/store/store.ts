@@ -11,7 +11,7 @@ import { BlobStore, type StagedBlob } from '../log/blob-store.js';
 import type { CheckpointReport } from '../log/checkpointer.js';
 import { CommitLog } from '../log/commit-log.js';
 import { DataDirLock } from '../log/data-dir-lock.js';
-import { NodeDatabase, type NodeDatabaseOptions } from '../log/database.js';
+import { NodeDatabase } from '../log/database.js';
 import { SearchQueries } from '../search/search-query.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
@@ -116,10 +116,10 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.lock = new DataDirLock(options.dataDir);
     try {
-      const databaseOptions: NodeDatabaseOptions = {};
-      if (options.onCheckpoint) databaseOptions.onCheckpoint = options.onCheckpoint;
-      if (options.onCheckpointError) databaseOptions.onCheckpointError = options.onCheckpointError;
-      this.database = new NodeDatabase(join(options.dataDir, 'strata.db'), databaseOptions);
+      this.database = new NodeDatabase(join(options.dataDir, 'strata.db'), {
+        onCheckpoint: options.onCheckpoint,
+        onCheckpointError: options.onCheckpointError,
+      });
     } catch (error) {
       this.lock.release();
       throw error;
