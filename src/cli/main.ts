@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-client.js';
+import { defaultTiming } from '../cluster/protocol.js';
 import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
@@ -70,7 +71,7 @@ example(
     .option('--geo <lat,lon>', "this node's location, for the router (e.g. 48.85,2.35)")
     .option('--cluster-key <key>', 'shared secret that authenticates peers (or STRATA_CLUSTER_KEY)')
     .option('--max-clock-skew-ms <ms>', 'flag peers whose clock is off by more than this', integer, 500)
-    .option('--overlay-degree <c>', 'keep at least this many peer links', integer, 3)
+    .option('--overlay-degree <c>', 'keep at least this many peer links', integer, defaultTiming.degree)
     .action(
       async (options: {
         data: string;

@@ -27,6 +27,11 @@ export interface ClusterServiceOptions {
 
 /** A blob pull that has not finished by then is abandoned (the commit waits; anti-entropy retries). */
 const blobPullTimeoutMs = 10 * 60 * 1000;
+/**
+ * A peer's pull of a blob this node is itself pulling waits this long for it: a commit that waits
+ * only for its blobs is pushed on before they arrive (Plumtree `push`), so its receivers ask early.
+ */
+export const arrivingBlobWaitMs = 60_000;
 /** After `leave`, time for the announcement to reach the neighbours before the links close. */
 const leaveFlushMs = 300;
 
@@ -55,6 +60,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   private readonly auth: LinkAuth | undefined;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly open = new Set<PeerLink>();
+  /** Blob hash → settles when this node's pull of it ends (whether or not it arrived). */
+  private readonly arriving = new Map<string, { promise: Promise<void>; resolve(): void }>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onDurable = (results: WriteResult[]) => {
@@ -120,6 +127,21 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     }
   }
 
+  /**
+   * Resolves once this node's own pull of `hash` has ended, or after `timeoutMs`; at once when no
+   * pull of it is under way. The blob route calls it before answering that a blob is missing.
+   */
+  async blobArrival(hash: string, timeoutMs = arrivingBlobWaitMs): Promise<void> {
+    const arriving = this.arriving.get(hash);
+    if (!arriving) return;
+    const cancel = new AbortController();
+    await Promise.race([
+      arriving.promise,
+      delay(timeoutMs, undefined, { signal: cancel.signal }).catch(() => undefined),
+    ]);
+    cancel.abort();
+  }
+
   /** An incoming link: its upgrade headers are checked here, and the hello answers the dialer's nonce. */
   accept(socket: WebSocket, headers: IncomingHttpHeaders): void {
     const auth = this.auth;
@@ -157,6 +179,9 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     this.options.store.off('durable', this.onDurable);
     for (const link of this.open) link.close(1001, 'shutting down');
     this.open.clear();
+    // Peers' pulls waiting for a blob are answered now (as missing, unless it came).
+    for (const arrival of this.arriving.values()) arrival.resolve();
+    this.arriving.clear();
     this.links.clear();
   }
 
@@ -302,32 +327,56 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     const url = this.replica.membership.members.get(from)?.info.url;
     const store = this.options.store;
     let ok = url !== undefined;
+    // Peers' pulls of these blobs wait until this pull has ended (the blob route's `blobArrival`).
+    const mine = new Map<string, () => void>();
     for (const hash of hashes) {
-      if (!ok || store.blobs.has(hash)) continue;
-      try {
-        const response = await request(`${url}/v1/cluster/blobs/${hash}`, {
-          headers: this.peerHeaders(),
-          bodyTimeout: blobPullTimeoutMs,
-          headersTimeout: this.replica.timing.connectTimeoutMs,
-        });
-        if (response.statusCode !== 200) {
-          await response.body.dump();
-          throw new Error(`status ${response.statusCode}`);
-        }
-        const staged = await store.blobs.ingest(response.body as Readable, this.options.objectBytesMax);
-        if (staged.hash !== hash) {
-          await store.blobs.release(staged);
-          throw new Error(`the bytes hash to ${staged.hash}`);
-        }
-        await store.putBlob(staged);
-        this.counters.blobsPulled += 1;
-      } catch (error) {
-        ok = false;
-        this.counters.blobPullsFailed += 1;
-        this.options.log.warn({ from, hash, reason: (error as Error).message }, 'could not pull a blob');
-      }
+      if (this.arriving.has(hash)) continue;
+      // Not Promise.withResolvers: Node 20 lacks it.
+      let resolve = () => {};
+      const promise = new Promise<void>((settle) => {
+        resolve = settle;
+      });
+      const arrival = { promise, resolve };
+      this.arriving.set(hash, arrival);
+      mine.set(hash, () => {
+        if (this.arriving.get(hash) === arrival) this.arriving.delete(hash);
+        arrival.resolve();
+      });
+    }
+    for (const hash of hashes) {
+      if (url !== undefined && ok && !store.blobs.has(hash)) ok = await this.pullBlob(url, from, hash);
+      mine.get(hash)?.();
     }
     this.step({ type: 'blobs_fetched', hashes, ok });
+  }
+
+  /** One blob from the peer at `url`, streamed to disk and fsync'd; false when it could not be had. */
+  private async pullBlob(url: string, from: NodeId, hash: string): Promise<boolean> {
+    const store = this.options.store;
+    try {
+      const response = await request(`${url}/v1/cluster/blobs/${hash}`, {
+        headers: this.peerHeaders(),
+        bodyTimeout: blobPullTimeoutMs,
+        // The peer may itself be pulling the blob, and answers once it has it.
+        headersTimeout: this.replica.timing.connectTimeoutMs + arrivingBlobWaitMs,
+      });
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        throw new Error(`status ${response.statusCode}`);
+      }
+      const staged = await store.blobs.ingest(response.body as Readable, this.options.objectBytesMax);
+      if (staged.hash !== hash) {
+        await store.blobs.release(staged);
+        throw new Error(`the bytes hash to ${staged.hash}`);
+      }
+      await store.putBlob(staged);
+      this.counters.blobsPulled += 1;
+      return true;
+    } catch (error) {
+      this.counters.blobPullsFailed += 1;
+      this.options.log.warn({ from, hash, reason: (error as Error).message }, 'could not pull a blob');
+      return false;
+    }
   }
 
   /** Open links and their byte counts, for metrics. */

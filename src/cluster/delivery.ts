@@ -15,6 +15,8 @@ interface Received {
   from: NodeId;
   source: Source;
   receivedAt: number;
+  /** Pushed on to eager peers while it still waited for its blobs (`forwardEarly`). */
+  forwarded?: boolean;
 }
 
 interface Pending extends Received {
@@ -165,6 +167,19 @@ export class Delivery {
     // this batch is applied); from the broadcast, an anti-entropy round with the sender brings it.
     if (needsCommits && source.kind === 'gossip') this.requestSync(from);
     return commit;
+  }
+
+  /**
+   * A broadcast commit that waits only for its blobs may be pushed on at once: its sender applied
+   * it, so everything else it names is here, and the blobs are being pulled (a peer's pull from this
+   * node waits for them). Returns true, and marks it forwarded, when that is the case for `id`.
+   */
+  forwardEarly(id: CommitId): boolean {
+    const entry = this.pending.get(id);
+    if (!entry || entry.forwarded || entry.source.kind !== 'gossip') return false;
+    for (const key of entry.missing) if (!key.startsWith('blob:')) return false;
+    entry.forwarded = true;
+    return true;
   }
 
   /** A commit handed out is applied by the store (before its sync). Returns what was received, for forwarding. */

@@ -26,7 +26,9 @@ interface Missing {
  * not follow in time grafts the announcer back into the tree and pulls the commit from it.
  *
  * One change to the paper: a commit is forwarded when it has been *applied*, not when it is
- * received, so that whoever gets it from us can always ask us for what it depends on.
+ * received, so that whoever gets it from us can always ask us for what it depends on. The one
+ * exception, a commit that waits only for its blobs, is pushed on receipt (`push`) and announced
+ * once applied (`announce`): the blob is on its way here, and a pull from us waits for it.
  */
 export class Plumtree {
   readonly eager = new Set<NodeId>();
@@ -130,14 +132,24 @@ export class Plumtree {
 
   /** Pushes an applied commit on: whole to eager peers, by id to lazy ones, never back to `from`. */
   forward(envelope: Envelope, round: number, from?: NodeId): void {
+    this.push(envelope, round, from);
+    this.announce(envelope.id, from);
+  }
+
+  /** The eager half of `forward`: the whole commit to every eager peer but `from`. */
+  push(envelope: Envelope, round: number, from?: NodeId): void {
     for (const peer of this.eager) {
       if (peer !== from) this.send(peer, { type: 'gossip', envelope, round });
     }
+  }
+
+  /** The lazy half of `forward`: the id to every lazy peer but `from`, batched until the next tick. */
+  announce(id: CommitId, from?: NodeId): void {
     for (const peer of this.lazy) {
       if (peer === from) continue;
       const queued = this.announcements.get(peer);
-      if (queued) queued.push(envelope.id);
-      else this.announcements.set(peer, [envelope.id]);
+      if (queued) queued.push(id);
+      else this.announcements.set(peer, [id]);
     }
   }
 

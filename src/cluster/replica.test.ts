@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Built, build, MemoryStorage, start } from '../../test/support/replica-storage.js';
 import { ManualClock } from '../core/clock.js';
-import type { CommitId, NodeId } from '../core/ids.js';
+import { type CommitId, type NodeId, versionId } from '../core/ids.js';
 import { seededRandom as seeded } from '../sim/prng.js';
 import type { MemberInfo, PeerMessage } from './messages.js';
 import {
@@ -92,6 +92,51 @@ describe('Replica', () => {
     expect(sentTo(applied, B, 'gossip')).toEqual([]);
     expect(sentTo(applied, D, 'gossip')).toEqual([]);
     expect(sentTo(node.tick(), D, 'ihave')).toEqual([{ type: 'ihave', ids: [x1.id], round: 0 }]);
+  });
+
+  it('pushes a commit that waits only for its blob on receipt, and announces it to lazy peers once applied', () => {
+    const node = new Single([B, C, D]);
+    node.message(D, { type: 'prune' });
+    const x1 = build(B, 1, { key: 'k', blob: Buffer.from('pulled, not inline') });
+    const hash = x1.commit.ops[0]?.blob as string;
+    const received = node.message(B, { type: 'gossip', envelope: x1.envelope, round: 2 });
+    expect(received.filter((output) => output.type === 'fetch_blobs')).toEqual([
+      { type: 'fetch_blobs', from: B, hashes: [hash] },
+    ]);
+    expect(appliedIds(received)).toEqual([]);
+    expect(sentTo(received, C, 'gossip')).toEqual([{ type: 'gossip', envelope: x1.envelope, round: 3 }]);
+    expect(sentTo(received, B, 'gossip')).toEqual([]);
+    // A lazy peer that grafted now would find nothing to take: the announcement waits for the apply.
+    expect(sentTo(node.tick(), D, 'ihave')).toEqual([]);
+
+    node.storage.blobs.add(hash);
+    expect(appliedIds(node.step({ type: 'blobs_fetched', hashes: [hash], ok: true }))).toEqual([x1.id]);
+    const applied = node.apply(x1);
+    expect(sentTo(applied, C, 'gossip')).toEqual([]);
+    expect(sentTo(node.tick(), D, 'ihave')).toEqual([{ type: 'ihave', ids: [x1.id], round: 0 }]);
+  });
+
+  it('does not push on receipt a commit that also waits for another commit, nor one that came by anti-entropy', () => {
+    const node = new Single([B, C]);
+    const x1 = build(B, 1, { key: 'k' });
+    const x2 = build(B, 2, {
+      key: 'k',
+      parents: [versionId(x1.id, 0)],
+      blob: Buffer.from('pulled, not inline'),
+    });
+    const received = node.message(B, { type: 'gossip', envelope: x2.envelope, round: 0 });
+    expect(received.some((output) => output.type === 'fetch_blobs')).toBe(true);
+    expect(sentTo(received, C, 'gossip')).toEqual([]);
+
+    const y1 = build(D, 1, { key: 'y', blob: Buffer.from('another pulled blob') });
+    const batch = node.message(B, {
+      type: 'sync_batch',
+      envelopes: [y1.envelope],
+      more: false,
+      revision: {},
+    });
+    expect(batch.some((output) => output.type === 'fetch_blobs')).toBe(true);
+    expect(sentTo(batch, C, 'gossip')).toEqual([]);
   });
 
   it('broadcasts a local commit once durable, from round 0', () => {

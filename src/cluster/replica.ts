@@ -139,8 +139,10 @@ export class Replica {
         break;
       case 'applied': {
         const entry = this.delivery.applied(input.id);
-        if (entry?.source.kind === 'gossip')
-          this.plumtree.forward(entry.envelope, entry.source.round + 1, entry.from);
+        if (entry?.source.kind !== 'gossip') break;
+        // Pushed already while its blobs were on their way: only the announcements are left.
+        if (entry.forwarded) this.plumtree.announce(entry.envelope.id, entry.from);
+        else this.plumtree.forward(entry.envelope, entry.source.round + 1, entry.from);
         break;
       }
       case 'apply_failed':
@@ -169,10 +171,16 @@ export class Replica {
       case 'pong':
         this.membership.onMessage(from, message);
         break;
-      case 'gossip':
-        if (this.plumtree.onGossip(from, message.envelope.id))
-          this.delivery.receive(message.envelope, from, { kind: 'gossip', round: message.round });
+      case 'gossip': {
+        const { envelope, round } = message;
+        if (!this.plumtree.onGossip(from, envelope.id)) break;
+        if (
+          this.delivery.receive(envelope, from, { kind: 'gossip', round }) &&
+          this.delivery.forwardEarly(envelope.id)
+        )
+          this.plumtree.push(envelope, round + 1, from);
         break;
+      }
       case 'ihave':
       case 'graft':
       case 'prune':

@@ -27,6 +27,8 @@ export interface NetworkHost {
   deliver(node: number, input: ClusterInput): void;
   /** The blob's bytes if the node holds it now. */
   blob(node: number, hash: string): Buffer | undefined;
+  /** Calls `ready` once the node's own pulls of these blobs, if any are under way, have ended. */
+  whenBlobs(node: number, hashes: string[], ready: () => void): void;
 }
 
 interface Link {
@@ -197,7 +199,10 @@ export class Network {
     }
   }
 
-  /** Pulls blobs from `peer` as the adapter does over HTTP: stops at the first one the peer lacks. */
+  /**
+   * Pulls blobs from `peer` as the adapter does over HTTP: a blob the peer is itself pulling is
+   * served once it is there (the blob route waits so); the pull stops at the first one the peer lacks.
+   */
   fetchBlobs(
     from: number,
     peer: NodeId,
@@ -208,7 +213,7 @@ export class Network {
     const fail = () => this.scheduler.after(this.config.pullTimeoutMs, () => done([], false));
     if (target === undefined || !this.reachable(from, target) || this.host.incarnation(target) === undefined)
       return void fail();
-    this.scheduler.after(this.delay(from, target), () => {
+    const serve = () => {
       if (!this.reachable(from, target) || this.host.incarnation(target) === undefined) return void fail();
       const found: Array<[string, Buffer]> = [];
       let ok = true;
@@ -226,6 +231,10 @@ export class Network {
         if (!this.reachable(from, target)) return void fail();
         done(found, ok);
       });
+    };
+    this.scheduler.after(this.delay(from, target), () => {
+      if (!this.reachable(from, target) || this.host.incarnation(target) === undefined) return void fail();
+      this.host.whenBlobs(target, hashes, serve);
     });
   }
 

@@ -58,6 +58,8 @@ export class SimNode {
   private writer: LocalWriter | undefined;
   /** Commit id → handed out with `apply` and kept (a crash forgets what it lost). */
   readonly applied = new Set<CommitId>();
+  /** Blob hash → peers' pulls waiting for this node's own pull of it to end. */
+  private readonly arriving = new Map<string, Array<() => void>>();
 
   constructor(
     readonly index: number,
@@ -118,6 +120,8 @@ export class SimNode {
     this.replica = undefined;
     this.writer = undefined;
     this.context.network().crash(this.index);
+    // The waiting pulls are answered now; they find the node down and fail.
+    this.settle([...this.arriving.keys()]);
     for (const entry of this.storage.crash()) {
       if (entry.local && this.context.acknowledged.has(entry.id))
         this.context.fail(`${this.name} lost acknowledged commit ${entry.id} in a crash`);
@@ -184,17 +188,46 @@ export class SimNode {
     }
   }
 
+  /** Calls `ready` once this node's own pulls of `hashes` that are under way have ended. */
+  whenBlobs(hashes: string[], ready: () => void): void {
+    const queues = hashes.flatMap((hash) => {
+      const queue = this.arriving.get(hash);
+      return queue ? [queue] : [];
+    });
+    let left = queues.length;
+    if (left === 0) {
+      ready();
+      return;
+    }
+    for (const queue of queues)
+      queue.push(() => {
+        left -= 1;
+        if (left === 0) ready();
+      });
+  }
+
   private fetch(from: NodeId, hashes: string[]): void {
     const incarnation = this.incarnation;
     const alive = () => this.up && this.incarnation === incarnation;
+    for (const hash of hashes) if (!this.arriving.has(hash)) this.arriving.set(hash, []);
     this.context.network().fetchBlobs(this.index, from, hashes, (found, ok) => {
       if (!alive()) return;
       for (const [hash, bytes] of found) this.storage.putBlob(hash, bytes);
       // Each pulled blob is fsync'd before the pull reports (BlobStore.ingest, Store.putBlob).
       this.context.scheduler.after(this.fsyncMs(), () => {
-        if (alive()) this.step({ type: 'blobs_fetched', hashes, ok });
+        if (!alive()) return;
+        this.settle(hashes);
+        this.step({ type: 'blobs_fetched', hashes, ok });
       });
     });
+  }
+
+  private settle(hashes: string[]): void {
+    for (const hash of hashes) {
+      const queue = this.arriving.get(hash);
+      this.arriving.delete(hash);
+      for (const ready of queue ?? []) ready();
+    }
   }
 
   /** An fsync completed: local commits are acknowledged (then broadcast), remote ones reported applied. */

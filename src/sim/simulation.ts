@@ -97,6 +97,7 @@ export class Simulation {
       nodeId: (index) => this.node(index).id,
       deliver: (index, input) => this.node(index).step(input),
       blob: (index, hash) => this.node(index).storage.blob(hash),
+      whenBlobs: (index, hashes, ready) => this.node(index).whenBlobs(hashes, ready),
     });
     for (const node of this.nodes) this.network.register(node.index, node.url, node.id);
   }

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -255,7 +257,7 @@ describe('a node facing bad peers', () => {
   }
 
   /** An authenticated link that said hello: A's hello (with its proof) is checked, ours sent. */
-  async function helloLink(peer = fakeNodeId()): Promise<{ link: RawLink; peer: NodeId }> {
+  async function helloLink(peer = fakeNodeId(), url = nowhere): Promise<{ link: RawLink; peer: NodeId }> {
     const dialer = new LinkAuth(clusterKey, Date.now);
     const headers = dialer.dial(peer, 'fake');
     const link = new RawLink(a, { ...headers });
@@ -265,7 +267,7 @@ describe('a node facing bad peers', () => {
     expect(hello.member.id).toBe(idA);
     // A proves it holds the key by answering our nonce.
     expect(dialer.verifyAccept(idA as NodeId, headers['strata-cluster-nonce'], hello.proof)).toBe(true);
-    link.send({ type: 'hello', member: fakeMember(peer, nowhere), proof: '0'.repeat(64) });
+    link.send({ type: 'hello', member: fakeMember(peer, url), proof: '0'.repeat(64) });
     await waitFor(async () => (await statusOf(a)).members.some((row) => row.id === peer && row.linked), {
       timeoutMs: reactionTimeoutMs,
       what: 'a to take the fake peer as linked',
@@ -510,6 +512,79 @@ describe('a node facing bad peers', () => {
       { timeoutMs: reactionTimeoutMs, what: 'the genuine commit to be applied' },
     );
     link.close();
+    await expectServing();
+  });
+
+  it("pushes a commit on while it pulls its blob from a slow peer; its own peer's pull of the blob waits for it", async () => {
+    // The fake peer serves blob pulls itself, and holds each one until the test lets it go.
+    const value = randomBytes(100 * 1024);
+    const hash = sha256(value);
+    const asked: string[] = [];
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const blobServer = createServer((request, response) => {
+      asked.push(request.url ?? '');
+      if (request.url !== `/v1/cluster/blobs/${hash}`) return void response.writeHead(404).end();
+      void released.then(() => response.writeHead(200).end(value));
+    });
+    await new Promise<void>((resolve) => blobServer.listen(0, '127.0.0.1', resolve));
+    const { port } = blobServer.address() as AddressInfo;
+    try {
+      const { link, peer } = await helloLink(fakeNodeId(), `http://127.0.0.1:${port}`);
+      expect((await statusOf(a)).members.find((row) => row.id === idB)?.linked).toBe(true);
+      const linksA = (await getJson<{ links: { eager: string[] } }>(a, '/v1/cluster/status')).links;
+      expect(linksA.eager).toContain(idB);
+      const beforeA = await getJson<{ counters: { blobsPulled: number } }>(a, '/v1/cluster/status');
+      const beforeB = (await statusOf(b)).counters as Counters & {
+        blobsPulled: number;
+        blobPullsFailed: number;
+      };
+      // Not inline: A must pull the blob from the fake peer, and B from A.
+      const { blobs: _inline, ...envelope } = fakeCommit(peer, 1, 'slow-blob', value);
+      link.send({ type: 'gossip', envelope, round: 0 });
+
+      // While A's pull is held, B has the commit already (A pushed it on receipt), and its pull from A waits.
+      await waitFor(() => asked.includes(`/v1/cluster/blobs/${hash}`), {
+        timeoutMs: reactionTimeoutMs,
+        what: 'a to pull the blob',
+      });
+      let countersB = beforeB;
+      await waitWithDetail(
+        async () => {
+          countersB = (await statusOf(b)).counters as typeof beforeB;
+          return countersB.gossipReceived > beforeB.gossipReceived;
+        },
+        { timeoutMs: reactionTimeoutMs, what: 'the commit to reach b before its blob reached a' },
+        () => JSON.stringify(countersB),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const heldB = (await statusOf(b)).counters as typeof beforeB;
+      expect(heldB.applied).toBe(beforeB.applied);
+      expect(heldB.blobPullsFailed).toBe(beforeB.blobPullsFailed);
+
+      release();
+      const readB = async () => {
+        const response = await request(`${b.url}/v1/buckets/${bucket}/keys/slow-blob`, { headers: auth });
+        const body = Buffer.from(await response.body.arrayBuffer());
+        return response.statusCode === 200 && body.equals(value);
+      };
+      await waitFor(readB, { timeoutMs: reactionTimeoutMs, what: 'the value to reach b' });
+      const afterB = (await statusOf(b)).counters as typeof beforeB;
+      expect(afterB.blobsPulled).toBe(beforeB.blobsPulled + 1);
+      expect(afterB.blobPullsFailed).toBe(beforeB.blobPullsFailed);
+      const afterA = await getJson<{ counters: { blobsPulled: number } }>(a, '/v1/cluster/status');
+      expect(afterA.counters.blobsPulled).toBe(beforeA.counters.blobsPulled + 1);
+      // One pull of it from the fake peer: B took it from A. (B also dials the fake member's URL.)
+      expect(asked.filter((path) => path.startsWith('/v1/cluster/blobs/'))).toEqual([
+        `/v1/cluster/blobs/${hash}`,
+      ]);
+      link.close();
+    } finally {
+      blobServer.closeAllConnections();
+      await new Promise((resolve) => blobServer.close(resolve));
+    }
     await expectServing();
   });
 

@@ -105,7 +105,7 @@ describe('a cluster with one slow link', () => {
       ClusterNode,
     ];
     console.log(`three nodes started and linked in ${Math.round(performance.now() - startedAt)} ms`);
-    // Three nodes and an overlay degree of 3: a full mesh, so E1–E3 is a direct link.
+    // Three nodes and an overlay degree of 4: a full mesh, so E1–E3 is a direct link.
     const linkedAtStart = memberNamed(await e1.status(), 'E3')?.linked;
     expect(linkedAtStart).toBe(true);
     const idle = await countersOf(e3);

@@ -8,17 +8,18 @@ import { runSeed } from '../../src/sim/run.js';
  * deterministic, so asserting on it is not a timed assertion.
  */
 describe('simulated wide-area cluster', () => {
-  // The goal holds for commits whose blobs ride inline (values up to 64 KiB, the common case). A
-  // commit naming a larger blob pays a pull round trip at every hop before it can be forwarded;
-  // those are measured and printed, and they miss the goal (see the README's figures).
-  it('replicates commits with inline blobs with p99 delay under 2 s', () => {
+  // Most commits carry their blobs inline (values up to 64 KiB). A commit naming a larger blob is
+  // pushed on while each hop pulls the blob from the one before, which serves it once its own pull
+  // ends: the pulls overlap along the tree, so the blob costs about one round trip in all, not one
+  // per hop (at most 2 × 200 ms here; it was about 900 ms when each hop forwarded only after its pull).
+  it('replicates with p99 delay under 2 s, commits with pulled blobs included', () => {
     const { figures } = runSeed(1, { nodes: 50, wan: true });
     console.log(
       [
         `WAN, 50 nodes, seed 1: ${figures.commits} commits`,
         `replication delay p50 ${figures.delay.p50} ms, p99 ${figures.delay.p99} ms, max ${figures.delay.max} ms (${figures.delay.samples} deliveries)`,
         `  every blob inline: p50 ${figures.delayInline.p50} ms, p99 ${figures.delayInline.p99} ms; ` +
-          `a blob pulled at each hop: p50 ${figures.delayPulled.p50} ms, p99 ${figures.delayPulled.p99} ms`,
+          `a blob pulled: p50 ${figures.delayPulled.p50} ms, p99 ${figures.delayPulled.p99} ms`,
         `messages/commit ${figures.messagesPerCommit}, bytes/commit ${figures.bytesPerCommit}, relative message redundancy ${figures.redundancy}`,
         `by type/commit: ${Object.entries(figures.byType)
           .map(([type, sent]) => `${type} ${sent.perCommit}`)
@@ -27,7 +28,9 @@ describe('simulated wide-area cluster', () => {
       ].join('\n'),
     );
     expect(figures.delay.samples).toBeGreaterThan(figures.commits * 40);
+    expect(figures.delay.p99).toBeLessThan(2_000);
     expect(figures.delayInline.p99).toBeLessThan(2_000);
-    expect(figures.delayPulled.samples).toBeGreaterThan(0);
+    expect(figures.delayPulled.samples).toBeGreaterThan(figures.commits * 4);
+    expect(figures.delayPulled.p50 - figures.delayInline.p50).toBeLessThan(400);
   }, 180_000);
 });

@@ -118,7 +118,7 @@ describe('GET /v1/cluster/status', () => {
     expect(after).toMatchObject({
       node: node.store.nodeId,
       clustered: true,
-      timing: { degree: 3, maxClockSkewMs: 500 },
+      timing: { degree: 4, maxClockSkewMs: 500 },
       links: { eager: [], lazy: [] },
     });
     expect(after.members).toHaveLength(1);

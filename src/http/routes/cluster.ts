@@ -28,7 +28,12 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
       cluster.verifyPeer(request.headers);
       const { hash } = request.params as { hash: string };
       if (!isSha256Hex(hash)) fail('STRATA_BAD_REQUEST', 'a blob hash is 64 lowercase hexadecimal digits');
-      const blob = context.store.blobs.get(hash);
+      let blob = context.store.blobs.get(hash);
+      if (!blob) {
+        // A commit that waits only for this blob may have been pushed on before the blob came.
+        await cluster.blobArrival(hash);
+        blob = context.store.blobs.get(hash);
+      }
       if (!blob) fail('STRATA_NOT_FOUND', `no blob ${hash}`);
       void reply.header('Content-Type', 'application/octet-stream');
       return sendBlob(request, reply, blob, `"${hash}"`);
