@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
 import type { NodeId } from '../core/ids.js';
 import { seededRandom as seeded } from '../sim/prng.js';
-import type { MemberInfo, PeerMessage } from './messages.js';
+import { fullRowEveryHeartbeats } from './membership.js';
+import { isBeat, type MemberInfo, type PeerMessage } from './messages.js';
 import {
   type ClusterEvent,
   type ClusterInput,
@@ -152,6 +153,81 @@ describe('membership', () => {
     expect(node.timing.tickIntervalMs).toBeLessThan(node.timing.heartbeatIntervalMs);
     expect(tableIds(sentTo(next, B, 'members')[0])).toContain(D);
     expect(sentTo(next, B, 'ping')).toEqual([]);
+  });
+
+  it('sends each link a full row of a member once per fullRowEveryHeartbeats of its heartbeats, beats in between', () => {
+    const node = new Node();
+    node.linkUp(info(B));
+    node.message(B, { type: 'members', members: [info(B, { heartbeat: 2 }), info(C, { heartbeat: 10 })] });
+    // What each heartbeat tells B of C, while C's heartbeat grows by one a heartbeat.
+    const told: Array<'full' | 'beat'> = [];
+    let heartbeatOfC = 10;
+    for (let beat = 0; beat < 2 * fullRowEveryHeartbeats + 1; beat += 1) {
+      heartbeatOfC += 1;
+      const outputs = node.run(node.timing.heartbeatIntervalMs, () =>
+        node.message(B, { type: 'members', members: [{ id: C, incarnation: 1, heartbeat: heartbeatOfC }] }),
+      );
+      for (const table of sentTo(outputs, B, 'members')) {
+        const row = table.type === 'members' ? table.members.find((member) => member.id === C) : undefined;
+        if (row) told.push(isBeat(row) ? 'beat' : 'full');
+      }
+    }
+    expect(told).toEqual(
+      Array.from({ length: 2 * fullRowEveryHeartbeats + 1 }, (_, index) =>
+        index % fullRowEveryHeartbeats === 0 ? 'full' : 'beat',
+      ),
+    );
+    // A beat carries id, incarnation and heartbeat only.
+    const beat = sentTo(node.run(node.timing.heartbeatIntervalMs), B, 'members')
+      .flatMap((table) => (table.type === 'members' ? table.members : []))
+      .find((row) => row.id === A && isBeat(row));
+    expect(beat).toBeDefined();
+    expect(Object.keys(beat ?? {}).sort()).toEqual(['heartbeat', 'id', 'incarnation']);
+
+    // A new link is told everything in full at once.
+    const [table] = sentTo(node.linkUp(info(D)), D, 'members');
+    expect(table?.type === 'members' && table.members.every((row) => !isBeat(row))).toBe(true);
+    expect(tableIds(table).sort()).toEqual([A, B, C, D].sort());
+  });
+
+  it('takes a beat as progress of a member it knows under that incarnation, keeping the rest of its row', () => {
+    const node = new Node();
+    node.linkUp(info(B));
+    const signals = {
+      revision: { [C]: 7 },
+      replicationDelayMs: 3,
+      meanResponseMs: 1,
+      errorRate: 0,
+      eager: [],
+      lazy: [],
+    };
+    node.message(B, { type: 'members', members: [info(C, { heartbeat: 5, signals })] });
+    const keepB = heartbeats(node, B);
+    let heartbeatOfC = 5;
+    // Beats alone keep C alive well past deadAfterMs.
+    const outputs = node.run(2 * node.timing.deadAfterMs, () => {
+      heartbeatOfC += 1;
+      return [
+        ...keepB(),
+        ...node.message(B, {
+          type: 'members',
+          members: [{ id: C, incarnation: 1, heartbeat: heartbeatOfC }],
+        }),
+      ];
+    });
+    expect(eventsOf(outputs).filter((event) => event.member === C)).toEqual([]);
+    const row = node.replica.status().find((member) => member.id === C);
+    expect(row).toMatchObject({ state: 'alive', url: urlOf(C), revision: { [C]: 7 }, replicationDelayMs: 3 });
+    expect(node.replica.membership.members.get(C)?.info.heartbeat).toBe(heartbeatOfC);
+
+    // A beat of a member not known, or of another incarnation, is not enough to know it by.
+    node.message(B, { type: 'members', members: [{ id: D, incarnation: 1, heartbeat: 3 }] });
+    expect(node.replica.membership.members.has(D)).toBe(false);
+    node.message(B, { type: 'members', members: [{ id: C, incarnation: 2, heartbeat: 1 }] });
+    expect(node.replica.membership.members.get(C)?.info).toMatchObject({
+      incarnation: 1,
+      heartbeat: heartbeatOfC,
+    });
   });
 
   it('learns members from heartbeat gossip, passes them on, and dials them', () => {
@@ -332,7 +408,10 @@ describe('membership', () => {
       node.message(B, { type: 'members', members: [info(B, { heartbeat: 4, left: true })] });
       const next = node.run(node.timing.tickIntervalMs);
       const table = sentTo(next, D, 'members')[0];
-      expect(table?.type === 'members' && table.members.find((member) => member.id === B)?.left).toBe(true);
+      expect(
+        table?.type === 'members' &&
+          table.members.some((member) => member.id === B && !isBeat(member) && member.left),
+      ).toBe(true);
 
       const keepD = heartbeats(node, D, { stale: [info(B, { heartbeat: 3 })] });
       const later = node.run(3 * node.timing.deadAfterMs, keepD);

@@ -44,6 +44,8 @@ const valid: PeerMessage[] = [
     type: 'members',
     members: [member(), member({ id: nodeB, left: true, geo: { lat: -33.9, lon: 151.2 } })],
   },
+  // A beat: only the heartbeat of a member whose full row the receiver had before.
+  { type: 'members', members: [{ id: nodeB, incarnation: 2, heartbeat: 9 }, member()] },
   { type: 'members', members: [] },
   { type: 'ping', sentAt: 1_700_000_000_000 },
   { type: 'pong', pingSentAt: 1_700_000_000_000, receivedAt: 1_700_000_000_040 },
@@ -95,9 +97,15 @@ describe('parsePeerMessage', () => {
     const parsed = parsePeerMessage({
       type: 'members',
       extra: 'x',
-      members: [{ ...member(), extra: 1, signals: { ...member().signals, extra: 2 } }],
+      members: [
+        { ...member(), extra: 1, signals: { ...member().signals, extra: 2 } },
+        { id: nodeB, incarnation: 1, heartbeat: 4, name: 'a beat has no name' },
+      ],
     });
-    expect(parsed).toEqual({ type: 'members', members: [member()] });
+    expect(parsed).toEqual({
+      type: 'members',
+      members: [member(), { id: nodeB, incarnation: 1, heartbeat: 4 }],
+    });
     expect(parsePeerMessage({ type: 'prune', ids: [commit1] })).toEqual({ type: 'prune' });
     expect(
       parsePeerMessage({ type: 'gossip', round: 1, envelope: { id: commit1, body: 'x', from: nodeA } }),
@@ -147,6 +155,16 @@ describe('parsePeerMessage', () => {
     ['geo without lon', { type: 'members', members: [{ ...member(), geo: { lat: 1 } }] }],
     ['geo that is a list', { type: 'members', members: [{ ...member(), geo: [1, 2] }] }],
     ['no signals', { type: 'members', members: [{ ...member(), signals: undefined }] }],
+    ['signals without a url', { type: 'members', members: [{ ...member(), url: undefined }] }],
+    ['a beat without an id', { type: 'members', members: [{ incarnation: 1, heartbeat: 2 }] }],
+    [
+      'a beat with a negative heartbeat',
+      { type: 'members', members: [{ id: nodeB, incarnation: 1, heartbeat: -2 }] },
+    ],
+    [
+      'a beat with a text incarnation',
+      { type: 'members', members: [{ id: nodeB, incarnation: '1', heartbeat: 2 }] },
+    ],
     [
       'a negative error rate',
       { type: 'members', members: [member({ signals: { ...member().signals, errorRate: -0.1 } })] },

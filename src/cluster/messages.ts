@@ -41,11 +41,27 @@ export interface MemberInfo {
   signals: MemberSignals;
 }
 
+/**
+ * A member table row that only says the member is still beating: what else it holds is what the
+ * receiver was last told in a full row (`MemberInfo`), which follows every few heartbeats.
+ */
+export interface MemberBeat {
+  id: NodeId;
+  incarnation: number;
+  heartbeat: number;
+  /** Never set: it tells a beat from a full row, for the type checker as for `isBeat`. */
+  signals?: never;
+}
+
+export type MemberRow = MemberInfo | MemberBeat;
+
+export const isBeat = (row: MemberRow): row is MemberBeat => row.signals === undefined;
+
 export type { Envelope };
 
 export type PeerMessage =
   /** Heartbeat gossip: the sender's member table (alive, suspect and departed members). */
-  | { type: 'members'; members: MemberInfo[] }
+  | { type: 'members'; members: MemberRow[] }
   /** Clock offset and round-trip time, NTP style. */
   | { type: 'ping'; sentAt: number }
   | { type: 'pong'; pingSentAt: number; receivedAt: number }
@@ -80,7 +96,7 @@ export function parsePeerMessage(value: unknown): PeerMessage {
   const message = record(value, 'message');
   switch (message.type) {
     case 'members':
-      return { type: 'members', members: list(message.members, membersPerMessageMax, 'members', member) };
+      return { type: 'members', members: list(message.members, membersPerMessageMax, 'members', memberRow) };
     case 'ping':
       return { type: 'ping', sentAt: time(message.sentAt, 'sentAt') };
     case 'pong':
@@ -178,6 +194,17 @@ function revision(value: unknown): VersionVector {
   const vector: VersionVector = {};
   for (const [origin, seq] of entries) vector[nodeId(origin)] = count(seq, 'revision seq');
   return vector;
+}
+
+/** A row with neither `url` nor `signals` is a beat; other fields are not carried on, as in a full row. */
+function memberRow(value: unknown): MemberRow {
+  const input = record(value, 'member');
+  if (input.url !== undefined || input.signals !== undefined) return member(input);
+  return {
+    id: nodeId(input.id),
+    incarnation: count(input.incarnation, 'member.incarnation'),
+    heartbeat: count(input.heartbeat, 'member.heartbeat'),
+  };
 }
 
 function member(value: unknown): MemberInfo {

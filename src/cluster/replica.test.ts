@@ -3,7 +3,8 @@ import { type Built, build, MemoryStorage, start } from '../../test/support/repl
 import { ManualClock } from '../core/clock.js';
 import { type CommitId, type NodeId, versionId } from '../core/ids.js';
 import { seededRandom as seeded } from '../sim/prng.js';
-import type { MemberInfo, PeerMessage } from './messages.js';
+import { fullRowEveryHeartbeats } from './membership.js';
+import { isBeat, type MemberInfo, type PeerMessage } from './messages.js';
 import {
   type ClusterEvent,
   type ClusterInput,
@@ -275,8 +276,13 @@ describe('Replica', () => {
     const x1 = build(B, 1, { key: 'k', wall: start - 250 });
     node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 });
     node.apply(x1);
-    const table = sentTo(node.tick(), B, 'members')[0];
-    const self = table?.type === 'members' ? table.members.find((member) => member.id === A) : undefined;
+    // The full row (with the signals) follows within fullRowEveryHeartbeats heartbeats; beats in between.
+    let self: MemberInfo | undefined;
+    for (let beat = 0; beat <= fullRowEveryHeartbeats && !self; beat += 1) {
+      const table = sentTo(node.tick(node.replica.timing.heartbeatIntervalMs), B, 'members')[0];
+      const row = table?.type === 'members' ? table.members.find((member) => member.id === A) : undefined;
+      if (row && !isBeat(row)) self = row;
+    }
     expect(self?.signals).toEqual({
       revision: { [B]: 1 },
       replicationDelayMs: 250,

@@ -38,12 +38,10 @@ interface Link {
   open: [boolean, boolean];
 }
 
-/** One serialised message. A member table sent to every neighbour is one shared packet, decoded once. */
+/** One serialised message, decoded by its receiver as a real link's would be. */
 interface Packet {
   type: PeerMessage['type'];
   text: string;
-  shared: boolean;
-  decoded?: PeerMessage;
 }
 
 export interface TrafficFigures {
@@ -69,7 +67,6 @@ export class Network {
   private group: number[];
   private readonly urls = new Map<string, number>();
   private readonly ids = new Map<string, number>();
-  private readonly tableTexts = new WeakMap<object, Packet>();
   readonly figures: TrafficFigures = {
     sent: {},
     delivered: {},
@@ -249,9 +246,7 @@ export class Network {
       return;
     }
     this.figures.delivered[packet.type] = (this.figures.delivered[packet.type] ?? 0) + 1;
-    if (packet.shared) packet.decoded ??= deepFreeze(decode(packet.text));
-    const message = packet.decoded ?? decode(packet.text);
-    this.host.deliver(to, { type: 'message', from: this.host.nodeId(from), message });
+    this.host.deliver(to, { type: 'message', from: this.host.nodeId(from), message: decode(packet.text) });
   }
 
   private linkDown(link: Link, node: number, peer: number): void {
@@ -278,18 +273,8 @@ export class Network {
     );
   }
 
-  /**
-   * The member table is the largest message and goes to every neighbour at each heartbeat: it is
-   * serialised once per table (the same array object is sent to each) rather than once per send.
-   */
   private packet(message: PeerMessage): Packet {
-    if (message.type !== 'members')
-      return { type: message.type, text: JSON.stringify(message), shared: false };
-    const cached = this.tableTexts.get(message.members);
-    if (cached) return cached;
-    const packet: Packet = { type: 'members', text: JSON.stringify(message), shared: true };
-    this.tableTexts.set(message.members, packet);
-    return packet;
+    return { type: message.type, text: JSON.stringify(message) };
   }
 
   private pair(a: number, b: number): number {
@@ -311,7 +296,7 @@ function hello(member: MemberInfo): MemberInfo {
   return deepFreeze(parseHello(JSON.parse(text)).member);
 }
 
-/** A shared packet's message reaches several receivers: freezing it makes any mutation by one of them throw. */
+/** What a peer says of itself in its hello is kept as its member row: frozen, any mutation of it throws. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
