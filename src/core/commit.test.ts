@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { strataErrorCode } from '../../test/support/api.js';
 import { canonicalEncode } from './canonical.js';
 import {
   type Commit,
@@ -50,20 +51,10 @@ function sample(): Commit {
   };
 }
 
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return (error as StrataError).code;
-  }
-}
-
 /** Encodes an arbitrary object canonically and decodes it under its own (correct) hash. */
 function decodeValue(value: unknown): string | undefined {
   const encoded = canonicalEncode(value as never);
-  return codeOf(() => decodeCommit(encoded, sha256(encoded)));
+  return strataErrorCode(() => decodeCommit(encoded, sha256(encoded)));
 }
 
 describe('commitId', () => {
@@ -115,8 +106,10 @@ describe('decodeCommit', () => {
   it('rejects a body whose hash does not match the claimed id', () => {
     const commit = sample();
     const encoded = encodeCommit({ ...commit, message: 'tampered' });
-    expect(codeOf(() => decodeCommit(encoded, commitId(commit)))).toBe('STRATA_BAD_REQUEST');
-    expect(codeOf(() => decodeCommit(encodeCommit(commit), '0'.repeat(64)))).toBe('STRATA_BAD_REQUEST');
+    expect(strataErrorCode(() => decodeCommit(encoded, commitId(commit)))).toBe('STRATA_BAD_REQUEST');
+    expect(strataErrorCode(() => decodeCommit(encodeCommit(commit), '0'.repeat(64)))).toBe(
+      'STRATA_BAD_REQUEST',
+    );
   });
 
   it('rejects a body that is valid but not canonical, even under its own hash', () => {
@@ -131,13 +124,13 @@ describe('decodeCommit', () => {
     });
     for (const body of [pretty, reordered, withExtra, withExtraInOp]) {
       expect(body).not.toBe(canonical);
-      expect(codeOf(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
+      expect(strataErrorCode(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
     }
   });
 
   it('rejects a body that is not JSON under its own hash', () => {
     const body = '{"origin":';
-    expect(codeOf(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
+    expect(strataErrorCode(() => decodeCommit(body, sha256(body)))).toBe('STRATA_BAD_REQUEST');
   });
 
   it.each([
@@ -175,7 +168,7 @@ describe('decodeCommit', () => {
     ['refs not version ids', { ...sample(), ops: [{ ...sample().ops[0], refs: [1] }] }],
   ])('rejects a malformed commit (%s) with STRATA_BAD_REQUEST', (_why, value) => {
     expect(decodeValue(value)).toBe('STRATA_BAD_REQUEST');
-    expect(codeOf(() => checkCommitShape(value))).toBe('STRATA_BAD_REQUEST');
+    expect(strataErrorCode(() => checkCommitShape(value))).toBe('STRATA_BAD_REQUEST');
   });
 
   it('accepts system buckets and refs', () => {

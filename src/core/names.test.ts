@@ -1,17 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { StrataError } from './errors.js';
+import { strataErrorCode } from '../../test/support/api.js';
 import { checkBucketName, checkKey, isBucketName, isSystemBucket } from './names.js';
-
-function errorCode(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return (error as StrataError).code;
-  }
-}
 
 const firstChars = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const restChars = `${firstChars}._-`;
@@ -41,7 +31,7 @@ describe('bucket names', () => {
     'app\n',
   ])('rejects %j with STRATA_INVALID_NAME', (name) => {
     expect(isBucketName(name)).toBe(false);
-    expect(errorCode(() => checkBucketName(name))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkBucketName(name))).toBe('STRATA_INVALID_NAME');
   });
 
   it('matches [a-z0-9][a-z0-9._-]{0,62} exactly (property)', () => {
@@ -65,7 +55,7 @@ describe('bucket names', () => {
     for (const name of ['_releases', '_auth', '_x', `_${'a'.repeat(62)}`]) {
       expect(isSystemBucket(name)).toBe(true);
       expect(isBucketName(name)).toBe(false);
-      expect(errorCode(() => checkBucketName(name))).toBe('STRATA_INVALID_NAME');
+      expect(strataErrorCode(() => checkBucketName(name))).toBe('STRATA_INVALID_NAME');
     }
   });
 
@@ -90,19 +80,19 @@ describe('keys', () => {
   );
 
   it('rejects the empty key', () => {
-    expect(errorCode(() => checkKey(''))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey(''))).toBe('STRATA_INVALID_NAME');
   });
 
   it('counts the limit in UTF-8 bytes, not characters', () => {
-    expect(errorCode(() => checkKey('x'.repeat(1025)))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey('x'.repeat(1025)))).toBe('STRATA_INVALID_NAME');
     // é is 2 bytes, € is 3, 😀 is 4 (and 2 UTF-16 code units).
     expect(checkKey('é'.repeat(512))).toHaveLength(512);
-    expect(errorCode(() => checkKey('é'.repeat(513)))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey('é'.repeat(513)))).toBe('STRATA_INVALID_NAME');
     expect(checkKey(`${'€'.repeat(341)}x`)).toBeDefined();
-    expect(errorCode(() => checkKey('€'.repeat(342)))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey('€'.repeat(342)))).toBe('STRATA_INVALID_NAME');
     expect(checkKey('😀'.repeat(256))).toBeDefined();
-    expect(errorCode(() => checkKey('😀'.repeat(257)))).toBe('STRATA_INVALID_NAME');
-    expect(errorCode(() => checkKey(`${'x'.repeat(1023)}é`))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey('😀'.repeat(257)))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey(`${'x'.repeat(1023)}é`))).toBe('STRATA_INVALID_NAME');
   });
 
   it('accepts exactly the well-formed keys of 1–1024 UTF-8 bytes without control characters (property)', () => {
@@ -117,7 +107,7 @@ describe('keys', () => {
           // biome-ignore lint/suspicious/noControlCharactersInRegex: the rule under test.
           const controls = /[\u0000-\u001f\u007f]/;
           const expected = bytes >= 1 && bytes <= 1024 && !controls.test(key) && key.isWellFormed();
-          expect(errorCode(() => checkKey(key)) === undefined).toBe(expected);
+          expect(strataErrorCode(() => checkKey(key)) === undefined).toBe(expected);
         },
       ),
     );
@@ -126,11 +116,11 @@ describe('keys', () => {
   it.each(['\u0000', 'a\u0001b', 'line\nbreak', 'tab\there', 'cr\r', 'esc\u001b[0m', 'del\u007f'])(
     'rejects the control character in %j',
     (key) => {
-      expect(errorCode(() => checkKey(key))).toBe('STRATA_INVALID_NAME');
+      expect(strataErrorCode(() => checkKey(key))).toBe('STRATA_INVALID_NAME');
     },
   );
 
   it.each(['\ud800', 'a\udc00', 'x\ud83d', '\ude00\ud83d'])('rejects the lone surrogate in %j', (key) => {
-    expect(errorCode(() => checkKey(key))).toBe('STRATA_INVALID_NAME');
+    expect(strataErrorCode(() => checkKey(key))).toBe('STRATA_INVALID_NAME');
   });
 });

@@ -1,16 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { strataErrorCode } from '../../test/support/api.js';
 import { StrataError } from './errors.js';
 import { formatTime, parseTime } from './time.js';
 
+/** The code parseTime refuses `value` with, or undefined if it parses. */
 function invalidTimeCode(value: string): string | undefined {
-  try {
-    parseTime(value);
-    return undefined;
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return (error as StrataError).code;
-  }
+  return strataErrorCode(() => parseTime(value));
 }
 
 describe('parseTime', () => {

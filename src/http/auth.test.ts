@@ -1,25 +1,10 @@
 import type { InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../test/support/api.js';
+import { bearer, createToken, expectError } from '../../test/support/api.js';
 import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
 
 type Role = 'read' | 'write' | 'admin';
 const rank: Record<Role | 'none', number> = { none: 0, read: 1, write: 2, admin: 3 };
-
-async function createToken(node: TempNode, role: Role, name = `${role} token`) {
-  const response = await node.app.inject({
-    method: 'POST',
-    url: '/v1/tokens',
-    headers: auth,
-    payload: { role, name },
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return response.json() as { id: string; token: string };
-}
-
-function bearer(token: string): Record<string, string> {
-  return { authorization: `Bearer ${token}` };
-}
 
 describe('roles: admin > write > read', () => {
   let node: TempNode;

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { strataErrorCode } from '../../test/support/api.js';
 import { type Commit, commitId, encodeCommit } from '../core/commit.js';
-import { StrataError } from '../core/errors.js';
 import { sha256 } from '../core/hash.js';
 import { formatHlc } from '../core/hlc.js';
 import type { BlobId, NodeId } from '../core/ids.js';
@@ -49,16 +49,6 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function codeOf(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return (error as StrataError).code;
-  }
-}
-
 describe('CommitLog', () => {
   it('appends commits in positions and reads them back by id and position', () => {
     const first = log.append(commit(nodeA, 1));
@@ -84,9 +74,9 @@ describe('CommitLog', () => {
   });
 
   it('rejects a seq gap with STRATA_CONFLICT and writes nothing', () => {
-    expect(codeOf(() => log.append(commit(nodeA, 2)))).toBe('STRATA_CONFLICT');
+    expect(strataErrorCode(() => log.append(commit(nodeA, 2)))).toBe('STRATA_CONFLICT');
     log.append(commit(nodeA, 1));
-    expect(codeOf(() => log.append(commit(nodeA, 3)))).toBe('STRATA_CONFLICT');
+    expect(strataErrorCode(() => log.append(commit(nodeA, 3)))).toBe('STRATA_CONFLICT');
     expect(log.after(0, 10)).toHaveLength(1);
     expect(log.lastSeq(nodeA)).toBe(1);
   });
@@ -94,8 +84,8 @@ describe('CommitLog', () => {
   it('rejects a repeated or older seq', () => {
     log.append(commit(nodeA, 1));
     log.append(commit(nodeA, 2));
-    expect(codeOf(() => log.append(commit(nodeA, 2, 'a different commit')))).toBe('STRATA_CONFLICT');
-    expect(codeOf(() => log.append(commit(nodeA, 1, 'rewritten history')))).toBe('STRATA_CONFLICT');
+    expect(strataErrorCode(() => log.append(commit(nodeA, 2, 'a different commit')))).toBe('STRATA_CONFLICT');
+    expect(strataErrorCode(() => log.append(commit(nodeA, 1, 'rewritten history')))).toBe('STRATA_CONFLICT');
     expect(log.after(0, 10)).toHaveLength(2);
   });
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
+import { adminToken, auth, type TempNode, tempNodesPerTest } from '../../test/support/temp-node.js';
 import type { ApiClient } from '../client/api-client.js';
 import type { Limits } from '../http/context.js';
 import {
@@ -17,17 +17,15 @@ import {
   type SourceFile,
 } from './publish.js';
 
-const nodes: TempNode[] = [];
+const startNode = tempNodesPerTest();
 const directories: string[] = [];
 
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
+afterEach(() => {
   for (const dir of directories.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 async function listeningNode(limits: Partial<Limits> = {}): Promise<{ node: TempNode; client: ApiClient }> {
-  const node = tempNode({ limits });
-  nodes.push(node);
+  const node = startNode({ limits });
   await node.app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = node.app.server.address() as AddressInfo;
   return { node, client: { url: `http://127.0.0.1:${port}`, token: adminToken } };

@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Pool, request } from 'undici';
+import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/sim/prng.js';
 import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
@@ -9,7 +8,6 @@ import {
   cleanUpProcesses,
   type StrataServer,
   startServer,
-  strataBin,
   temporaryDirectory,
   waitFor,
 } from '../support/process.js';
@@ -37,7 +35,6 @@ const sharedKeys = 16;
 const requestTimeoutMs = 15_000;
 /** Generous for a loaded 2-core machine: anti-entropy runs every second, suspicion after 3 s. */
 const convergeTimeoutMs = 60_000;
-const startTimeoutMs = 15_000;
 const contentTypes = ['application/octet-stream', 'text/plain; charset=utf-8', 'image/png'];
 
 interface Write {
@@ -89,75 +86,20 @@ function fromServer(server: StrataServer, name: string, join: string[]): Node {
   };
 }
 
-/** Restarted processes (startServer picks a fresh port; a restart must keep the node's URL). */
-const restarted = new Set<ChildProcess>();
-
-async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  child.kill('SIGKILL');
-  await closed;
+/** `strata serve` as cluster node `name`, joining `join`; on `port` when given, else on a free one. */
+async function serveNode(name: string, join: string[], dataDir: string, port?: number): Promise<Node> {
+  const server = await startServer({
+    dataDir,
+    adminToken,
+    port,
+    extraArguments: clusterArguments(name, join),
+  });
+  return fromServer(server, name, join);
 }
 
-/** `strata serve` on a given port, as startServer does it; resolves once it listens and /health answers. */
+/** `strata serve` again on the node's data directory and port (a restart must keep the node's URL). */
 async function restartOnPort(node: Node): Promise<Node> {
-  const environment: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env))
-    if (!name.startsWith('STRATA_') && value !== undefined) environment[name] = value;
-  environment.STRATA_ADMIN_TOKEN = adminToken;
-  const child = spawn(
-    strataBin,
-    [
-      'serve',
-      '--data',
-      node.dataDir,
-      '--port',
-      String(node.port),
-      '--host',
-      '127.0.0.1',
-      '--log-level',
-      'warn',
-      ...clusterArguments(node.name, node.join),
-    ],
-    { cwd: node.dataDir, env: environment, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  restarted.add(child);
-  let output = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-  });
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    output += chunk;
-  });
-  if (child.pid === undefined) throw new Error(`could not spawn ${strataBin}`);
-  try {
-    await waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`the restarted node exited (${child.exitCode})`);
-        return output.includes(`listening on ${node.url}`) && (await healthy(node.url));
-      },
-      { timeoutMs: startTimeoutMs, what: `${node.name} to listen again on ${node.url}` },
-    );
-  } catch (error) {
-    throw new Error(`${(error as Error).message}; its output:\n${output}`);
-  }
-  return {
-    ...node,
-    pid: child.pid,
-    pool: poolOf(node.url),
-    up: true,
-    kill9: () => killChild(child),
-  };
-}
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const response = await request(`${url}/health`, { headersTimeout: 1_000, bodyTimeout: 1_000 });
-    await response.body.text();
-    return response.statusCode === 200;
-  } catch {
-    return false;
-  }
+  return serveNode(node.name, node.join, node.dataDir, node.port);
 }
 
 /**
@@ -315,8 +257,6 @@ async function readBack(node: Node, writes: Write[]): Promise<string[]> {
 describe('a three-node cluster under kill -9', () => {
   const pools: Pool[] = [];
   afterEach(async () => {
-    await Promise.all([...restarted].map((child) => killChild(child)));
-    restarted.clear();
     await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
     await cleanUpProcesses();
   });
@@ -326,16 +266,8 @@ describe('a three-node cluster under kill -9', () => {
   }, async () => {
     const seed = Number(process.env.STRATA_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`cluster crash seed ${seed} (rerun with STRATA_TEST_SEED=${seed})`);
-    const start = async (name: string, join: string[]) =>
-      fromServer(
-        await startServer({
-          dataDir: temporaryDirectory(`strata-crash-${name}-`),
-          adminToken,
-          extraArguments: clusterArguments(name, join),
-        }),
-        name,
-        join,
-      );
+    const start = (name: string, join: string[]) =>
+      serveNode(name, join, temporaryDirectory(`strata-crash-${name}-`));
     const a = await start('a', []);
     const [b, c] = await Promise.all([start('b', [a.url]), start('c', [a.url])]);
     const nodes = [a, b, c];

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
+import { createToken, expectError, tokenHeaders } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 
@@ -93,12 +93,7 @@ describe('POST /v1/admin/reindex', () => {
       payload: { ops: [{ kind: 'retract', target: c }] },
     });
     expect(retract.statusCode).toBe(201);
-    await node.app.inject({
-      method: 'POST',
-      url: '/v1/tokens',
-      headers: auth,
-      payload: { role: 'read', name: 'reader' },
-    });
+    await createToken(node, 'read', 'reader');
 
     const before = await digest();
     const seen = await observe();
@@ -142,13 +137,7 @@ describe('POST /v1/admin/reindex', () => {
   });
 
   it('needs an admin token; the digest needs a read token', async () => {
-    const created = await node.app.inject({
-      method: 'POST',
-      url: '/v1/tokens',
-      headers: auth,
-      payload: { role: 'write', name: 'writer' },
-    });
-    const writer = { authorization: `Bearer ${(created.json() as { token: string }).token}` };
+    const writer = await tokenHeaders(node, 'write', 'writer');
     expectError(
       await node.app.inject({ method: 'POST', url: '/v1/admin/reindex', headers: writer }),
       403,

@@ -1,11 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError } from '../../../test/support/api.js';
-import { adminToken, auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
-import { defaultLimits, type StrataNode, startNode } from '../../node.js';
+import type { StrataNode } from '../../node.js';
 
 const start = Date.UTC(2030, 0, 1);
 const minute = 60_000;
@@ -15,15 +12,11 @@ const immutable = 'public, max-age=31536000, immutable';
 
 type Inject = StrataNode['app'];
 
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const startNode = tempNodesPerTest();
 
+/** A node for this test on a manual clock, returned with the clock. */
 function node(clock = new ManualClock(start)): { node: TempNode; clock: ManualClock } {
-  const created = tempNode({ clock });
-  cleanups.push(() => created.dispose());
-  return { node: created, clock };
+  return { node: startNode({ clock }), clock };
 }
 
 async function putFile(app: Inject, bucket: string, key: string, body: string | Buffer, contentType: string) {
@@ -74,6 +67,18 @@ async function publishSite(app: Inject, name = 'site', extra: Record<string, unk
   }
   const release = await createRelease(app, name, { routes: versions, ...extra });
   return { release, versions };
+}
+
+/** Releases `site` again with /js/app.js changed to `app = 2`, every other route as in `first`. */
+async function releaseChangedScript(app: Inject, first: Site, extra: Record<string, unknown> = {}) {
+  const changed = await putFile(
+    app,
+    'application',
+    'site/js/app.js',
+    'export const app = 2;\n',
+    'text/javascript',
+  );
+  return createRelease(app, 'site', { routes: { ...first.versions, '/js/app.js': changed }, ...extra });
 }
 
 describe('GET /apps/{app}/…', () => {
@@ -245,16 +250,7 @@ describe('pinned URLs /apps/{app}/@{release}/…', () => {
     const { node: n, clock } = node();
     const first = await publishSite(n.app);
     clock.advance(minute);
-    const changed = await putFile(
-      n.app,
-      'application',
-      'site/js/app.js',
-      'export const app = 2;\n',
-      'text/javascript',
-    );
-    const second = await createRelease(n.app, 'site', {
-      routes: { ...first.versions, '/js/app.js': changed },
-    });
+    const second = await releaseChangedScript(n.app, first);
 
     const old = await n.app.inject({ url: `/apps/site/@${first.release}/js/app.js` });
     expect(old.statusCode).toBe(200);
@@ -317,16 +313,7 @@ describe('time', () => {
     const { node: n, clock } = node();
     const first = await publishSite(n.app);
     clock.advance(hour);
-    const changed = await putFile(
-      n.app,
-      'application',
-      'site/js/app.js',
-      'export const app = 2;\n',
-      'text/javascript',
-    );
-    const second = await createRelease(n.app, 'site', {
-      routes: { ...first.versions, '/js/app.js': changed },
-    });
+    const second = await releaseChangedScript(n.app, first);
 
     const then = await n.app.inject({ url: `/apps/site/js/app.js?at=${iso(start + minute)}` });
     expect(then.body).toBe('export const app = 1;\n');
@@ -347,18 +334,8 @@ describe('time', () => {
   it('switches to a scheduled release at its effective time, with no timer involved', async () => {
     const { node: n, clock } = node();
     const first = await publishSite(n.app);
-    const changed = await putFile(
-      n.app,
-      'application',
-      'site/js/app.js',
-      'export const app = 2;\n',
-      'text/javascript',
-    );
     const switchAt = start + 6 * hour;
-    const second = await createRelease(n.app, 'site', {
-      routes: { ...first.versions, '/js/app.js': changed },
-      effectiveAt: iso(switchAt),
-    });
+    const second = await releaseChangedScript(n.app, first, { effectiveAt: iso(switchAt) });
 
     clock.set(switchAt - 1);
     const before = await n.app.inject({ url: '/apps/site/js/app.js' });
@@ -399,14 +376,9 @@ describe('other app URLs', () => {
 });
 
 describe('the default app', () => {
+  /** A node for this test that serves `site` at /. */
   function defaultAppNode(clock: ManualClock): StrataNode {
-    const dataDir = mkdtempSync(join(tmpdir(), 'strata-default-app-'));
-    const started = startNode({ dataDir, clock, limits: defaultLimits, adminToken, defaultApp: 'site' });
-    cleanups.push(async () => {
-      await started.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    });
-    return started;
+    return startNode({ clock, defaultApp: 'site' });
   }
 
   it('is served at / and /@{release}/…, pinned under /', async () => {

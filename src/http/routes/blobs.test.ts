@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
+import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 function sha256(bytes: Buffer | string): string {
@@ -29,13 +29,7 @@ describe('GET and HEAD /v1/blobs/{hash}', () => {
       });
       expect(response.statusCode).toBe(201);
     }
-    const created = await node.app.inject({
-      method: 'POST',
-      url: '/v1/tokens',
-      headers: auth,
-      payload: { role: 'read', name: 'reader' },
-    });
-    reader = { authorization: `Bearer ${(created.json() as { token: string }).token}` };
+    reader = await tokenHeaders(node, 'read', 'reader');
   });
   afterAll(async () => {
     await node.dispose();
@@ -138,13 +132,7 @@ describe('GET and HEAD /v1/blobs/{hash}', () => {
   });
 
   it('needs a token even when the blob belongs to a public bucket', async () => {
-    const settings = await node.app.inject({
-      method: 'PUT',
-      url: '/v1/buckets/files/settings',
-      headers: { ...auth, 'content-type': 'application/json' },
-      payload: '{"publicRead":true}',
-    });
-    expect(settings.statusCode).toBe(200);
+    await makePublic(node, 'files');
     expect((await node.app.inject({ url: '/v1/buckets/files/keys/small' })).statusCode).toBe(200);
     expectError(await node.app.inject({ url: `/v1/blobs/${sha256(small)}` }), 401, 'STRATA_UNAUTHORIZED');
     expectError(

@@ -1,6 +1,6 @@
 import { Agent, fetch, type Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
+import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { waitFor } from '../../../test/support/wait.js';
 
@@ -47,17 +47,6 @@ async function feed(node: TempNode, query = '', headers: Record<string, string> 
   const response = await node.app.inject({ url: `/v1/changes${query}`, headers });
   expect(response.statusCode, response.body).toBe(200);
   return response.json() as Feed;
-}
-
-async function createToken(node: TempNode, role: 'read' | 'write'): Promise<Record<string, string>> {
-  const response = await node.app.inject({
-    method: 'POST',
-    url: '/v1/tokens',
-    headers: auth,
-    payload: { role, name: `${role}-token` },
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return { authorization: `Bearer ${(response.json() as { token: string }).token}` };
 }
 
 /** Rejects if `promise` does not settle within `timeoutMs`. */
@@ -212,7 +201,7 @@ describe('GET /v1/changes', () => {
 
   it('shows system buckets to admins only', async () => {
     const node = startNode();
-    const reader = await createToken(node, 'read');
+    const reader = await tokenHeaders(node, 'read');
     await put(node, 'b', 'k', 'v');
     const asAdmin = await feed(node);
     expect(asAdmin.changes.some((change) => change.bucket === '_auth')).toBe(true);
@@ -224,8 +213,8 @@ describe('GET /v1/changes', () => {
     // A page may hold only hidden rows; `last` must still move past them, or a client that
     // follows `last` never gets further.
     const node = startNode();
-    const reader = await createToken(node, 'read');
-    await createToken(node, 'write');
+    const reader = await tokenHeaders(node, 'read');
+    await tokenHeaders(node, 'write');
     const version = await put(node, 'b', 'k', 'v');
     const seen: string[] = [];
     let since = 0;
@@ -243,13 +232,7 @@ describe('GET /v1/changes', () => {
     await put(node, 'private', 'k', 'v');
     expectError(await node.app.inject({ url: '/v1/changes' }), 401, 'STRATA_UNAUTHORIZED');
     expectError(await node.app.inject({ url: '/v1/changes?bucket=pub' }), 401, 'STRATA_UNAUTHORIZED');
-    const settings = await node.app.inject({
-      method: 'PUT',
-      url: '/v1/buckets/pub/settings',
-      headers: { ...auth, 'content-type': 'application/json' },
-      payload: '{"publicRead":true}',
-    });
-    expect(settings.statusCode).toBe(200);
+    await makePublic(node, 'pub');
     const publicFeed = await feed(node, '?bucket=pub', {});
     expect(publicFeed.changes.map((change) => change.bucket)).toEqual(['pub']);
     expectError(await node.app.inject({ url: '/v1/changes?bucket=private' }), 401, 'STRATA_UNAUTHORIZED');
@@ -321,10 +304,10 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
 
   it('hides system buckets from a reader and stops listening when the client goes away', async () => {
     const node = startNode();
-    const reader = await createToken(node, 'read');
+    const reader = await tokenHeaders(node, 'read');
     const listeners = node.store.listenerCount('durable');
     const { response, controller } = await openStream(node, '', reader);
-    await createToken(node, 'write');
+    await tokenHeaders(node, 'write');
     const version = await put(node, 'b', 'k', 'v');
     const stream = await within(response, 5000, 'the stream response');
     const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);

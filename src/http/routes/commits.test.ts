@@ -1,41 +1,28 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
-import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { expectError, expectJsonOnly, postJson, tokenHeaders } from '../../../test/support/api.js';
+import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 import { contentTypeBytesMax, messageBytesMax, opsPerCommitMax } from '../../core/commit.js';
-import type { Limits } from '../context.js';
 
 const start = Date.UTC(2030, 0, 1);
 const hour = 3_600_000;
 const unknownVersion = `${'0'.repeat(64)}.0`;
 
-const nodes: TempNode[] = [];
-function startNode(options: { clock?: ManualClock; limits?: Partial<Limits> } = {}): TempNode {
-  const node = tempNode(options);
-  nodes.push(node);
-  return node;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
-});
+const startNode = tempNodesPerTest();
 
 interface CommitResult {
   commit: string;
   versions: string[];
 }
 
+/** POST /v1/commits with `body` as JSON (a string as it is). */
 async function postCommit(
   node: TempNode,
   body: unknown,
   headers: Record<string, string> = auth,
 ): Promise<LightMyRequestResponse> {
-  return node.app.inject({
-    method: 'POST',
-    url: '/v1/commits',
-    headers: { ...headers, 'content-type': 'application/json' },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+  return postJson(node, '/v1/commits', body, headers);
 }
 
 async function commitOk(node: TempNode, body: unknown): Promise<CommitResult> {
@@ -208,13 +195,7 @@ describe('POST /v1/commits', () => {
   it('records the message and the author, readable with GET /v1/commits/{id}', async () => {
     const clock = new ManualClock(start);
     const node = startNode({ clock });
-    const created = await node.app.inject({
-      method: 'POST',
-      url: '/v1/tokens',
-      headers: auth,
-      payload: { role: 'write', name: 'deploy-bot' },
-    });
-    const token = (created.json() as { token: string }).token;
+    const writer = await tokenHeaders(node, 'write', 'deploy-bot');
     const response = await postCommit(
       node,
       {
@@ -224,7 +205,7 @@ describe('POST /v1/commits', () => {
           { kind: 'put', bucket: 'site', key: 'b', value: 'beta' },
         ],
       },
-      { authorization: `Bearer ${token}` },
+      writer,
     );
     expect(response.statusCode, response.body).toBe(201);
     const { commit, versions } = response.json() as CommitResult;
@@ -261,19 +242,7 @@ describe('POST /v1/commits', () => {
       'STRATA_BAD_REQUEST',
     );
     expectError(await postCommit(node, ''), 400, 'STRATA_BAD_REQUEST');
-    for (const contentType of [
-      'text/plain',
-      'application/x-www-form-urlencoded',
-      'application/octet-stream',
-    ]) {
-      const response = await node.app.inject({
-        method: 'POST',
-        url: '/v1/commits',
-        headers: { ...auth, 'content-type': contentType },
-        payload: '{"ops":[{"kind":"put","bucket":"b","key":"x","value":"x"}]}',
-      });
-      expectError(response, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
-    }
+    await expectJsonOnly(node, '/v1/commits', '{"ops":[{"kind":"put","bucket":"b","key":"x","value":"x"}]}');
     const noType = await node.app.inject({ method: 'POST', url: '/v1/commits', headers: auth, payload: 'x' });
     expectError(noType, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
     const bodyTooLarge = await postCommit(node, {
@@ -445,13 +414,7 @@ describe('GET /v1/commits/{id}', () => {
     });
     expectError(await node.app.inject({ url: `/v1/commits/${commit}` }), 401, 'STRATA_UNAUTHORIZED');
 
-    const created = await node.app.inject({
-      method: 'POST',
-      url: '/v1/tokens',
-      headers: auth,
-      payload: { role: 'read', name: 'reader' },
-    });
-    const reader = { authorization: `Bearer ${(created.json() as { token: string }).token}` };
+    const reader = await tokenHeaders(node, 'read', 'reader');
     expect((await node.app.inject({ url: `/v1/commits/${commit}`, headers: reader })).statusCode).toBe(200);
 
     // The commit that created the token lives in a system bucket: admins only.

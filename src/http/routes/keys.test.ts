@@ -1,27 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LightMyRequestResponse } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { expectError } from '../../../test/support/api.js';
-import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 import { contentTypeBytesMax } from '../../core/commit.js';
-import type { Limits } from '../context.js';
 
 const versionPattern = /^[0-9a-f]{64}\.\d+$/;
 const rfc3339Pattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const start = Date.UTC(2030, 0, 1);
 const hour = 3_600_000;
 
-const nodes: TempNode[] = [];
-function startNode(options: { clock?: ManualClock; limits?: Partial<Limits> } = {}): TempNode {
-  const node = tempNode(options);
-  nodes.push(node);
-  return node;
-}
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
-});
+const startNode = tempNodesPerTest();
 
 async function put(
   node: TempNode,

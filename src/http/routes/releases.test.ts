@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
+import { expectError, expectJsonOnly, postJson, tokenHeaders } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 
@@ -36,13 +36,9 @@ async function putFile(
   return (response.json() as { version: string }).version;
 }
 
+/** POST `url` on this test's node with `body` as JSON (a string as it is). */
 async function post(url: string, body: unknown, headers: Record<string, string> = auth) {
-  return node.app.inject({
-    method: 'POST',
-    url,
-    headers: { ...headers, 'content-type': 'application/json' },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+  return postJson(node, url, body, headers);
 }
 
 async function get(url: string, headers: Record<string, string> = auth) {
@@ -63,12 +59,6 @@ async function release(app: string, text: string, extra: Record<string, unknown>
   clock.advance(minute);
   const version = await putFile(`application/keys/${app}/index.html`, text, 'text/html');
   return createRelease(app, { routes: { '/index.html': version }, ...extra });
-}
-
-async function tokenOf(role: string): Promise<Record<string, string>> {
-  const response = await post('/v1/tokens', { role, name: `${role} token` });
-  expect(response.statusCode, response.body).toBe(201);
-  return { authorization: `Bearer ${(response.json() as { token: string }).token}` };
 }
 
 interface TimelineEntry {
@@ -246,19 +236,7 @@ describe('POST /v1/apps/{app}/releases', () => {
   it('takes JSON only', async () => {
     const version = await putFile('objects/keys/a.txt', 'a');
     const body = JSON.stringify({ routes: { '/a.txt': version } });
-    for (const contentType of [
-      'text/plain',
-      'application/x-www-form-urlencoded',
-      'application/octet-stream',
-    ]) {
-      const response = await node.app.inject({
-        method: 'POST',
-        url: '/v1/apps/site/releases',
-        headers: { ...auth, 'content-type': contentType },
-        payload: body,
-      });
-      expectError(response, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
-    }
+    await expectJsonOnly(node, '/v1/apps/site/releases', body);
     expectError(await post('/v1/apps/site/releases', '{"routes": '), 400, 'STRATA_BAD_REQUEST');
     expectError(await post('/v1/apps/site/releases', '[]'), 400, 'STRATA_BAD_REQUEST');
     expectError(await post('/v1/apps/site/releases', '"text"'), 400, 'STRATA_BAD_REQUEST');
@@ -271,8 +249,8 @@ describe('authorization', () => {
   it('needs a token for every release endpoint, and a write token for changes', async () => {
     const r1 = await release('site', 'one');
     const staged = await release('site', 'two', { effectiveAt: iso(start + hour) });
-    const reader = await tokenOf('read');
-    const writer = await tokenOf('write');
+    const reader = await tokenHeaders(node, 'read');
+    const writer = await tokenHeaders(node, 'write');
     const version = await putFile('objects/keys/a.txt', 'a');
 
     const reads = [

@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
-import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { describe, expect, it } from 'vitest';
+import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
+import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { ManualClock } from '../../core/clock.js';
 
 /** GET /v1/search and GET /v1/recent over HTTP (DESIGN §4); index semantics: src/search/search-index.test.ts. */
@@ -33,15 +33,11 @@ interface Change {
 
 type Headers = Record<string, string>;
 
-const nodes: TempNode[] = [];
+const tempNodeForTest = tempNodesPerTest();
+/** A node for this test on a manual clock, returned with the clock. */
 function startNode(clock = new ManualClock(start)): { node: TempNode; clock: ManualClock } {
-  const node = tempNode({ clock });
-  nodes.push(node);
-  return { node, clock };
+  return { node: tempNodeForTest({ clock }), clock };
 }
-afterEach(async () => {
-  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
-});
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -115,27 +111,6 @@ async function recent(
   const response = await node.app.inject({ url: `/v1/recent?${query(parameters)}`, headers });
   expect(response.statusCode, response.body).toBe(200);
   return (response.json() as { changes: Change[] }).changes;
-}
-
-async function createToken(node: TempNode, role: 'read' | 'write', name = `${role}-token`): Promise<Headers> {
-  const response = await node.app.inject({
-    method: 'POST',
-    url: '/v1/tokens',
-    headers: auth,
-    payload: { role, name },
-  });
-  expect(response.statusCode, response.body).toBe(201);
-  return { authorization: `Bearer ${(response.json() as { token: string }).token}` };
-}
-
-async function makePublic(node: TempNode, bucket: string): Promise<void> {
-  const response = await node.app.inject({
-    method: 'PUT',
-    url: `/v1/buckets/${bucket}/settings`,
-    headers: { ...auth, 'content-type': 'application/json' },
-    payload: '{"publicRead":true}',
-  });
-  expect(response.statusCode, response.body).toBe(200);
 }
 
 describe('GET /v1/search', () => {
@@ -383,8 +358,8 @@ describe('GET /v1/search', () => {
       const { node } = startNode();
       await put(node, 'private', 'note', 'compass in a private bucket');
       await put(node, 'pub', 'note', 'compass in a public bucket');
-      const reader = await createToken(node, 'read', 'zebracrossing');
-      const writer = await createToken(node, 'write');
+      const reader = await tokenHeaders(node, 'read', 'zebracrossing');
+      const writer = await tokenHeaders(node, 'write');
       return { node, reader, writer };
     }
 
@@ -546,7 +521,7 @@ describe('GET /v1/recent', () => {
     const { node } = startNode();
     await put(node, 'private', 'note', 'p');
     await put(node, 'pub', 'note', 'q');
-    const reader = await createToken(node, 'read');
+    const reader = await tokenHeaders(node, 'read');
     expectError(await node.app.inject({ url: '/v1/recent' }), 401, 'STRATA_UNAUTHORIZED');
     await makePublic(node, 'pub');
     const names = (changes: Change[]) => changes.map((change) => `${change.bucket}/${change.key}`).sort();

@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectError } from '../../../test/support/api.js';
+import { bearer, expectError, postJson } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 const tokenPattern = /^strata_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/;
@@ -21,26 +21,18 @@ interface Created {
   token: string;
 }
 
+/** POST /v1/tokens with `body` as JSON (a string as it is). */
 async function create(
   body: unknown,
   headers: Record<string, string> = auth,
 ): Promise<LightMyRequestResponse> {
-  return node.app.inject({
-    method: 'POST',
-    url: '/v1/tokens',
-    headers: { ...headers, 'content-type': 'application/json' },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+  return postJson(node, '/v1/tokens', body, headers);
 }
 
 async function createOk(role: string, name: string): Promise<Created> {
   const response = await create({ role, name });
   expect(response.statusCode, response.body).toBe(201);
   return response.json() as Created;
-}
-
-function bearer(token: string): Record<string, string> {
-  return { authorization: `Bearer ${token}` };
 }
 
 async function digest(): Promise<string> {
