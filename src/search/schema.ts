@@ -8,6 +8,8 @@ export const searchSchema = `
 CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+-- Adjacent word pairs of search_text's columns, one term each (word-pairs.ts): two-word phrases.
+CREATE VIRTUAL TABLE IF NOT EXISTS search_pairs USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_''');
 CREATE TABLE IF NOT EXISTS search_docs (
   search_rowid INTEGER PRIMARY KEY,
   cursor INTEGER NOT NULL,
@@ -32,6 +34,7 @@ export const searchTables = [
   'search_text',
   'search_code',
   'search_diff',
+  'search_pairs',
   'search_docs',
   'search_keys',
 ] as const;

@@ -639,11 +639,13 @@ describe('commits', () => {
     const queries: Query[] = [
       { q: 'lighthouse' },
       { q: 'lighthouse', versions: 'all' },
+      { q: '"old lighthouse"', versions: 'all' },
       { q: 'old', kind: 'diff', versions: 'all' },
       { kind: 'code', def: 'render' },
     ];
     const before = queries.map(search);
     expect(versionsOf({ q: 'old', versions: 'all' })).toEqual([v1]);
+    expect(versionsOf({ q: '"old lighthouse"', versions: 'all' })).toEqual([v1]);
     await store.reindex();
     expect(queries.map(search)).toEqual(before);
     await put('after', 'a lighthouse after the rebuild');
@@ -670,6 +672,29 @@ describe('commits', () => {
       DROP TABLE search_docs;
       CREATE TABLE search_docs (cursor INTEGER PRIMARY KEY, indexed_bytes INTEGER NOT NULL, truncated INTEGER NOT NULL) STRICT;
       DELETE FROM search_text; DELETE FROM search_code; DELETE FROM search_diff; DELETE FROM search_keys;`);
+    db.close();
+    store = open({ dataDir: dir });
+    expect(queries.map(search)).toEqual(before);
+  });
+});
+
+describe('an index from before word pairs', () => {
+  it('is rebuilt when the node starts, so two-word phrases find what was indexed before', async () => {
+    const dir = mkdtempSync(join(dataDir, 'no-pairs-'));
+    store = open({ dataDir: dir });
+    const old = await put('story', 'the old lighthouse');
+    await put('story', 'the new lighthouse');
+    const queries: Query[] = [
+      { q: '"old lighthouse"', versions: 'all' },
+      { q: '"new lighthouse"' },
+      { q: 'lighthouse', versions: 'all' },
+    ];
+    const before = queries.map(search);
+    expect(versionsOf(queries[0] as Query)).toEqual([old]);
+    await store.close();
+    opened = opened.filter((each) => each !== store);
+    const db = new Database(join(dir, 'strata.db'));
+    db.exec('DROP TABLE search_pairs');
     db.close();
     store = open({ dataDir: dir });
     expect(queries.map(search)).toEqual(before);

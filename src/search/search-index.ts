@@ -9,6 +9,7 @@ import { resolve } from '../store/winner.js';
 import { documentKind, indexedDocument } from './documents.js';
 import { searchSchema, searchTables } from './schema.js';
 import { SearchRowids } from './search-rowids.js';
+import { pairsText } from './word-pairs.js';
 
 export interface SearchIndexOptions {
   /** Text beyond this many bytes of an object is not indexed; hits say so (`truncated`). */
@@ -30,6 +31,7 @@ export class SearchIndex {
   private readonly insertText;
   private readonly insertCode;
   private readonly insertDiff;
+  private readonly insertPairs;
   private readonly insertDoc;
   private readonly upsertKey;
   private readonly hasKey;
@@ -52,6 +54,7 @@ export class SearchIndex {
       this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
       this.insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
       this.insertDiff = db.prepare('INSERT INTO search_diff (rowid, added, removed) VALUES (?, ?, ?)');
+      this.insertPairs = db.prepare('INSERT INTO search_pairs (rowid, body, fields) VALUES (?, ?, ?)');
       this.insertDoc = db.prepare(
         'INSERT INTO search_docs (search_rowid, cursor, indexed_bytes, truncated) VALUES (?, ?, ?, ?)',
       );
@@ -84,6 +87,7 @@ export class SearchIndex {
     const document = indexedDocument(read.text, kind);
     const rowid = this.rowids.allocate(row);
     this.insertText.run(rowid, document.body, document.fields);
+    this.insertPairs.run(rowid, pairsText(document.body), pairsText(document.fields));
     if (kind === 'javascript' || kind === 'code')
       this.insertCode.run(rowid, document.defined, document.referenced);
     this.insertDoc.run(rowid, row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);
@@ -164,12 +168,16 @@ function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undef
 }
 
 /**
- * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor;
- * such an index is dropped and rebuilt from the versions when the node starts.
+ * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor,
+ * and before word pairs (word-pairs.ts) there was no search_pairs: such an index is dropped and
+ * rebuilt from the versions when the node starts.
  */
 function hasOutdatedLayout(db: Db): boolean {
   const columns = db.prepare("SELECT name FROM pragma_table_info('search_docs')").pluck().all() as string[];
-  return columns.length > 0 && !columns.includes('search_rowid');
+  if (columns.length === 0) return false;
+  if (!columns.includes('search_rowid')) return true;
+  // An index from before word pairs: search_pairs would be missing every version indexed so far.
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined;
 }
 
 function readPrefix(path: string, bytes: number): Buffer {

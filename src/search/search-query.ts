@@ -7,6 +7,7 @@ import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
 import { rowidRange } from './search-rowids.js';
+import { phrasePairExpression } from './word-pairs.js';
 
 export type SearchKind = 'text' | 'code' | 'diff';
 
@@ -126,9 +127,14 @@ export class SearchQueries {
   }
 
   search(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
-    const match = matchExpression(request);
+    const phrase = matchExpression(request);
+    // A two-word phrase is one term of the pair table (word-pairs.ts); snippets still come from the text.
+    const pair =
+      request.kind === 'text' && !request.def && !request.ref ? phrasePairExpression(request.q) : undefined;
+    const match = pair ?? phrase;
     let offset = decodeCursor(request.cursor);
-    const { table } = tables[request.kind];
+    const { table: textTable } = tables[request.kind];
+    const table = pair ? 'search_pairs' : textTable;
     // Search rowids are ordered by transaction time on every node (search-rowids.ts): a from/to
     // range is a rowid range FTS5 itself skips by.
     const range = rowidRange(request.from, request.to);
@@ -137,7 +143,7 @@ export class SearchQueries {
     // Counting them is a walk of the doclist, cheaper than keeping every match for the ranking,
     // except for expressions FTS5 evaluates at a high cost per row: those are counted and ranked
     // in one pass. Counting also reports a malformed query, even with an empty range.
-    const onePass = range !== undefined && costlyToEvaluate(match);
+    const onePass = range !== undefined && pair === undefined && costlyToEvaluate(match);
     let matched: Matched | undefined = onePass
       ? undefined
       : this.newestMatches(table, match, range ?? { low: 1n, high: 0n });
@@ -231,7 +237,16 @@ export class SearchQueries {
     }
     const count = matched?.count ?? 0;
     const capped = matched?.capped ? { rankedWithin: this.rankedMatchesMax } : {};
-    const hits = this.withSnippets(table, match, request.kind, rows, count, searchedTerms(request));
+    // For a pair, look each hit up: a walk would evaluate the phrase over the whole rowid span.
+    const snippetMatches = pair ? Number.POSITIVE_INFINITY : count;
+    const hits = this.withSnippets(
+      textTable,
+      phrase,
+      request.kind,
+      rows,
+      snippetMatches,
+      searchedTerms(request),
+    );
     return complete ? { hits, ...capped } : { hits, cursor: encodeCursor(offset), ...capped };
   }
 

@@ -3,7 +3,7 @@ import { hlcWall, parseHlc } from '../core/hlc.js';
 import type { Db } from '../log/database.js';
 
 /**
- * The rowid of a version in the search tables (search_text, search_code, search_diff, search_docs):
+ * The rowid of a version in the search tables (search_text, search_code, search_diff, search_pairs, search_docs):
  * its transaction time in ms in the high bits, a slot in the low `searchSlotBits`. Within one ms,
  * slots follow (hlc, op index), the order in which versions would have been numbered by a node that
  * applied every commit in transaction time. So rowid order is transaction-time order on every node,
@@ -84,6 +84,7 @@ export class SearchRowids {
       'UPDATE search_text SET rowid = @to WHERE rowid = @from',
       'UPDATE search_code SET rowid = @to WHERE rowid = @from',
       'UPDATE search_diff SET rowid = @to WHERE rowid = @from',
+      'UPDATE search_pairs SET rowid = @to WHERE rowid = @from',
       'UPDATE search_docs SET search_rowid = @to WHERE search_rowid = @from',
     ].map((sql) => db.prepare(sql));
   }

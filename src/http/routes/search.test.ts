@@ -159,6 +159,36 @@ describe('GET /v1/search', () => {
     expect(await keys(node, { q: 'body:lightship' })).toEqual(['docs/c']);
   });
 
+  it('answers a two-word phrase from the word pairs exactly as FTS5 answers the phrase', async () => {
+    const { node } = startNode();
+    const json = { 'content-type': 'application/json' };
+    await put(node, 'docs', 'a', 'The Lighthouse Keeper lit the lamp');
+    await put(node, 'docs', 'b', 'the keeper of the lighthouse');
+    await put(node, 'docs', 'c', 'LIGHTHOUSE, keeper!');
+    await put(node, 'docs', 'd', 'lighthouse\nkeeper');
+    await put(node, 'docs', 'e', 'a lighthouse and a keeper');
+    await put(node, 'docs', 'f', 'Lïghthöuse keeper');
+    await put(node, 'books', 'g.json', JSON.stringify({ title: 'Lighthouse keeper', author: 'Ada' }), json);
+    const viaPairs = await hits(node, { q: '"lighthouse keeper"' });
+    const found = viaPairs.map((hit) => `${hit.bucket}/${hit.key}`).sort();
+    expect(found).toEqual(['books/g.json', 'docs/a', 'docs/c', 'docs/d', 'docs/f']);
+    // In parentheses it is no longer a bare two-word phrase: FTS5 evaluates it on the text table.
+    expect(await keys(node, { q: '("lighthouse keeper")' })).toEqual(found);
+    for (const hit of viaPairs) {
+      expect(hit.snippet, hit.key).toMatch(/«[^»]*»/);
+      expect(hit.score, hit.key).toBeGreaterThan(0);
+    }
+    // Other shapes still work, through the text table.
+    expect(await keys(node, { q: '"lighthouse keeper lit"' })).toEqual(['docs/a']);
+    expect(await keys(node, { q: '"lighthouse keeper" lamp' })).toEqual(['docs/a']);
+    expect(await keys(node, { q: '"keeper of"' })).toEqual(['docs/b']);
+    // Every version, and a time range, as for any query.
+    await put(node, 'docs', 'a', 'The lamp is out');
+    expect(await keys(node, { q: '"lighthouse keeper"' })).not.toContain('docs/a');
+    expect(await keys(node, { q: '"lighthouse keeper"', versions: 'all' })).toContain('docs/a');
+    expect(await keys(node, { q: '"lighthouse keeper"', versions: 'all', to: iso(start - 1) })).toEqual([]);
+  });
+
   it('finds JSON field:value', async () => {
     const { node } = startNode();
     const json = { 'content-type': 'application/json' };

@@ -1,0 +1,204 @@
+import Database from 'better-sqlite3';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { unicode61WordRanges } from './unicode61-ranges.js';
+import { foldsAway, pairsText, pairWordLengthMax, phrasePairExpression, wordsOf } from './word-pairs.js';
+
+const textTokenizer = "tokenize = 'unicode61 remove_diacritics 2'";
+const pairTokenizer = "tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_'''";
+
+/**
+ * Every code point FTS5's unicode61 keeps inside a word, asked of FTS5 itself: in `q<c>q`, a word
+ * character leaves one term, a separator leaves `q` twice. One document per plane of 65,536.
+ */
+function probeUnicode61(): number[] {
+  const db = new Database(':memory:');
+  db.exec(`CREATE VIRTUAL TABLE probe USING fts5(x, ${textTokenizer});
+           CREATE VIRTUAL TABLE probe_terms USING fts5vocab(probe, 'instance');`);
+  const ranges: number[] = [];
+  let open = -1;
+  const close = (code: number) => {
+    if (open >= 0) ranges.push(open, code - 1);
+    open = -1;
+  };
+  const isSurrogate = (code: number) => code >= 0xd800 && code <= 0xdfff;
+  for (let plane = 0; plane < 0x110000; plane += 0x10000) {
+    const codes: number[] = [];
+    for (let code = plane; code < plane + 0x10000; code += 1) codes.push(code);
+    db.exec('DELETE FROM probe');
+    db.prepare('INSERT INTO probe (rowid, x) VALUES (1, ?)').run(
+      codes
+        .filter((code) => !isSurrogate(code))
+        .map((code) => `q${String.fromCodePoint(code)}q`)
+        .join(' '),
+    );
+    const terms = db.prepare('SELECT term FROM probe_terms ORDER BY offset').pluck().all() as string[];
+    let at = 0;
+    for (const code of codes) {
+      // Lone surrogates never occur in a JavaScript string of text; they count as separators.
+      const separator = isSurrogate(code) || (terms[at] === 'q' && terms[at + 1] === 'q');
+      if (!isSurrogate(code)) at += separator ? 2 : 1;
+      if (separator) close(code);
+      else if (open < 0) open = code;
+    }
+    expect(at, `every probe of plane ${plane / 0x10000} accounted for`).toBe(terms.length);
+  }
+  close(0x110000);
+  db.close();
+  return ranges;
+}
+
+/** A scratch pair of tables like search_text and search_pairs, holding `texts` as rows 1…n. */
+function indexed(texts: string[]) {
+  const db = new Database(':memory:');
+  db.exec(`CREATE VIRTUAL TABLE text USING fts5(body, ${textTokenizer});
+           CREATE VIRTUAL TABLE pairs USING fts5(body, ${pairTokenizer});`);
+  const insertText = db.prepare('INSERT INTO text (rowid, body) VALUES (?, ?)');
+  const insertPairs = db.prepare('INSERT INTO pairs (rowid, body) VALUES (?, ?)');
+  texts.forEach((text, index) => {
+    insertText.run(index + 1, text);
+    insertPairs.run(index + 1, pairsText(text));
+  });
+  const byPhrase = db.prepare('SELECT rowid FROM text WHERE text MATCH ? ORDER BY rowid').pluck();
+  const byPair = db.prepare('SELECT rowid FROM pairs WHERE pairs MATCH ? ORDER BY rowid').pluck();
+  return {
+    phrase: (phrase: string) => byPhrase.all(phrase) as number[],
+    pair: (expression: string) => byPair.all(expression) as number[],
+    close: () => db.close(),
+  };
+}
+
+/** Pieces that test where unicode61 cuts and what it folds: case, diacritics, marks, scripts, emoji. */
+const pieces = [
+  'the',
+  'Year',
+  'HELP',
+  'café',
+  'cafe\u0301',
+  'naïve',
+  'Øre',
+  'straße',
+  '你好',
+  '世界',
+  '😀',
+  'a\u0305b',
+  '\u0301',
+  '\u0301\u0323',
+  '\u07fd',
+  'İstanbul',
+  'ﬁne',
+  'x_y',
+  "don't",
+  '3.14',
+  'Ⅻ',
+  'ǅ',
+  'e\u0300\u0301',
+  'ꙮ',
+  '𝒜',
+  'ᵃ',
+  '\u0378',
+];
+const separators = [' ', ', ', '\n', '—', '·', '\u00a0', '', '\t', '"', '\u200d', '\u00ad'];
+
+describe('word pairs', () => {
+  it('cut words exactly where FTS5 unicode61 does (the shipped ranges are FTS5’s own)', () => {
+    const probed = probeUnicode61();
+    if (probed.join(',') !== unicode61WordRanges.join(',')) {
+      console.log(
+        `unicode61 disagrees with unicode61-ranges.ts; the ranges it uses:\n${JSON.stringify(probed)}`,
+      );
+    }
+    expect(probed).toEqual([...unicode61WordRanges]);
+  }, 60_000);
+
+  it('drops exactly the words FTS5 folds to nothing: combining marks that are all diacritics it removes', () => {
+    const db = new Database(':memory:');
+    db.exec(`CREATE VIRTUAL TABLE probe USING fts5(x, ${textTokenizer});
+             CREATE VIRTUAL TABLE probe_terms USING fts5vocab(probe, 'instance');`);
+    // Each combining mark that is a word character, alone between two "00" words.
+    const marks: string[] = [];
+    for (let code = 0; code < 0x110000; code += 1) {
+      if (code >= 0xd800 && code <= 0xdfff) continue;
+      const mark = String.fromCodePoint(code);
+      if (/^\p{M}$/u.test(mark) && wordsOf(`q${mark}q`).length === 1) marks.push(mark);
+    }
+    db.prepare('INSERT INTO probe (rowid, x) VALUES (1, ?)').run(
+      `${marks.map((mark) => `00 ${mark}`).join(' ')} 00`,
+    );
+    const terms = db.prepare('SELECT term FROM probe_terms ORDER BY offset').pluck().all() as string[];
+    const vanished: string[] = [];
+    let at = 0;
+    for (const mark of marks) {
+      expect(terms[at]).toBe('00');
+      at += 1;
+      if (terms[at] === '00') vanished.push(mark);
+      else at += 1;
+    }
+    db.close();
+    expect(vanished.length).toBeGreaterThan(0);
+    expect(marks.filter(foldsAway)).toEqual(vanished);
+    expect(wordsOf('the \u0301 year')).toEqual(['the', 'year']);
+    expect(wordsOf('the \u07fd year')).toEqual(['the', '\u07fd', 'year']);
+  });
+
+  it('splits a text into its words and joins each two neighbours into one pair term', () => {
+    expect(wordsOf('The year, 1999 — café!')).toEqual(['The', 'year', '1999', 'café']);
+    expect(pairsText('The year, 1999 — café!')).toEqual('The_year year_1999 1999_café');
+    expect(pairsText('one')).toBe('');
+    expect(pairsText('')).toBe('');
+    // A word too long for a pair (a hash) breaks the chain on both sides.
+    const hash = 'f'.repeat(pairWordLengthMax + 1);
+    expect(pairsText(`see ${hash} here and there`)).toBe('here_and and_there');
+  });
+
+  it('answers for a query that is one phrase of exactly two words, and only then', () => {
+    expect(phrasePairExpression('"the year"')).toBe('"the_year"');
+    expect(phrasePairExpression('  "Café,  au"  ')).toBe('"Café_au"');
+    for (const q of [
+      undefined,
+      '',
+      'the year',
+      '"the"',
+      '"the year ends"',
+      '"the year" OR night',
+      '"the year"*',
+      'body:"the year"',
+      '"the" "year"',
+      `"the ${'y'.repeat(pairWordLengthMax + 1)}"`,
+    ])
+      expect(phrasePairExpression(q), String(q)).toBeUndefined();
+  });
+
+  it('finds exactly the rows FTS5 finds for the same two-word phrase, on random texts', () => {
+    const piece = fc.constantFrom(...pieces);
+    const separator = fc.constantFrom(...separators);
+    const text = fc
+      .array(fc.tuple(piece, separator), { minLength: 1, maxLength: 12 })
+      .map((parts) => parts.map(([word, gap]) => word + gap).join(''));
+    fc.assert(
+      fc.property(
+        fc.array(text, { minLength: 1, maxLength: 60 }),
+        fc.array(fc.tuple(piece, piece)),
+        (texts, asked) => {
+          const index = indexed(texts);
+          try {
+            // Every neighbouring pair of the texts, plus random ones (most of which match nothing).
+            const phrases = texts.flatMap((body) => {
+              const words = wordsOf(body);
+              return words.slice(1).map((word, at) => `"${words[at]} ${word}"`);
+            });
+            for (const [first, second] of asked) phrases.push(`"${first} ${second}"`);
+            for (const phrase of phrases) {
+              const expression = phrasePairExpression(phrase);
+              if (expression === undefined) continue;
+              expect(index.pair(expression), phrase).toEqual(index.phrase(phrase));
+            }
+          } finally {
+            index.close();
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
