@@ -9,7 +9,9 @@ CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, tokenize
 CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
 -- Adjacent word pairs of search_text's columns, one term each (word-pairs.ts): two-word phrases.
-CREATE VIRTUAL TABLE IF NOT EXISTS search_pairs USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_''');
+-- Contentless: a row's pairs are made again from search_text's content when it must be removed
+-- (FTS5's 'delete' command takes the old values, and keeps bm25's totals right).
+CREATE VIRTUAL TABLE IF NOT EXISTS search_pairs USING fts5(body, fields, content = '', tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_''');
 CREATE TABLE IF NOT EXISTS search_docs (
   search_rowid INTEGER PRIMARY KEY,
   cursor INTEGER NOT NULL,

@@ -97,7 +97,12 @@ export class SearchIndex {
 
   /** Empties the index; reindex then replays every version through versionApplied. */
   clear(): void {
-    for (const table of searchTables) this.db.exec(`DELETE FROM ${table}`);
+    for (const table of searchTables) {
+      // A contentless table forgets its rows (and bm25's totals with them) by command only.
+      if (table === 'search_pairs')
+        this.db.exec("INSERT INTO search_pairs (search_pairs) VALUES ('delete-all')");
+      else this.db.exec(`DELETE FROM ${table}`);
+    }
   }
 
   /**

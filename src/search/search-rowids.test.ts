@@ -7,6 +7,7 @@ import type { CommitId, NodeId } from '../core/ids.js';
 import { Deriver } from '../store/derived.js';
 import { searchSchema } from './schema.js';
 import { rowidRange, SearchRowids, searchSlotBits } from './search-rowids.js';
+import { pairsText } from './word-pairs.js';
 
 /**
  * Search rowids (search-rowids.ts) with 8 slots per ms instead of 2^21, so that versions of one ms
@@ -71,13 +72,17 @@ function indexInOrder(specs: VersionSpec[], priorities: number[]) {
     .map(({ version }) => version);
   const rowids = new SearchRowids(db, slotBits);
   const insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
+  const insertPairs = db.prepare('INSERT INTO search_pairs (rowid, body, fields) VALUES (?, ?, ?)');
   const insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
   const insertDoc = db.prepare(
     'INSERT INTO search_docs (search_rowid, cursor, indexed_bytes, truncated) VALUES (?, ?, 0, 0)',
   );
   for (const version of order) {
     const rowid = rowids.allocate({ hlc: version.hlc, opIndex: version.op_index });
-    insertText.run(rowid, `word${version.cursor}`, '');
+    // As SearchIndex does: each text row with its pairs (here the one pair `word<cursor>_tail`).
+    const body = `word${version.cursor} tail`;
+    insertText.run(rowid, body, '');
+    insertPairs.run(rowid, pairsText(body), '');
     if (version.cursor % 2 === 0) insertCode.run(rowid, `name${version.cursor}`, '');
     insertDoc.run(rowid, version.cursor);
   }
@@ -107,10 +112,15 @@ function checkOrder(
     .prepare('SELECT rowid FROM search_code WHERE search_code MATCH ?')
     .pluck()
     .safeIntegers(true);
+  const pairs = db
+    .prepare('SELECT rowid FROM search_pairs WHERE search_pairs MATCH ?')
+    .pluck()
+    .safeIntegers(true);
   for (const row of indexed) {
     // In its own ms, and every table moved along.
     expect(row.rowid >> BigInt(slotBits)).toBe(BigInt(Number(row.hlc.slice(0, 15))));
     expect(text.all(`word${row.cursor}`)).toEqual([row.rowid]);
+    expect(pairs.all(`"word${row.cursor}_tail"`)).toEqual([row.rowid]);
     expect(code.all(`name${row.cursor}`)).toEqual(row.cursor % 2n === 0n ? [row.rowid] : []);
   }
 }

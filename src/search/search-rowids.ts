@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { hlcWall, parseHlc } from '../core/hlc.js';
 import type { Db } from '../log/database.js';
+import { pairsText } from './word-pairs.js';
 
 /**
  * The rowid of a version in the search tables (search_text, search_code, search_diff, search_pairs, search_docs):
@@ -63,6 +64,9 @@ export class SearchRowids {
   private readonly slotsOfMs: Statement;
   private readonly slotsUpTo: Statement;
   private readonly moves: Statement[];
+  private readonly textAt: Statement;
+  private readonly deletePairs: Statement;
+  private readonly insertPairs: Statement;
   private readonly slotMax: bigint;
   private readonly slotBits: bigint;
 
@@ -84,9 +88,13 @@ export class SearchRowids {
       'UPDATE search_text SET rowid = @to WHERE rowid = @from',
       'UPDATE search_code SET rowid = @to WHERE rowid = @from',
       'UPDATE search_diff SET rowid = @to WHERE rowid = @from',
-      'UPDATE search_pairs SET rowid = @to WHERE rowid = @from',
       'UPDATE search_docs SET search_rowid = @to WHERE search_rowid = @from',
     ].map((sql) => db.prepare(sql));
+    this.textAt = db.prepare('SELECT body, fields FROM search_text WHERE rowid = ?');
+    this.deletePairs = db.prepare(
+      "INSERT INTO search_pairs (search_pairs, rowid, body, fields) VALUES ('delete', ?, ?, ?)",
+    );
+    this.insertPairs = db.prepare('INSERT INTO search_pairs (rowid, body, fields) VALUES (?, ?, ?)');
   }
 
   /** A free rowid for a version about to be indexed (search_docs must not hold it yet). */
@@ -151,7 +159,12 @@ export class SearchRowids {
   }
 
   private move(from: bigint, to: bigint): void {
+    // search_pairs keeps no content to move: its row is made again from search_text's.
+    const text = this.textAt.get(from) as { body: string; fields: string } | undefined;
+    const pairs = text && [pairsText(text.body), pairsText(text.fields)];
+    if (pairs) this.deletePairs.run(from, ...pairs);
     for (const statement of this.moves) statement.run({ from, to });
+    if (pairs) this.insertPairs.run(to, ...pairs);
   }
 }
 
