@@ -263,7 +263,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       case 'apply':
         // A peer's commit is forwarded once applied, without waiting for this node's sync: its
         // origin made it durable before broadcasting it, so no crash here can unmake it, and what
-        // it depends on is applied here before it. (Local commits wait for their sync.)
+        // it depends on is applied here before it. (Local commits wait for their sync; a peer's commit
+        // that waits only for its blobs was pushed to the eager peers on receipt, Plumtree `push`.)
         this.options.store
           .applyRemote(output.envelope, () => this.appliedRemote(output.envelope.id))
           .catch((error: unknown) => {

@@ -3,7 +3,7 @@
  * search tables use it) takes as part of a word: code point ranges, first and last, inclusive.
  * unicode61 classifies by the Unicode 6.1 tables compiled into SQLite (newer letters are
  * separators to it), and keeps combining diacritics inside words (then folds them away), so no
- * JavaScript character class matches it. `unicode61.test.ts` derives the ranges from FTS5 itself
+ * JavaScript character class matches it. `word-pairs.test.ts` derives the ranges from FTS5 itself
  * and fails, printing the new ranges, if the SQLite in use ever disagrees.
  */
 export const unicode61WordRanges: readonly number[] = [

@@ -82,7 +82,7 @@ export interface StoreOptions {
   searchRankedMatchesMax?: number;
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;
-  /** Told of each WAL checkpoint (on the checkpoint worker) that copied frames. */
+  /** Told of each WAL checkpoint (on the checkpoint worker) that found the WAL changed. */
   onCheckpoint?(report: CheckpointReport): void;
   /** Told when a WAL checkpoint failed; the next one tries again. */
   onCheckpointError?(error: Error): void;
