@@ -31,7 +31,7 @@ const blobPullTimeoutMs = 10 * 60 * 1000;
  * A peer's pull of a blob this node is itself pulling waits this long for it: a commit that waits
  * only for its blobs is pushed on before they arrive (Plumtree `push`), so its receivers ask early.
  */
-export const arrivingBlobWaitMs = 60_000;
+const arrivingBlobWaitMs = 60_000;
 /** After `leave`, time for the announcement to reach the neighbours before the links close. */
 const leaveFlushMs = 300;
 
@@ -128,16 +128,16 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   }
 
   /**
-   * Resolves once this node's own pull of `hash` has ended, or after `timeoutMs`; at once when no
-   * pull of it is under way. The blob route calls it before answering that a blob is missing.
+   * Resolves once this node's own pull of `hash` has ended, or after `arrivingBlobWaitMs`; at once
+   * when no pull of it is under way. The blob route calls it before answering that a blob is missing.
    */
-  async blobArrival(hash: string, timeoutMs = arrivingBlobWaitMs): Promise<void> {
+  async blobArrival(hash: string): Promise<void> {
     const arriving = this.arriving.get(hash);
     if (!arriving) return;
     const cancel = new AbortController();
     await Promise.race([
       arriving.promise,
-      delay(timeoutMs, undefined, { signal: cancel.signal }).catch(() => undefined),
+      delay(arrivingBlobWaitMs, undefined, { signal: cancel.signal }).catch(() => undefined),
     ]);
     cancel.abort();
   }
