@@ -278,7 +278,7 @@ describe('Replica', () => {
     node.apply(x1);
     // The full row (with the signals) follows within fullRowEveryHeartbeats heartbeats; beats in between.
     let self: MemberInfo | undefined;
-    for (let beat = 0; beat <= fullRowEveryHeartbeats && !self; beat += 1) {
+    for (let beat = 0; beat < fullRowEveryHeartbeats && !self; beat += 1) {
       const table = sentTo(node.tick(node.replica.timing.heartbeatIntervalMs), B, 'members')[0];
       const row = table?.type === 'members' ? table.members.find((member) => member.id === A) : undefined;
       if (row && !isBeat(row)) self = row;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { strataErrorCode } from '../../test/support/api.js';
+import { strataErrorCode } from '../../test/support/errors.js';
 import { canonicalEncode } from './canonical.js';
 import {
   type Commit,
@@ -8,6 +8,7 @@ import {
   commitId,
   decodeCommit,
   encodeCommit,
+  encodeCommitFast,
   genericCommit,
 } from './commit.js';
 import { StrataError } from './errors.js';
@@ -241,7 +242,9 @@ describe('decodeCommit', () => {
 });
 
 describe('encodeCommit', () => {
-  const text = fc.string({ unit: 'binary', maxLength: 12 });
+  // Any UTF-16 code unit, lone surrogates included (the 'binary' unit leaves them out).
+  const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((code) => String.fromCharCode(code));
+  const text = fc.string({ unit: codeUnit, maxLength: 12 });
   const optional = <T>(arbitrary: fc.Arbitrary<T>) => fc.option(arbitrary, { nil: undefined });
   const op = fc.record(
     {
@@ -274,6 +277,8 @@ describe('encodeCommit', () => {
     fc.assert(
       fc.property(commit, (value) => {
         const generic = canonicalEncode(genericCommit(value as Commit));
+        // The fast path itself, not the fallback encodeCommit would take if it gave up.
+        expect(encodeCommitFast(value as Commit)).toBe(generic);
         expect(encodeCommit(value as Commit)).toBe(generic);
       }),
       { numRuns: 2000 },
@@ -282,6 +287,7 @@ describe('encodeCommit', () => {
 
   it('falls back to the generic encoder for a value outside the typed shape', () => {
     const odd = { ...sample(), author: null } as unknown as Commit;
+    expect(encodeCommitFast(odd)).toBeUndefined();
     expect(encodeCommit(odd)).toBe(canonicalEncode(genericCommit(odd)));
     expect(encodeCommit(odd)).toContain('"author":null');
     const unsafe = { ...sample(), seq: 2 ** 60 };

@@ -63,7 +63,8 @@ export function encodeCommit(commit: Commit): string {
 
 const quote = JSON.stringify;
 
-function encodeCommitFast(commit: Commit): string | undefined {
+/** The member-by-member encoding, or undefined for a value outside the typed shape (exported for its test). */
+export function encodeCommitFast(commit: Commit): string | undefined {
   const { origin, seq, hlc, author, message, ops } = commit;
   if (typeof origin !== 'string' || typeof hlc !== 'string' || !Number.isSafeInteger(seq)) return undefined;
   if (!Array.isArray(ops)) return undefined;

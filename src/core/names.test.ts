@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { strataErrorCode } from '../../test/support/api.js';
+import { strataErrorCode } from '../../test/support/errors.js';
 import { checkBucketName, checkKey, isBucketName, isSystemBucket } from './names.js';
 
 const firstChars = 'abcdefghijklmnopqrstuvwxyz0123456789';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { strataErrorCode } from '../../test/support/api.js';
+import { strataErrorCode } from '../../test/support/errors.js';
 import { StrataError } from './errors.js';
 import { formatTime, parseTime } from './time.js';
 

@@ -1,6 +1,6 @@
 import type { InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bearer, createToken, expectError } from '../../test/support/api.js';
+import { bearer, createToken, expectError, tokenHeaders } from '../../test/support/api.js';
 import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
 
 type Role = 'read' | 'write' | 'admin';
@@ -20,8 +20,8 @@ describe('roles: admin > write > read', () => {
 
   beforeAll(async () => {
     node = tempNode();
-    headersOf.read = bearer((await createToken(node, 'read')).token);
-    headersOf.write = bearer((await createToken(node, 'write')).token);
+    headersOf.read = await tokenHeaders(node, 'read');
+    headersOf.write = await tokenHeaders(node, 'write');
     spareToken = (await createToken(node, 'read', 'spare')).id;
     const put = await node.app.inject({
       method: 'PUT',

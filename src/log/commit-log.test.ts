@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { strataErrorCode } from '../../test/support/api.js';
+import { strataErrorCode } from '../../test/support/errors.js';
 import { type Commit, commitId, encodeCommit } from '../core/commit.js';
 import { sha256 } from '../core/hash.js';
 import { formatHlc } from '../core/hlc.js';

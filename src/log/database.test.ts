@@ -19,14 +19,19 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Writes `rows` rows of 3 KB in transactions of 10, each synced like a group commit. */
-async function write(target: NodeDatabase, rows: number, from = 0): Promise<void> {
+/** A transaction that writes 10 rows of 3 KB to a filler table, numbered from `first`. */
+function fillerBatch(target: NodeDatabase): (first: number) => void {
   target.db.exec('CREATE TABLE IF NOT EXISTS filler (n INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT');
   const insert = target.db.prepare('INSERT INTO filler (n, data) VALUES (?, ?)');
-  const batch = target.db.transaction((first: number) => {
+  return target.db.transaction((first: number) => {
     for (let n = first; n < first + 10; n++) insert.run(n, Buffer.alloc(3000, n % 251));
   });
-  for (let n = from; n < from + rows; n += 10) {
+}
+
+/** Writes `rows` rows of 3 KB in transactions of 10, each synced like a group commit. */
+async function write(target: NodeDatabase, rows: number): Promise<void> {
+  const batch = fillerBatch(target);
+  for (let n = 0; n < rows; n += 10) {
     batch(n);
     await target.sync();
   }
@@ -55,11 +60,7 @@ describe('NodeDatabase checkpoints', () => {
     const file = join(dir, 'strata.db');
     database = new NodeDatabase(file, { checkpointIntervalMs: 10, walRestartFrames: 200 });
     const target = database;
-    target.db.exec('CREATE TABLE filler (n INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT');
-    const insert = target.db.prepare('INSERT INTO filler (n, data) VALUES (?, ?)');
-    const batch = target.db.transaction((first: number) => {
-      for (let n = first; n < first + 10; n++) insert.run(n, Buffer.alloc(3000, n % 251));
-    });
+    const batch = fillerBatch(target);
     // Like group commit under load: the next batch is written while the previous one syncs, so the
     // writer never pauses long enough for a passive checkpoint to catch up and the WAL to restart.
     let syncing = Promise.resolve();

@@ -4,14 +4,19 @@
  * node, so a transaction-time range is a rowid range that FTS5 can skip by (a MATCH combined with a
  * range on another column would score every match first). `search_docs` maps it to the version.
  */
+/** The tokenizer of the text tables, as an FTS5 option. */
+export const textTokenizer = "tokenize = 'unicode61 remove_diacritics 2'";
+/** The text tables' tokenizer with `_` as a word character, so that a pair `first_second` stays one term. */
+export const pairTokenizer = "tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_'''";
+
 export const searchSchema = `
-CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, ${textTokenizer}, prefix = '2 3');
 CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', prefix = '2 3');
-CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, ${textTokenizer}, prefix = '2 3');
 -- Adjacent word pairs of search_text's columns, one term each (word-pairs.ts): two-word phrases.
 -- Contentless: a row's pairs are made again from search_text's content when it must be removed
 -- (FTS5's 'delete' command takes the old values, and keeps bm25's totals right).
-CREATE VIRTUAL TABLE IF NOT EXISTS search_pairs USING fts5(body, fields, content = '', tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_''');
+CREATE VIRTUAL TABLE IF NOT EXISTS search_pairs USING fts5(body, fields, content = '', ${pairTokenizer});
 CREATE TABLE IF NOT EXISTS search_docs (
   search_rowid INTEGER PRIMARY KEY,
   cursor INTEGER NOT NULL,

@@ -665,15 +665,12 @@ describe('commits', () => {
       { kind: 'code', def: 'render' },
     ];
     const before = queries.map(search);
-    await store.close();
-    opened = opened.filter((each) => each !== store);
-    const db = new Database(join(dir, 'strata.db'));
-    db.exec(`
-      DROP TABLE search_docs;
-      CREATE TABLE search_docs (cursor INTEGER PRIMARY KEY, indexed_bytes INTEGER NOT NULL, truncated INTEGER NOT NULL) STRICT;
-      DELETE FROM search_text; DELETE FROM search_code; DELETE FROM search_diff; DELETE FROM search_keys;`);
-    db.close();
-    store = open({ dataDir: dir });
+    await reopenAfter(
+      dir,
+      `DROP TABLE search_docs;
+       CREATE TABLE search_docs (cursor INTEGER PRIMARY KEY, indexed_bytes INTEGER NOT NULL, truncated INTEGER NOT NULL) STRICT;
+       DELETE FROM search_text; DELETE FROM search_code; DELETE FROM search_diff; DELETE FROM search_keys;`,
+    );
     expect(queries.map(search)).toEqual(before);
   });
 });
@@ -691,15 +688,33 @@ describe('an index from before word pairs', () => {
     ];
     const before = queries.map(search);
     expect(versionsOf(queries[0] as Query)).toEqual([old]);
-    await store.close();
-    opened = opened.filter((each) => each !== store);
-    const db = new Database(join(dir, 'strata.db'));
-    db.exec('DROP TABLE search_pairs');
-    db.close();
-    store = open({ dataDir: dir });
+    await reopenAfter(dir, 'DROP TABLE search_pairs');
     expect(queries.map(search)).toEqual(before);
   });
+
+  it('is what a two-word phrase is answered from, and only such a phrase', async () => {
+    const dir = mkdtempSync(join(dataDir, 'pairs-used-'));
+    store = open({ dataDir: dir });
+    await put('story', 'the old lighthouse');
+    expect(keysOf({ q: '"old lighthouse"' })).toEqual(['docs/story']);
+    // With the pair table emptied, the bare phrase finds nothing; the same phrase in an expression
+    // (FTS5 on the text table) still does.
+    await reopenAfter(dir, "INSERT INTO search_pairs (search_pairs) VALUES ('delete-all')");
+    expect(keysOf({ q: '"old lighthouse"' })).toEqual([]);
+    expect(keysOf({ q: '("old lighthouse")' })).toEqual(['docs/story']);
+    expect(keysOf({ q: '"the old lighthouse"' })).toEqual(['docs/story']);
+  });
 });
+
+/** Closes the store, runs `sql` on its database file as another program would, and opens it again. */
+async function reopenAfter(dir: string, sql: string): Promise<void> {
+  await store.close();
+  opened = opened.filter((each) => each !== store);
+  const db = new Database(join(dir, 'strata.db'));
+  db.exec(sql);
+  db.close();
+  store = open({ dataDir: dir });
+}
 
 describe('recent', () => {
   it('lists keys newest first, one per key, with since, bucket and limit', async () => {

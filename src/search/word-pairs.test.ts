@@ -1,20 +1,28 @@
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { pairTokenizer, textTokenizer } from './schema.js';
 import { unicode61WordRanges } from './unicode61-ranges.js';
 import { foldsAway, pairsText, pairWordLengthMax, phrasePairExpression, wordsOf } from './word-pairs.js';
 
-const textTokenizer = "tokenize = 'unicode61 remove_diacritics 2'";
-const pairTokenizer = "tokenize = 'unicode61 remove_diacritics 2 tokenchars ''_'''";
+/** The terms FTS5 makes of `text` with the text tables' tokenizer, in order. */
+function termsOf(text: string): string[] {
+  const db = new Database(':memory:');
+  try {
+    db.exec(`CREATE VIRTUAL TABLE probe USING fts5(x, ${textTokenizer});
+             CREATE VIRTUAL TABLE probe_terms USING fts5vocab(probe, 'instance');`);
+    db.prepare('INSERT INTO probe (rowid, x) VALUES (1, ?)').run(text);
+    return db.prepare('SELECT term FROM probe_terms ORDER BY offset').pluck().all() as string[];
+  } finally {
+    db.close();
+  }
+}
 
 /**
  * Every code point FTS5's unicode61 keeps inside a word, asked of FTS5 itself: in `q<c>q`, a word
  * character leaves one term, a separator leaves `q` twice. One document per plane of 65,536.
  */
 function probeUnicode61(): number[] {
-  const db = new Database(':memory:');
-  db.exec(`CREATE VIRTUAL TABLE probe USING fts5(x, ${textTokenizer});
-           CREATE VIRTUAL TABLE probe_terms USING fts5vocab(probe, 'instance');`);
   const ranges: number[] = [];
   let open = -1;
   const close = (code: number) => {
@@ -25,14 +33,12 @@ function probeUnicode61(): number[] {
   for (let plane = 0; plane < 0x110000; plane += 0x10000) {
     const codes: number[] = [];
     for (let code = plane; code < plane + 0x10000; code += 1) codes.push(code);
-    db.exec('DELETE FROM probe');
-    db.prepare('INSERT INTO probe (rowid, x) VALUES (1, ?)').run(
+    const terms = termsOf(
       codes
         .filter((code) => !isSurrogate(code))
         .map((code) => `q${String.fromCodePoint(code)}q`)
         .join(' '),
     );
-    const terms = db.prepare('SELECT term FROM probe_terms ORDER BY offset').pluck().all() as string[];
     let at = 0;
     for (const code of codes) {
       // Lone surrogates never occur in a JavaScript string of text; they count as separators.
@@ -44,7 +50,6 @@ function probeUnicode61(): number[] {
     expect(at, `every probe of plane ${plane / 0x10000} accounted for`).toBe(terms.length);
   }
   close(0x110000);
-  db.close();
   return ranges;
 }
 
@@ -112,9 +117,6 @@ describe('word pairs', () => {
   }, 60_000);
 
   it('drops exactly the words FTS5 folds to nothing: combining marks that are all diacritics it removes', () => {
-    const db = new Database(':memory:');
-    db.exec(`CREATE VIRTUAL TABLE probe USING fts5(x, ${textTokenizer});
-             CREATE VIRTUAL TABLE probe_terms USING fts5vocab(probe, 'instance');`);
     // Each combining mark that is a word character, alone between two "00" words.
     const marks: string[] = [];
     for (let code = 0; code < 0x110000; code += 1) {
@@ -122,10 +124,7 @@ describe('word pairs', () => {
       const mark = String.fromCodePoint(code);
       if (/^\p{M}$/u.test(mark) && wordsOf(`q${mark}q`).length === 1) marks.push(mark);
     }
-    db.prepare('INSERT INTO probe (rowid, x) VALUES (1, ?)').run(
-      `${marks.map((mark) => `00 ${mark}`).join(' ')} 00`,
-    );
-    const terms = db.prepare('SELECT term FROM probe_terms ORDER BY offset').pluck().all() as string[];
+    const terms = termsOf(`${marks.map((mark) => `00 ${mark}`).join(' ')} 00`);
     const vanished: string[] = [];
     let at = 0;
     for (const mark of marks) {
@@ -134,7 +133,6 @@ describe('word pairs', () => {
       if (terms[at] === '00') vanished.push(mark);
       else at += 1;
     }
-    db.close();
     expect(vanished.length).toBeGreaterThan(0);
     expect(marks.filter(foldsAway)).toEqual(vanished);
     expect(wordsOf('the \u0301 year')).toEqual(['the', 'year']);
@@ -175,6 +173,7 @@ describe('word pairs', () => {
     const text = fc
       .array(fc.tuple(piece, separator), { minLength: 1, maxLength: 12 })
       .map((parts) => parts.map(([word, gap]) => word + gap).join(''));
+    let compared = 0;
     fc.assert(
       fc.property(
         fc.array(text, { minLength: 1, maxLength: 60 }),
@@ -182,16 +181,19 @@ describe('word pairs', () => {
         (texts, asked) => {
           const index = indexed(texts);
           try {
-            // Every neighbouring pair of the texts, plus random ones (most of which match nothing).
-            const phrases = texts.flatMap((body) => {
+            // Every neighbouring pair of the texts (each a two-word phrase), plus random ones (most
+            // of which match nothing, and some of which are not two words).
+            const neighbours = texts.flatMap((body) => {
               const words = wordsOf(body);
               return words.slice(1).map((word, at) => `"${words[at]} ${word}"`);
             });
-            for (const [first, second] of asked) phrases.push(`"${first} ${second}"`);
+            for (const phrase of neighbours) expect(phrasePairExpression(phrase), phrase).toBeDefined();
+            const phrases = [...neighbours, ...asked.map(([first, second]) => `"${first} ${second}"`)];
             for (const phrase of phrases) {
               const expression = phrasePairExpression(phrase);
               if (expression === undefined) continue;
               expect(index.pair(expression), phrase).toEqual(index.phrase(phrase));
+              compared += 1;
             }
           } finally {
             index.close();
@@ -200,5 +202,6 @@ describe('word pairs', () => {
       ),
       { numRuns: 200 },
     );
+    expect(compared).toBeGreaterThan(1000);
   });
 });

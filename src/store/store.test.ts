@@ -8,7 +8,7 @@ import { StrataError } from '../core/errors.js';
 import { sha256 } from '../core/hash.js';
 import { hlcWall, parseHlc } from '../core/hlc.js';
 import type { VersionId } from '../core/ids.js';
-import { Store, type WriteOp, type WriteRequest } from './store.js';
+import { Store, type WriteOp, type WriteRequest, type WriteResult } from './store.js';
 
 const start = Date.UTC(2026, 0, 1);
 const minute = 60_000;
@@ -316,7 +316,7 @@ describe('Store: preconditions', () => {
       await putOp('taken', 'no', { ifNoneMatch: true }),
       await putOp('free2', 'ok'),
     ];
-    const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
+    const settled = await inOneBatch(ops);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(valueAt('free')).toBe('ok');
     expect(valueAt('free2')).toBe('ok');
@@ -334,7 +334,7 @@ describe('Store: preconditions', () => {
     );
     other.close();
     const ops = [await putOp('ok1', 'one'), await putOp('boom', 'lost'), await putOp('ok2', 'two')];
-    const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
+    const settled = await inOneBatch(ops);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/injected failure/);
     expect(valueAt('ok1')).toBe('one');
@@ -350,6 +350,24 @@ describe('Store: preconditions', () => {
     expect(store.digest()).toBe(digest);
   });
 });
+
+/**
+ * Writes each op as its own commit, all at once, and checks that the ones that landed were made
+ * durable together: one group-commit batch.
+ */
+async function inOneBatch(ops: WriteOp[]): Promise<PromiseSettledResult<WriteResult>[]> {
+  const batches: string[][] = [];
+  const onDurable = (results: WriteResult[]) => batches.push(results.map((result) => result.commit));
+  store.on('durable', onDurable);
+  try {
+    const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
+    const landed = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.commit] : []));
+    expect(batches.filter((batch) => landed.some((commit) => batch.includes(commit)))).toEqual([landed]);
+    return settled;
+  } finally {
+    store.off('durable', onDurable);
+  }
+}
 
 describe('Store: retractions', () => {
   it('withdraws a version for reads after the retraction only', async () => {

@@ -1,7 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { expect } from 'vitest';
 import type { Role } from '../../src/auth/tokens.js';
-import { StrataError } from '../../src/core/errors.js';
 import type { StrataNode } from '../../src/node.js';
 import { auth } from './temp-node.js';
 
@@ -13,17 +12,6 @@ type Headers = Record<string, string>;
 export function expectError(response: LightMyRequestResponse, status: number, code: string): void {
   expect(response.statusCode, response.body).toBe(status);
   expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
-}
-
-/** The code of the StrataError that `run` throws (failing on any other error), or undefined if it returns. */
-export function strataErrorCode(run: () => unknown): string | undefined {
-  try {
-    run();
-    return undefined;
-  } catch (error) {
-    expect(error).toBeInstanceOf(StrataError);
-    return (error as StrataError).code;
-  }
 }
 
 /** POSTs `body` as JSON; a string is sent as it is, so that malformed JSON can be sent too. */

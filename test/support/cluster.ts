@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import type { MemberStatus } from '../../src/cluster/replica.js';
@@ -28,8 +29,12 @@ import { waitWithDetail as waitWithDetailEvery } from './wait.js';
  *     await waitForConvergence([a, b, c], 30_000);
  */
 
-/** The cluster key of every node unless a node is given another one (a bad peer). */
-export const clusterKey = 'e2e-cluster-key-0123456789abcdef';
+/**
+ * The cluster key of every node unless a node is given another one (a bad peer). Drawn per test
+ * file (each file loads this module afresh), so that clusters of two files running at once can
+ * never link, even when one reuses a port another's node left.
+ */
+export const clusterKey = `e2e-cluster-key-${randomBytes(12).toString('hex')}`;
 /** STRATA_ADMIN_TOKEN of every node unless given another one. */
 export const clusterAdminToken = 'e2e-cluster-admin-token-0123456789';
 /** The Authorization header of `clusterAdminToken`. */
