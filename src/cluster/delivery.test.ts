@@ -181,6 +181,38 @@ describe('Delivery', () => {
       expect(node.delivery.counters.invalid).toBe(0);
     });
 
+    it('knows the commits it applied or wrote lately without asking the store; older ones it asks for', () => {
+      const node = new Harness();
+      const lookups: CommitId[] = [];
+      const hasCommit = node.storage.hasCommit.bind(node.storage);
+      node.storage.hasCommit = (id) => {
+        lookups.push(id);
+        return hasCommit(id);
+      };
+      const x1 = build(X, 1);
+      node.receive(x1);
+      node.settle();
+      const own = build(A, 1);
+      node.storage.add(own.envelope);
+      node.delivery.committed(own.id);
+      lookups.length = 0;
+      expect(node.delivery.seen(x1.id)).toBe(true);
+      expect(node.delivery.seen(own.id)).toBe(true);
+      const y1 = build(Y, 1, { parents: [v(x1), v(own)] });
+      expect(appliedIds(node.receive(y1))).toHaveLength(1);
+      // Only the new commit itself is looked up: its parents were known.
+      expect(lookups).toEqual([y1.id]);
+
+      // Beyond the bound the store answers, and still says yes.
+      node.settle();
+      for (let seq = 2; seq <= 4097; seq += 1) {
+        node.receive(build(X, seq));
+        node.settle();
+      }
+      lookups.length = 0;
+      expect(node.delivery.seen(x1.id)).toBe(true);
+      expect(lookups).toEqual([x1.id]);
+    });
     it('applies in causal order whatever the order and duplication of arrival', () => {
       // A random causal history over three origins; each commit may name earlier commits of others.
       const history = fc

@@ -36,6 +36,11 @@ const delayWindowMs = 10_000;
 const delaySamplesMax = 1000;
 /** Two sync batches' worth: enough to cover the broadcast copies still in flight. */
 const bySyncRemembered = 2000;
+/**
+ * Commits applied or written here lately, kept in memory: duplicates and announcements name them
+ * far more often than older ones, and a hit spares a lookup in the store (about 8 s at 500 commits/s).
+ */
+const recentRemembered = 4096;
 
 /**
  * Causal delivery and anti-entropy (DESIGN §5). A commit is handed to the store (`apply`) only once
@@ -61,6 +66,7 @@ export class Delivery {
   private nextAntiEntropyAt = 0;
   /** Recent commits that arrived through anti-entropy first (bounded; the broadcast copy follows soon). */
   private readonly bySync = new Lru<CommitId, true>(bySyncRemembered);
+  private readonly recent = new Lru<CommitId, true>(recentRemembered);
   private readonly delays: Array<{ at: number; ms: number }> = [];
   readonly counters = {
     applied: 0,
@@ -83,7 +89,14 @@ export class Delivery {
 
   /** Received in any way: applied, handed out, or waiting. */
   seen(id: CommitId): boolean {
-    return this.scheduled.has(id) || this.pending.has(id) || this.storage.hasCommit(id);
+    return (
+      this.recent.has(id) || this.scheduled.has(id) || this.pending.has(id) || this.storage.hasCommit(id)
+    );
+  }
+
+  /** A commit written on this node: it is in the store (peers send it back only as a duplicate). */
+  committed(id: CommitId): void {
+    this.recent.set(id, true);
   }
 
   cameBySync(id: CommitId): boolean {
@@ -187,6 +200,7 @@ export class Delivery {
     const entry = this.scheduled.get(id);
     if (!entry) return undefined;
     this.scheduled.delete(id);
+    this.recent.set(id, true);
     this.releaseInline(entry);
     this.counters.applied += 1;
     const now = this.hooks.now();
@@ -317,7 +331,8 @@ export class Delivery {
       const named = [...op.parents, ...(op.refs ?? []), ...(op.target ? [op.target] : [])];
       for (const version of named) {
         const id = version.slice(0, version.indexOf('.')) as CommitId;
-        if (!this.scheduled.has(id) && !this.storage.hasCommit(id)) missing.add(`commit:${id}`);
+        if (!this.recent.has(id) && !this.scheduled.has(id) && !this.storage.hasCommit(id))
+          missing.add(`commit:${id}`);
       }
       if (
         op.blob !== undefined &&

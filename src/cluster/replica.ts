@@ -135,6 +135,7 @@ export class Replica {
         this.onMessage(input.from, input.message);
         break;
       case 'committed':
+        this.delivery.committed(input.envelope.id as CommitId);
         this.plumtree.forward(input.envelope, 0);
         break;
       case 'applied': {

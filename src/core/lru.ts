@@ -20,6 +20,11 @@ export class Lru<K, V> {
     return entry.value;
   }
 
+  /** Whether `key` is cached, without making it the most recent. */
+  has(key: K): boolean {
+    return this.entries.has(key);
+  }
+
   set(key: K, value: V): void {
     const weight = this.weigh(value);
     if (weight > this.weightMax) return;
