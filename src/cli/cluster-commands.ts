@@ -66,7 +66,9 @@ function statusTable(answer: StatusAnswer): string {
     `${(member.errorRate * 100).toFixed(1)}%`,
     member.clockOffsetMs === null
       ? '?'
-      : `${member.clockOffsetMs > 0 ? '+' : ''}${member.clockOffsetMs} ms${member.clockSkewed ? ' SKEWED' : ''}`,
+      : `${member.clockOffsetMs > 0 ? '+' : ''}${member.clockOffsetMs} ms${
+          (member.clockOffsetHops ?? 1) > 1 ? ` (${member.clockOffsetHops} hops)` : ''
+        }${member.clockSkewed ? ' SKEWED' : ''}`,
     member.geo ? `${member.geo.lat},${member.geo.lon}` : '-',
     member.url,
   ]);

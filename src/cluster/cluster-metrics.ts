@@ -51,7 +51,7 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterServi
   );
   gauge(
     'strata_cluster_clock_offset_ms',
-    'Clock offset of each linked member (theirs minus ours)',
+    'Clock offset of each member (theirs minus ours): measured on a link, or summed along links',
     ['member'],
     (g) => {
       for (const member of cluster.status())

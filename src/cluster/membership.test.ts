@@ -637,6 +637,69 @@ describe('membership', () => {
       expect(row(node)?.clockSkewed).toBe(false);
     });
 
+    it('gossips the offsets it measured on its links in its own row', () => {
+      const node = linked();
+      node.clock.advance(1000);
+      pong(node, 100, 300);
+      const own = node.replica.status()[0];
+      expect(own?.clockOffsetHops).toBe(0);
+      // What it tells its links about itself carries the offset it measured to B.
+      const rows = node
+        .run(node.timing.heartbeatIntervalMs * fullRowEveryHeartbeats)
+        .flatMap((output) =>
+          output.type === 'send' && output.message.type === 'members' ? output.message.members : [],
+        );
+      const self = rows.findLast((row) => row.id === A && !isBeat(row)) as MemberInfo | undefined;
+      expect(self?.signals.clockOffsets).toEqual({ [B]: 300 });
+    });
+
+    it('estimates the offset of a member without a link along the links whose ends measured it', () => {
+      const node = linked();
+      node.clock.advance(1000);
+      pong(node, 100, 300);
+      // B measured C at -120 and D at +50; C measured E at +900. D is also what C says of it.
+      node.message(B, {
+        type: 'members',
+        members: [
+          info(B, {
+            heartbeat: 2,
+            signals: { ...info(B).signals, clockOffsets: { [A]: -300, [C]: -120, [D]: 50 } },
+          }),
+          info(C, { heartbeat: 2, signals: { ...info(C).signals, clockOffsets: { [D]: 1000, [E]: 900 } } }),
+          info(D),
+          info(E),
+          info(F),
+        ],
+      });
+      const status = node.replica.status();
+      const of = (id: NodeId) => status.find((member) => member.id === id);
+      expect(of(B)).toMatchObject({
+        clockOffsetMs: 300,
+        clockOffsetHops: 1,
+        linked: true,
+        clockSkewed: false,
+      });
+      expect(of(C)).toMatchObject({
+        clockOffsetMs: 180,
+        clockOffsetHops: 2,
+        linked: false,
+        roundTripMs: null,
+      });
+      // The fewest links win: D through B (2), not through B and C (3).
+      expect(of(D)).toMatchObject({ clockOffsetMs: 350, clockOffsetHops: 2 });
+      expect(of(E)).toMatchObject({ clockOffsetMs: 1080, clockOffsetHops: 3, clockSkewed: true });
+      // Nobody measured F.
+      expect(of(F)).toMatchObject({ clockOffsetMs: null, clockOffsetHops: null, clockSkewed: false });
+    });
+
+    it('once the link is gone, a member offset comes from others or is unknown', () => {
+      const node = linked();
+      node.clock.advance(1000);
+      pong(node, 100, 300);
+      node.step({ type: 'link_down', peer: B });
+      expect(row(node)).toMatchObject({ clockOffsetMs: null, clockOffsetHops: null, roundTripMs: null });
+    });
+
     it('keeps the estimate of a fast round trip over one from a slow, queued one', () => {
       const node = linked();
       node.clock.advance(10_000);

@@ -306,6 +306,16 @@ export class Membership {
     this.hooks.emit(peer ? { type: 'connect', url, peer } : { type: 'connect', url });
   }
 
+  /** Clock offsets measured on the current links (their clock minus ours, whole ms). */
+  linkOffsets(): Record<NodeId, number> {
+    const offsets: Record<NodeId, number> = {};
+    for (const peer of this.links.keys()) {
+      const offset = this.members.get(peer)?.clockOffsetMs;
+      if (offset !== undefined) offsets[peer] = Math.round(offset);
+    }
+    return offsets;
+  }
+
   private measureClock(from: NodeId, sentAt: number, receivedAt: number): void {
     const view = this.members.get(from);
     if (!view) return;

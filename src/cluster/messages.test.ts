@@ -42,7 +42,11 @@ function member(overrides: Partial<MemberInfo> = {}): MemberInfo {
 const valid: PeerMessage[] = [
   {
     type: 'members',
-    members: [member(), member({ id: nodeB, left: true, geo: { lat: -33.9, lon: 151.2 } })],
+    members: [
+      member(),
+      member({ id: nodeB, left: true, geo: { lat: -33.9, lon: 151.2 } }),
+      member({ signals: { ...member().signals, clockOffsets: { [nodeB]: -12.5 } } }),
+    ],
   },
   // A beat: only the heartbeat of a member whose full row the receiver had before.
   { type: 'members', members: [{ id: nodeB, incarnation: 2, heartbeat: 9 }, member()] },
@@ -176,6 +180,24 @@ describe('parsePeerMessage', () => {
     [
       'a signals revision seq that is negative',
       { type: 'members', members: [member({ signals: { ...member().signals, revision: { [nodeA]: -1 } } })] },
+    ],
+    [
+      'a clock offset that is not a number',
+      {
+        type: 'members',
+        members: [member({ signals: { ...member().signals, clockOffsets: { [nodeB]: '5' as never } } })],
+      },
+    ],
+    [
+      'a clock offset of more than a day',
+      {
+        type: 'members',
+        members: [member({ signals: { ...member().signals, clockOffsets: { [nodeB]: 86_400_001 } } })],
+      },
+    ],
+    [
+      'a clock offset to something that is not a node id',
+      { type: 'members', members: [member({ signals: { ...member().signals, clockOffsets: { ['x' as NodeId]: 1 } } })] },
     ],
     ['ping without sentAt', { type: 'ping' }],
     ['ping with a negative time', { type: 'ping', sentAt: -5 }],

@@ -25,6 +25,11 @@ export interface MemberSignals {
   /** Its overlay links, by Plumtree role. */
   eager: NodeId[];
   lazy: NodeId[];
+  /**
+   * Clock offsets it measured on its links (their clock minus its own, ms), so that nodes without
+   * a link to a member can estimate theirs through it. Absent from nodes that predate it.
+   */
+  clockOffsets?: Record<NodeId, number>;
 }
 
 export interface MemberInfo {
@@ -188,6 +193,22 @@ function ratio(value: unknown, what: string): number {
   return value;
 }
 
+/** A clock offset beyond a day is no measurement of a running clock. */
+const clockOffsetMsMax = 86_400_000;
+
+function clockOffsets(value: unknown): Record<NodeId, number> {
+  const entries = Object.entries(record(value, 'clockOffsets'));
+  if (entries.length > membersPerMessageMax)
+    bad(`clockOffsets has more than ${membersPerMessageMax} members`);
+  const offsets: Record<NodeId, number> = {};
+  for (const [member, ms] of entries) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || Math.abs(ms) > clockOffsetMsMax)
+      bad(`clockOffsets values must be numbers of ms within ±${clockOffsetMsMax}`);
+    offsets[nodeId(member)] = ms;
+  }
+  return offsets;
+}
+
 function revision(value: unknown): VersionVector {
   const entries = Object.entries(record(value, 'revision'));
   if (entries.length > revisionEntriesMax) bad(`revision has more than ${revisionEntriesMax} origins`);
@@ -225,6 +246,7 @@ function member(value: unknown): MemberInfo {
       lazy: list(signals.lazy, membersPerMessageMax, 'lazy', nodeId),
     },
   };
+  if (signals.clockOffsets !== undefined) info.signals.clockOffsets = clockOffsets(signals.clockOffsets);
   if (!/^https?:\/\//.test(info.url)) bad('member.url must be an http(s) URL');
   if (input.geo !== undefined) {
     const geo = record(input.geo, 'member.geo');

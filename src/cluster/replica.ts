@@ -26,6 +26,8 @@ export interface MemberStatus {
   errorRate: number;
   geo: { lat: number; lon: number } | null;
   clockOffsetMs: number | null;
+  /** 1 when the offset was measured on a link to the member, n when summed over a path of n links; null when unknown. */
+  clockOffsetHops: number | null;
   roundTripMs: number | null;
   clockSkewed: boolean;
   linked: boolean;
@@ -92,12 +94,39 @@ export class Replica {
         ...this.statusOf(selfInfo, 'alive', 0),
         self: true,
         clockOffsetMs: 0,
+        clockOffsetHops: 0,
         roundTripMs: 0,
         linked: false,
       },
     ];
-    for (const view of this.membership.members.values()) rows.push(this.viewStatus(view, now));
+    const offsets = this.clockOffsets();
+    for (const view of this.membership.members.values())
+      rows.push(this.viewStatus(view, now, offsets.get(view.info.id)));
     return rows;
+  }
+
+  /**
+   * Every member's clock offset that can be known here: measured on a link, or else summed along
+   * the fewest links whose ends measured them and gossiped it (signals.clockOffsets). Each link adds
+   * up to half its round trip of error.
+   */
+  private clockOffsets(): Map<NodeId, { offsetMs: number; hops: number }> {
+    const known = new Map<NodeId, { offsetMs: number; hops: number }>();
+    const order: NodeId[] = [];
+    for (const [peer, offsetMs] of Object.entries(this.membership.linkOffsets()) as Array<[NodeId, number]>) {
+      known.set(peer, { offsetMs, hops: 1 });
+      order.push(peer);
+    }
+    for (const via of order) {
+      const base = known.get(via) as { offsetMs: number; hops: number };
+      const theirs = this.membership.members.get(via)?.info.signals.clockOffsets ?? {};
+      for (const [member, offsetMs] of Object.entries(theirs) as Array<[NodeId, number]>) {
+        if (member === this.self.id || known.has(member) || !this.membership.members.has(member)) continue;
+        known.set(member, { offsetMs: base.offsetMs + offsetMs, hops: base.hops + 1 });
+        order.push(member);
+      }
+    }
+    return known;
   }
 
   checkInvariants(): void {
@@ -203,6 +232,7 @@ export class Replica {
 
   private signals(): MemberSignals {
     const serving = this.options.serving?.() ?? { meanResponseMs: 0, errorRate: 0 };
+    const clockOffsets = this.membership.linkOffsets();
     return {
       revision: this.options.storage.revision(),
       replicationDelayMs: Math.round(this.delivery.replicationDelayMs()),
@@ -210,17 +240,24 @@ export class Replica {
       errorRate: Math.round(serving.errorRate * 10_000) / 10_000,
       eager: [...this.plumtree.eager],
       lazy: [...this.plumtree.lazy],
+      ...(Object.keys(clockOffsets).length > 0 ? { clockOffsets } : {}),
     };
   }
 
-  private viewStatus(view: MemberView, now: number): MemberStatus {
+  private viewStatus(
+    view: MemberView,
+    now: number,
+    clock: { offsetMs: number; hops: number } | undefined,
+  ): MemberStatus {
+    const linked = this.membership.isLinked(view.info.id);
     return {
       ...this.statusOf(view.info, view.state, Math.max(0, now - view.progressAt)),
       self: false,
-      clockOffsetMs: view.clockOffsetMs === undefined ? null : Math.round(view.clockOffsetMs),
-      roundTripMs: view.roundTripMs === undefined ? null : Math.round(view.roundTripMs * 10) / 10,
-      clockSkewed: view.skewed,
-      linked: this.membership.isLinked(view.info.id),
+      clockOffsetMs: clock ? Math.round(clock.offsetMs) : null,
+      clockOffsetHops: clock?.hops ?? null,
+      roundTripMs: linked && view.roundTripMs !== undefined ? Math.round(view.roundTripMs * 10) / 10 : null,
+      clockSkewed: clock ? Math.abs(clock.offsetMs) > this.timing.maxClockSkewMs : false,
+      linked,
     };
   }
 
@@ -228,7 +265,9 @@ export class Replica {
     info: ReturnType<Membership['info']>,
     state: MemberStatus['state'],
     heartbeatAgeMs: number,
-  ): Omit<MemberStatus, 'self' | 'clockOffsetMs' | 'roundTripMs' | 'linked'> & { clockSkewed: boolean } {
+  ): Omit<MemberStatus, 'self' | 'clockOffsetMs' | 'clockOffsetHops' | 'roundTripMs' | 'linked'> & {
+    clockSkewed: boolean;
+  } {
     return {
       id: info.id,
       name: info.name,
