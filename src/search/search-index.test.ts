@@ -7,6 +7,7 @@ import { ManualClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import type { VersionId } from '../core/ids.js';
 import { Store, type StoreOptions, type WriteOp } from '../store/store.js';
+import { prefixOption, textTokenizer } from './schema.js';
 import type { BucketFilter, SearchHit, SearchRequest } from './search-query.js';
 
 /**
@@ -703,6 +704,32 @@ describe('an index from before word pairs', () => {
     expect(keysOf({ q: '"old lighthouse"' })).toEqual([]);
     expect(keysOf({ q: '("old lighthouse")' })).toEqual(['docs/story']);
     expect(keysOf({ q: '"the old lighthouse"' })).toEqual(['docs/story']);
+  });
+});
+
+describe('an index created with other prefix indexes', () => {
+  it('is rebuilt with the current ones when the node starts', async () => {
+    const dir = mkdtempSync(join(dataDir, 'old-prefixes-'));
+    store = open({ dataDir: dir });
+    await put('story', 'the old lighthouse keeper');
+    await put('notes', 'a lighthouse of light');
+    const queries: Query[] = [{ q: 'ligh*' }, { q: 'lighthouse', versions: 'all' }, { q: 'keep*' }];
+    const before = queries.map(search);
+    expect(keysOf(queries[0] as Query)).toEqual(['docs/notes', 'docs/story']);
+    // As a node from before the 4-letter prefix index left it: the table made with '2 3', emptied.
+    await reopenAfter(
+      dir,
+      `DROP TABLE search_text;
+       CREATE VIRTUAL TABLE search_text USING fts5(body, fields, ${textTokenizer}, prefix = '2 3');`,
+    );
+    expect(queries.map(search)).toEqual(before);
+    await store.close();
+    opened = opened.filter((each) => each !== store);
+    const db = new Database(join(dir, 'strata.db'), { readonly: true });
+    const created = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'search_text'").pluck().get();
+    db.close();
+    expect(created).toContain(prefixOption('search_text'));
+    store = open({ dataDir: dir });
   });
 });
 

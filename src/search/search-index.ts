@@ -7,7 +7,7 @@ import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from '../store/derived.js';
 import { resolve } from '../store/winner.js';
 import { documentKind, indexedDocument } from './documents.js';
-import { searchSchema, searchTables } from './schema.js';
+import { prefixIndexLengths, prefixOption, searchSchema, searchTables } from './schema.js';
 import { SearchRowids } from './search-rowids.js';
 import { pairsText } from './word-pairs.js';
 
@@ -174,15 +174,21 @@ function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undef
 
 /**
  * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor,
- * and before word pairs (word-pairs.ts) there was no search_pairs: such an index is dropped and
- * rebuilt from the versions when the node starts.
+ * before word pairs (word-pairs.ts) there was no search_pairs, and a table may have been created
+ * with other prefix indexes than it has now: such an index is dropped and rebuilt from the
+ * versions when the node starts.
  */
 function hasOutdatedLayout(db: Db): boolean {
   const columns = db.prepare("SELECT name FROM pragma_table_info('search_docs')").pluck().all() as string[];
   if (columns.length === 0) return false;
   if (!columns.includes('search_rowid')) return true;
   // An index from before word pairs: search_pairs would be missing every version indexed so far.
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined;
+  if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined) return true;
+  const created = db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck();
+  return Object.keys(prefixIndexLengths).some(
+    (table) =>
+      !String(created.get(table) ?? '').includes(prefixOption(table as keyof typeof prefixIndexLengths)),
+  );
 }
 
 function readPrefix(path: string, bytes: number): Buffer {

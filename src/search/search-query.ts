@@ -6,6 +6,7 @@ import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
+import { prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
 import { phrasePairExpression } from './word-pairs.js';
 
@@ -63,7 +64,7 @@ export interface RecentChange {
   effectiveAt: number;
 }
 
-const tables: Record<SearchKind, { table: string; columns: string[] }> = {
+const tables: Record<SearchKind, { table: keyof typeof prefixIndexLengths; columns: string[] }> = {
   text: { table: 'search_text', columns: ['body', 'fields'] },
   code: { table: 'search_code', columns: ['defined', 'referenced'] },
   diff: { table: 'search_diff', columns: ['added', 'removed'] },
@@ -81,10 +82,13 @@ const roundsMax = 20;
 export const rankedMatchesMaxDefault = 20_000;
 /**
  * Rows ranked per row a page needs when filters run after the ranking (current versions, bucket,
- * prefix): about a third of all versions are current ones (the benchmark's corpus has 2.9 versions
- * per key), so four times covers most pages in one go; a round that falls short ranks every match.
+ * prefix). About a third of all versions are current ones (the benchmark's corpus has 2.9 versions
+ * per key), but code objects change more often than texts, and a round that falls short scores
+ * every match again: at 1M versions, `def=renderTexture` took two rounds (64–99 ms) at four times,
+ * one (no slower than other identifiers) at sixteen. Keeping 16 rows instead of 4 costs little:
+ * the ranked rows are joined only until a page is full.
  */
-const filteredRankedPerRow = 4;
+const filteredRankedPerRow = 16;
 /** Each further round (the current-version check dropped rows) ranks this many times more. */
 const rankedGrowth = 4;
 /**
@@ -143,7 +147,10 @@ export class SearchQueries {
     // Counting them is a walk of the doclist, cheaper than keeping every match for the ranking,
     // except for expressions FTS5 evaluates at a high cost per row: those are counted and ranked
     // in one pass. Counting also reports a malformed query, even with an empty range.
-    const onePass = range !== undefined && pair === undefined && costlyToEvaluate(match);
+    const onePass =
+      range !== undefined &&
+      pair === undefined &&
+      costlyToEvaluate(match, Math.max(...prefixIndexLengths[textTable]));
     let matched: Matched | undefined = onePass
       ? undefined
       : this.newestMatches(table, match, range ?? { low: 1n, high: 0n });
@@ -490,11 +497,12 @@ function rankedSql(table: string, conditions: string[], onePass: boolean): strin
 /**
  * Expressions FTS5 evaluates at a cost per row far above a word's: a phrase of several tokens
  * (positions are compared in every row that holds all of them), NEAR, and a prefix longer than the
- * prefix index (its terms' doclists are merged first). At 1M versions the count alone of the
- * phrase "the year" takes 45 ms.
+ * longest the table's prefix index holds (its terms' doclists are merged first). At 1M versions the
+ * count alone of the phrase "the year" takes 45 ms.
  */
-function costlyToEvaluate(match: string): boolean {
-  return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(|[\p{L}\p{N}]{4,}\*/u.test(match);
+function costlyToEvaluate(match: string, prefixIndexed: number): boolean {
+  const longPrefix = new RegExp(`[\\p{L}\\p{N}]{${prefixIndexed + 1},}\\*`, 'u');
+  return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(/u.test(match) || longPrefix.test(match);
 }
 
 function isVisible(bucket: string, visible: BucketFilter): boolean {
