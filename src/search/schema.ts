@@ -19,14 +19,31 @@ export const prefixIndexLengths = {
   search_code: [2, 3],
   search_diff: [2, 3],
 } as const;
+export type PrefixIndexedTable = keyof typeof prefixIndexLengths;
 /** The FTS5 option that creates a table's prefix indexes. */
-export const prefixOption = (table: keyof typeof prefixIndexLengths): string =>
+export const prefixOption = (table: PrefixIndexedTable): string =>
   `prefix = '${prefixIndexLengths[table].join(' ')}'`;
 
+/** The FTS5 tables that keep their content, by name: columns and tokenizer. */
+const contentTables: Record<PrefixIndexedTable, { columns: string[]; tokenizer: string }> = {
+  search_text: { columns: ['body', 'fields'], tokenizer: textTokenizer },
+  search_code: { columns: ['defined', 'referenced'], tokenizer: "tokenize = 'unicode61'" },
+  search_diff: { columns: ['added', 'removed'], tokenizer: textTokenizer },
+};
+
+/** The CREATE statement of a content table, under `name` (another name while it is being replaced). */
+export function createContentTable(table: PrefixIndexedTable, name: string = table): string {
+  const { columns, tokenizer } = contentTables[table];
+  return `CREATE VIRTUAL TABLE IF NOT EXISTS ${name} USING fts5(${columns.join(', ')}, ${tokenizer}, ${prefixOption(table)});`;
+}
+
+/** The columns of a content table, for copying its rows. */
+export const contentColumns = (table: PrefixIndexedTable): string[] => contentTables[table].columns;
+
 export const searchSchema = `
-CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(body, fields, ${textTokenizer}, ${prefixOption('search_text')});
-CREATE VIRTUAL TABLE IF NOT EXISTS search_code USING fts5(defined, referenced, tokenize = 'unicode61', ${prefixOption('search_code')});
-CREATE VIRTUAL TABLE IF NOT EXISTS search_diff USING fts5(added, removed, ${textTokenizer}, ${prefixOption('search_diff')});
+${createContentTable('search_text')}
+${createContentTable('search_code')}
+${createContentTable('search_diff')}
 -- Adjacent word pairs of search_text's columns, one term each (word-pairs.ts): two-word phrases.
 -- Contentless: a row's pairs are made again from search_text's content when it must be removed
 -- (FTS5's 'delete' command takes the old values, and keeps bm25's totals right).

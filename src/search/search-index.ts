@@ -7,7 +7,15 @@ import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from '../store/derived.js';
 import { resolve } from '../store/winner.js';
 import { documentKind, indexedDocument } from './documents.js';
-import { prefixIndexLengths, prefixOption, searchSchema, searchTables } from './schema.js';
+import {
+  contentColumns,
+  createContentTable,
+  type PrefixIndexedTable,
+  prefixIndexLengths,
+  prefixOption,
+  searchSchema,
+  searchTables,
+} from './schema.js';
 import { SearchRowids } from './search-rowids.js';
 import { pairsText } from './word-pairs.js';
 
@@ -49,6 +57,7 @@ export class SearchIndex {
     if (outdated) db.exec('BEGIN');
     try {
       if (outdated) for (const table of searchTables) db.exec(`DROP TABLE IF EXISTS ${table}`);
+      else migratePrefixIndexes(db);
       db.exec(searchSchema);
       this.rowids = new SearchRowids(db);
       this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
@@ -174,21 +183,36 @@ function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undef
 
 /**
  * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor,
- * before word pairs (word-pairs.ts) there was no search_pairs, and a table may have been created
- * with other prefix indexes than it has now: such an index is dropped and rebuilt from the
- * versions when the node starts.
+ * and before word pairs (word-pairs.ts) there was no search_pairs: such an index is dropped and
+ * rebuilt from the versions when the node starts.
  */
 function hasOutdatedLayout(db: Db): boolean {
   const columns = db.prepare("SELECT name FROM pragma_table_info('search_docs')").pluck().all() as string[];
   if (columns.length === 0) return false;
   if (!columns.includes('search_rowid')) return true;
   // An index from before word pairs: search_pairs would be missing every version indexed so far.
-  if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined) return true;
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined;
+}
+
+/**
+ * A content table created with other prefix indexes than it has now (the text table had 2 and 3
+ * letters only) is made again with the current ones from its own rows, in one transaction: FTS5
+ * tokenizes them again, but nothing else of the index is rebuilt, and a crash leaves the old table.
+ */
+function migratePrefixIndexes(db: Db): void {
   const created = db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck();
-  return Object.keys(prefixIndexLengths).some(
-    (table) =>
-      !String(created.get(table) ?? '').includes(prefixOption(table as keyof typeof prefixIndexLengths)),
-  );
+  for (const table of Object.keys(prefixIndexLengths) as PrefixIndexedTable[]) {
+    const sql = created.get(table) as string | undefined;
+    if (sql === undefined || sql.includes(prefixOption(table))) continue;
+    const columns = ['rowid', ...contentColumns(table)].join(', ');
+    const next = `${table}_migrating`;
+    db.transaction(() =>
+      db.exec(`${createContentTable(table, next)}
+        INSERT INTO ${next} (${columns}) SELECT ${columns} FROM ${table};
+        DROP TABLE ${table};
+        ALTER TABLE ${next} RENAME TO ${table};`),
+    )();
+  }
 }
 
 function readPrefix(path: string, bytes: number): Buffer {
