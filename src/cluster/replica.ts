@@ -256,7 +256,13 @@ export class Replica {
       clockOffsetMs: clock ? Math.round(clock.offsetMs) : null,
       clockOffsetHops: clock?.hops ?? null,
       roundTripMs: linked && view.roundTripMs !== undefined ? Math.round(view.roundTripMs * 10) / 10 : null,
-      clockSkewed: clock ? Math.abs(clock.offsetMs) > this.timing.maxClockSkewMs : false,
+      // Measured here: the flag the skew event was raised on; estimated: the estimate against the limit.
+      clockSkewed:
+        clock?.hops === 1
+          ? view.skewed
+          : clock
+            ? Math.abs(clock.offsetMs) > this.timing.maxClockSkewMs
+            : false,
       linked,
     };
   }
