@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { Pool } from 'undici';
+import { waitUntil } from './wait.mjs';
 
 /** Output kept per child for error messages: enough for a stack trace, bounded for a chatty server. */
 const outputBytesMax = 64 * 1024;
@@ -57,4 +59,34 @@ export function assertRunning(child, name) {
     error.fatal = true;
     throw error;
   }
+}
+
+/**
+ * Waits until `child` (named `name` in errors) answers GET /health on its own one-connection
+ * `control` pool at `url` in a way `healthy(statusCode, text)` accepts, within `timeoutMs`.
+ * Returns `{ control, stop }`: `stop` closes the pool and stops the child, and is safe to call
+ * again (by the run's cleanup); on failure the child is stopped before the error is thrown.
+ */
+export async function untilHealthy({ child, name, url, healthy, timeoutMs }) {
+  const control = new Pool(url, { connections: 1 });
+  let stopping;
+  const stop = () => {
+    stopping ??= control.close().then(() => child.stop());
+    return stopping;
+  };
+  try {
+    await waitUntil(
+      `${name} on ${url}/health`,
+      async () => {
+        assertRunning(child, name);
+        const response = await control.request({ path: '/health', method: 'GET' });
+        return healthy(response.statusCode, await response.body.text());
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { control, stop };
 }

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { Pool } from 'undici';
-import { assertRunning, startChild } from './child.mjs';
+import { startChild, untilHealthy } from './child.mjs';
 import { freePort } from './ports.mjs';
-import { waitUntil } from './wait.mjs';
 
 /** Debian's etcd-server package installs it here. */
 export const etcdBinary = '/usr/bin/etcd';
@@ -52,28 +51,13 @@ export async function startEtcd({ dataDir }) {
     '--log-outputs',
     'stderr',
   ]);
-  const control = new Pool(clientUrl, { connections: 1 });
-  // Called on success and again by the run's cleanup: the first call does the work.
-  let stopping;
-  const stop = () => {
-    stopping ??= control.close().then(() => child.stop());
-    return stopping;
-  };
-  try {
-    await waitUntil(
-      `etcd on ${clientUrl}/health`,
-      async () => {
-        assertRunning(child, 'etcd');
-        const response = await control.request({ path: '/health', method: 'GET' });
-        const text = await response.body.text();
-        return response.statusCode === 200 && JSON.parse(text).health === 'true';
-      },
-      startTimeoutMs,
-    );
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const { stop } = await untilHealthy({
+    child,
+    name: 'etcd',
+    url: clientUrl,
+    healthy: (statusCode, text) => statusCode === 200 && JSON.parse(text).health === 'true',
+    timeoutMs: startTimeoutMs,
+  });
   return { url: clientUrl, pid: child.pid, stop };
 }
 

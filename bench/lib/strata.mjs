@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { assertRunning, startChild } from './child.mjs';
+import { startChild, untilHealthy } from './child.mjs';
 import { freePort } from './ports.mjs';
 import { histogramTotals } from './prometheus.mjs';
-import { waitUntil } from './wait.mjs';
 
 /** Start-up opens SQLite and replays nothing on a fresh directory: seconds at most. */
 const startTimeoutMs = 15_000;
@@ -37,28 +36,13 @@ export async function startStrata({ repoDir, dataDir, args = [] }) {
     { cwd: repoDir, env: { ...process.env, STRATA_ADMIN_TOKEN: token } },
   );
   // Health checks and metric scrapes use their own connection, apart from the load's pool.
-  const control = new Pool(url, { connections: 1 });
-  // Called on success and again by the run's cleanup: the first call does the work.
-  let stopping;
-  const stop = () => {
-    stopping ??= control.close().then(() => child.stop());
-    return stopping;
-  };
-  try {
-    await waitUntil(
-      `Strata on ${url}/health`,
-      async () => {
-        assertRunning(child, 'strata serve');
-        const response = await control.request({ path: '/health', method: 'GET' });
-        await response.body.dump();
-        return response.statusCode === 200;
-      },
-      startTimeoutMs,
-    );
-  } catch (error) {
-    await stop();
-    throw error;
-  }
+  const { control, stop } = await untilHealthy({
+    child,
+    name: 'strata serve',
+    url,
+    healthy: (statusCode) => statusCode === 200,
+    timeoutMs: startTimeoutMs,
+  });
 
   return {
     url,
