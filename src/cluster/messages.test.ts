@@ -197,7 +197,10 @@ describe('parsePeerMessage', () => {
     ],
     [
       'a clock offset to something that is not a node id',
-      { type: 'members', members: [member({ signals: { ...member().signals, clockOffsets: { ['x' as NodeId]: 1 } } })] },
+      {
+        type: 'members',
+        members: [member({ signals: { ...member().signals, clockOffsets: { ['x' as NodeId]: 1 } } })],
+      },
     ],
     ['ping without sentAt', { type: 'ping' }],
     ['ping with a negative time', { type: 'ping', sentAt: -5 }],
