@@ -6,7 +6,7 @@ import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
-import { prefixIndexLengths } from './schema.js';
+import { contentColumns, type PrefixIndexedTable, prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
 import { phrasePairExpression } from './word-pairs.js';
 
@@ -64,10 +64,10 @@ export interface RecentChange {
   effectiveAt: number;
 }
 
-const tables: Record<SearchKind, { table: keyof typeof prefixIndexLengths; columns: string[] }> = {
-  text: { table: 'search_text', columns: ['body', 'fields'] },
-  code: { table: 'search_code', columns: ['defined', 'referenced'] },
-  diff: { table: 'search_diff', columns: ['added', 'removed'] },
+const tables: Record<SearchKind, { table: PrefixIndexedTable; columns: string[] }> = {
+  text: { table: 'search_text', columns: contentColumns('search_text') },
+  code: { table: 'search_code', columns: contentColumns('search_code') },
+  diff: { table: 'search_diff', columns: contentColumns('search_diff') },
 };
 /** Snippet markers: plain characters that survive JSON and terminals. */
 const markOpen = '«';
