@@ -25,14 +25,7 @@ export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
     const e = etcd?.puts.get(concurrency);
     const g = s.groupCommit;
     return [
-      concurrency,
-      rate(s.perSecond),
-      fixed(s.p50Ms, 2),
-      fixed(s.p99Ms, 2),
-      rate(e?.perSecond),
-      fixed(e?.p50Ms, 2),
-      fixed(e?.p99Ms, 2),
-      ratio(s.perSecond, e?.perSecond),
+      ...sideBySide(concurrency, s, e),
       fixed(g?.commitsPerSync, 2),
       rate(g?.syncsPerSecond),
       fixed(g?.syncMeanMs, 2),
@@ -68,16 +61,7 @@ export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
   const getRows = setup.getConcurrencies.map((concurrency) => {
     const s = strata.gets.get(concurrency);
     const e = etcd?.gets.get(concurrency);
-    return [
-      concurrency,
-      rate(s.perSecond),
-      fixed(s.p50Ms, 2),
-      fixed(s.p99Ms, 2),
-      rate(e?.perSecond),
-      fixed(e?.p50Ms, 2),
-      fixed(e?.p99Ms, 2),
-      ratio(s.perSecond, e?.perSecond),
-    ];
+    return sideBySide(concurrency, s, e);
   });
   out.push(
     formatTable(
@@ -163,4 +147,18 @@ function failureLines(label, results) {
     .map(
       ([concurrency, result]) => `  ${label} c=${concurrency}: ${result.errors}, first: ${result.firstError}`,
     );
+}
+
+/** One row's common cells: the concurrency, Strata's rate and latencies, etcd's, and their ratio. */
+function sideBySide(concurrency, strata, etcd) {
+  return [
+    concurrency,
+    rate(strata.perSecond),
+    fixed(strata.p50Ms, 2),
+    fixed(strata.p99Ms, 2),
+    rate(etcd?.perSecond),
+    fixed(etcd?.p50Ms, 2),
+    fixed(etcd?.p99Ms, 2),
+    ratio(strata.perSecond, etcd?.perSecond),
+  ];
 }
