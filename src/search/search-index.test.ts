@@ -689,8 +689,31 @@ describe('an index from before word pairs', () => {
     ];
     const before = queries.map(search);
     expect(versionsOf(queries[0] as Query)).toEqual([old]);
-    await reopenAfter(dir, 'DROP TABLE search_pairs');
+    // As a node from before word pairs left it: no pair table, and no pair format on record.
+    await reopenAfter(dir, "DROP TABLE search_pairs; DELETE FROM meta WHERE name = 'search_pairs_format'");
     expect(queries.map(search)).toEqual(before);
+  });
+
+  it('are made again from the text table when they were made by another pair format', async () => {
+    const dir = mkdtempSync(join(dataDir, 'old-pairs-'));
+    store = open({ dataDir: dir });
+    await put('story', 'the old lighthouse');
+    await put('notes', 'an old lighthouse keeper');
+    await put('app.js', 'function renderScene() {}', { contentType: 'text/javascript' });
+    expect(keysOf({ kind: 'code', def: 'render' })).toEqual(['docs/app.js']);
+    const queries: Query[] = [{ q: '"old lighthouse"' }, { q: '"lighthouse keeper"' }];
+    const before = queries.map(search);
+    expect(keysOf(queries[0] as Query)).toEqual(['docs/notes', 'docs/story']);
+    // Pairs of format 1, stood for by no pairs at all: the text table and everything else are kept.
+    await reopenAfter(
+      dir,
+      `INSERT INTO search_pairs (search_pairs) VALUES ('delete-all');
+       UPDATE meta SET value = '1' WHERE name = 'search_pairs_format';
+       DELETE FROM search_code;`,
+    );
+    expect(queries.map(search)).toEqual(before);
+    // Only the pairs were made again, not the whole index: what was removed from the code table stays removed.
+    expect(keysOf({ kind: 'code', def: 'render' })).toEqual([]);
   });
 
   it('is what a two-word phrase is answered from, and only such a phrase', async () => {

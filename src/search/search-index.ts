@@ -17,7 +17,7 @@ import {
   searchTables,
 } from './schema.js';
 import { SearchRowids } from './search-rowids.js';
-import { pairsText } from './word-pairs.js';
+import { pairsFormat, pairsText } from './word-pairs.js';
 
 export interface SearchIndexOptions {
   /** Text beyond this many bytes of an object is not indexed; hits say so (`truncated`). */
@@ -74,12 +74,36 @@ export class SearchIndex {
       );
       if (outdated) {
         this.indexEveryVersion();
+        setPairsFormat(db);
         db.exec('COMMIT');
+      } else if (
+        db.prepare('SELECT value FROM meta WHERE name = ?').pluck().get(pairsFormatKey) !==
+        String(pairsFormat)
+      ) {
+        db.transaction(() => this.makePairsAgain())();
       }
     } catch (error) {
       if (outdated && db.inTransaction) db.exec('ROLLBACK');
       throw error;
     }
+  }
+
+  /**
+   * Pairs made by another `pairsFormat` (or before search_pairs existed) are made again from the
+   * text table's rows: FTS5 could not remove them with the pairs made now.
+   */
+  private makePairsAgain(): void {
+    this.db.exec("INSERT INTO search_pairs (search_pairs) VALUES ('delete-all')");
+    const page = this.db
+      .prepare('SELECT rowid, body, fields FROM search_text WHERE rowid > ? ORDER BY rowid LIMIT ?')
+      .safeIntegers();
+    for (let after = 0n; ; ) {
+      const rows = page.all(after, rebuildPageRows) as Array<{ rowid: bigint; body: string; fields: string }>;
+      for (const row of rows) this.insertPairs.run(row.rowid, pairsText(row.body), pairsText(row.fields));
+      if (rows.length < rebuildPageRows) break;
+      after = (rows[rows.length - 1] as { rowid: bigint }).rowid;
+    }
+    setPairsFormat(this.db);
   }
 
   /** Indexes one version (any kind: deletes and retractions change which version is current). */
@@ -182,16 +206,22 @@ function textParent(row: VersionRow, versions: VersionRow[]): VersionRow | undef
 }
 
 /**
- * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor,
- * and before word pairs (word-pairs.ts) there was no search_pairs: such an index is dropped and
- * rebuilt from the versions when the node starts.
+ * Before search rowids (search-rowids.ts), the search tables were keyed by the version's cursor:
+ * such an index is dropped and rebuilt from the versions when the node starts.
  */
 function hasOutdatedLayout(db: Db): boolean {
   const columns = db.prepare("SELECT name FROM pragma_table_info('search_docs')").pluck().all() as string[];
-  if (columns.length === 0) return false;
-  if (!columns.includes('search_rowid')) return true;
-  // An index from before word pairs: search_pairs would be missing every version indexed so far.
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'search_pairs'").get() === undefined;
+  return columns.length > 0 && !columns.includes('search_rowid');
+}
+
+/** The `meta` row naming the `pairsFormat` of the pairs in search_pairs. */
+const pairsFormatKey = 'search_pairs_format';
+
+function setPairsFormat(db: Db): void {
+  db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)').run(
+    pairsFormatKey,
+    String(pairsFormat),
+  );
 }
 
 /**

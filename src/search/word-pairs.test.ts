@@ -149,6 +149,31 @@ describe('word pairs', () => {
     expect(pairsText(`see ${hash} here and there`)).toBe('here_and and_there');
   });
 
+  it('measures a word by its folded term, so every spelling of a long word pairs alike', () => {
+    // 64 code points and 64 UTF-16 units; the same term written with combining accents (128 units);
+    // 64 astral code points (128 units).
+    const precomposed = 'é'.repeat(pairWordLengthMax);
+    const decomposed = 'e\u0301'.repeat(pairWordLengthMax);
+    const astral = '𝒜'.repeat(pairWordLengthMax);
+    const index = indexed([`the ${decomposed}`, `the ${precomposed}`, `the ${astral}`]);
+    try {
+      for (const [spelling, rows] of [
+        [precomposed, [1, 2]],
+        [decomposed, [1, 2]],
+        [astral, [3]],
+      ] as const) {
+        const phrase = `"the ${spelling}"`;
+        expect(index.phrase(phrase)).toEqual(rows);
+        expect(index.pair(phrasePairExpression(phrase) as string), phrase).toEqual(rows);
+      }
+      // One more and no spelling pairs: such a phrase goes to the text table.
+      expect(phrasePairExpression(`"the ${decomposed}e"`)).toBeUndefined();
+      expect(pairsText(`the ${precomposed}é`)).toBe('');
+    } finally {
+      index.close();
+    }
+  });
+
   it('answers for a query that is one phrase of exactly two words, and only then', () => {
     expect(phrasePairExpression('"the year"')).toBe('"the_year"');
     expect(phrasePairExpression('  "Café,  au"  ')).toBe('"Café_au"');

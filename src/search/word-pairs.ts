@@ -11,8 +11,18 @@ import { unicode61WordRanges } from './unicode61-ranges.js';
  * added to its word characters so that a pair stays one term.
  */
 
-/** A word longer than this (a hash, base64…) takes part in no pair; a phrase with one is answered from the text table. */
+/**
+ * A word whose term is longer than this (a hash, base64…) takes part in no pair; a phrase with one
+ * is answered from the text table. Measured on the term as FTS5 folds it (`termLength`), so that
+ * every spelling of a word, precomposed or not, is treated alike in texts and in queries.
+ */
 export const pairWordLengthMax = 64;
+/**
+ * The version of the pairs this module makes of a text. Bump it with any change to what they are
+ * (word ranges, joiner, length limit): an index whose pairs were made otherwise has them made again
+ * when the node starts (search-index.ts), since removing a row's pairs needs the very same ones.
+ */
+export const pairsFormat = 2;
 /** Joins the two words of a pair: not a word character to unicode61, so it never occurs inside a word. */
 const joiner = '_';
 
@@ -63,11 +73,29 @@ export function wordsOf(text: string): string[] {
  * The combining diacritics that `remove_diacritics 2` folds to nothing (asked of FTS5: 25 of
  * them); a "word" made of them alone leaves no term, so it takes no place between its neighbours.
  */
-const vanishing = /^[\u0300-\u0304\u0306-\u030c\u030f\u0311\u031b\u0323-\u0328\u032d\u032e\u0330\u0331]+$/u;
+const vanishingClass =
+  '[\\u0300-\\u0304\\u0306-\\u030c\\u030f\\u0311\\u031b\\u0323-\\u0328\\u032d\\u032e\\u0330\\u0331]';
+const vanishing = new RegExp(`^${vanishingClass}+$`, 'u');
+const vanishingMark = new RegExp(`^${vanishingClass}$`, 'u');
 
 /** A word that unicode61 folds to nothing, so emits no term for. */
 export function foldsAway(word: string): boolean {
   return vanishing.test(word);
+}
+
+/**
+ * The length of a word's term as FTS5 folds it: its code points, less the diacritics folded to
+ * nothing (every other code point folds to exactly one).
+ */
+export function termLength(word: string): number {
+  let length = 0;
+  for (const character of word) if (!vanishingMark.test(character)) length += 1;
+  return length;
+}
+
+/** Short enough to take part in a pair (the UTF-16 length bounds the term's, so most words need no count). */
+function pairable(word: string): boolean {
+  return word.length <= pairWordLengthMax || termLength(word) <= pairWordLengthMax;
 }
 
 /** The pair terms of a text, space-separated, for `search_pairs`. */
@@ -77,8 +105,7 @@ export function pairsText(text: string): string {
   for (let index = 1; index < words.length; index += 1) {
     const first = words[index - 1] as string;
     const second = words[index] as string;
-    if (first.length <= pairWordLengthMax && second.length <= pairWordLengthMax)
-      pairs.push(`${first}${joiner}${second}`);
+    if (pairable(first) && pairable(second)) pairs.push(`${first}${joiner}${second}`);
   }
   return pairs.join(' ');
 }
@@ -93,6 +120,6 @@ export function phrasePairExpression(q: string | undefined): string | undefined 
   const words = wordsOf(phrase[1] as string);
   if (words.length !== 2) return undefined;
   const [first, second] = words as [string, string];
-  if (first.length > pairWordLengthMax || second.length > pairWordLengthMax) return undefined;
+  if (!pairable(first) || !pairable(second)) return undefined;
   return `"${first}${joiner}${second}"`;
 }
