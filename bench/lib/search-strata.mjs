@@ -128,7 +128,9 @@ export function strataTableBytes(file) {
       .all();
     const groups = new Map();
     for (const { name, owner, bytes } of rows) {
-      const fts = ['search_text', 'search_code', 'search_diff'].find((prefix) => owner.startsWith(prefix));
+      const fts = ['search_text', 'search_code', 'search_diff', 'search_pairs'].find((prefix) =>
+        owner.startsWith(prefix),
+      );
       const group =
         fts ??
         (owner.startsWith('search_') || name === 'versions_by_hlc' || name === 'versions_by_bucket_hlc'

@@ -257,12 +257,7 @@ export class Replica {
       clockOffsetHops: clock?.hops ?? null,
       roundTripMs: linked && view.roundTripMs !== undefined ? Math.round(view.roundTripMs * 10) / 10 : null,
       // Measured here: the flag the skew event was raised on; estimated: the estimate against the limit.
-      clockSkewed:
-        clock?.hops === 1
-          ? view.skewed
-          : clock
-            ? Math.abs(clock.offsetMs) > this.timing.maxClockSkewMs
-            : false,
+      clockSkewed: linked ? view.skewed : Math.abs(clock?.offsetMs ?? 0) > this.timing.maxClockSkewMs,
       linked,
     };
   }

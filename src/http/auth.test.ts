@@ -2,8 +2,8 @@ import type { InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bearer, createToken, expectError, tokenHeaders } from '../../test/support/api.js';
 import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
+import type { Role } from '../auth/tokens.js';
 
-type Role = 'read' | 'write' | 'admin';
 const rank: Record<Role | 'none', number> = { none: 0, read: 1, write: 2, admin: 3 };
 
 describe('roles: admin > write > read', () => {

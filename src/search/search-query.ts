@@ -147,10 +147,7 @@ export class SearchQueries {
     // Counting them is a walk of the doclist, cheaper than keeping every match for the ranking,
     // except for expressions FTS5 evaluates at a high cost per row: those are counted and ranked
     // in one pass. Counting also reports a malformed query, even with an empty range.
-    const onePass =
-      range !== undefined &&
-      pair === undefined &&
-      costlyToEvaluate(match, Math.max(...prefixIndexLengths[textTable]));
+    const onePass = range !== undefined && pair === undefined && costlyToEvaluate(match, textTable);
     let matched: Matched | undefined = onePass
       ? undefined
       : this.newestMatches(table, match, range ?? { low: 1n, high: 0n });
@@ -500,10 +497,17 @@ function rankedSql(table: string, conditions: string[], onePass: boolean): strin
  * longest the table's prefix index holds (its terms' doclists are merged first). At 1M versions the
  * count alone of the phrase "the year" takes 45 ms.
  */
-function costlyToEvaluate(match: string, prefixIndexed: number): boolean {
-  const longPrefix = new RegExp(`[\\p{L}\\p{N}]{${prefixIndexed + 1},}\\*`, 'u');
-  return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(/u.test(match) || longPrefix.test(match);
+function costlyToEvaluate(match: string, table: PrefixIndexedTable): boolean {
+  return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(/u.test(match) || longPrefixes[table].test(match);
 }
+
+/** Per table, a prefix query longer than its prefix index holds. */
+const longPrefixes = Object.fromEntries(
+  Object.entries(prefixIndexLengths).map(([table, lengths]) => [
+    table,
+    new RegExp(`[\\p{L}\\p{N}]{${Math.max(...lengths) + 1},}\\*`, 'u'),
+  ]),
+) as Record<PrefixIndexedTable, RegExp>;
 
 function isVisible(bucket: string, visible: BucketFilter): boolean {
   if (visible.kind === 'all') return true;

@@ -559,6 +559,8 @@ describe('a node facing bad peers', () => {
         { timeoutMs: reactionTimeoutMs, what: 'the commit to reach b before its blob reached a' },
         () => JSON.stringify(countersB),
       );
+      // Nowhere is the blob yet but at the fake peer, so B cannot have applied the commit.
+      expect(countersB.applied).toBe(beforeB.applied);
       release();
       const readB = async () => {
         const response = await request(`${b.url}/v1/buckets/${bucket}/keys/slow-blob`, { headers: auth });
