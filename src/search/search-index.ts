@@ -17,7 +17,7 @@ import {
   searchTables,
 } from './schema.js';
 import { SearchRowids } from './search-rowids.js';
-import { pairsFormat, pairsText } from './word-pairs.js';
+import { pairsFormat } from './word-pairs.js';
 
 export interface SearchIndexOptions {
   /** Text beyond this many bytes of an object is not indexed; hits say so (`truncated`). */
@@ -39,7 +39,6 @@ export class SearchIndex {
   private readonly insertText;
   private readonly insertCode;
   private readonly insertDiff;
-  private readonly insertPairs;
   private readonly insertDoc;
   private readonly upsertKey;
   private readonly hasKey;
@@ -63,7 +62,6 @@ export class SearchIndex {
       this.insertText = db.prepare('INSERT INTO search_text (rowid, body, fields) VALUES (?, ?, ?)');
       this.insertCode = db.prepare('INSERT INTO search_code (rowid, defined, referenced) VALUES (?, ?, ?)');
       this.insertDiff = db.prepare('INSERT INTO search_diff (rowid, added, removed) VALUES (?, ?, ?)');
-      this.insertPairs = db.prepare('INSERT INTO search_pairs (rowid, body, fields) VALUES (?, ?, ?)');
       this.insertDoc = db.prepare(
         'INSERT INTO search_docs (search_rowid, cursor, indexed_bytes, truncated) VALUES (?, ?, ?, ?)',
       );
@@ -99,7 +97,7 @@ export class SearchIndex {
       .safeIntegers();
     for (let after = 0n; ; ) {
       const rows = page.all(after, rebuildPageRows) as Array<{ rowid: bigint; body: string; fields: string }>;
-      for (const row of rows) this.insertPairs.run(row.rowid, pairsText(row.body), pairsText(row.fields));
+      for (const row of rows) this.rowids.addPairs(row.rowid, row.body, row.fields);
       if (rows.length < rebuildPageRows) break;
       after = (rows[rows.length - 1] as { rowid: bigint }).rowid;
     }
@@ -120,7 +118,7 @@ export class SearchIndex {
     const document = indexedDocument(read.text, kind);
     const rowid = this.rowids.allocate(row);
     this.insertText.run(rowid, document.body, document.fields);
-    this.insertPairs.run(rowid, pairsText(document.body), pairsText(document.fields));
+    this.rowids.addPairs(rowid, document.body, document.fields);
     if (kind === 'javascript' || kind === 'code')
       this.insertCode.run(rowid, document.defined, document.referenced);
     this.insertDoc.run(rowid, row.cursor, Buffer.byteLength(read.text), read.truncated ? 1 : 0);

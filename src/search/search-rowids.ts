@@ -1,6 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { hlcWall, parseHlc } from '../core/hlc.js';
 import type { Db } from '../log/database.js';
+import { prefixIndexLengths } from './schema.js';
 import { pairsText } from './word-pairs.js';
 
 /**
@@ -85,9 +86,9 @@ export class SearchRowids {
       .pluck()
       .safeIntegers(true);
     this.moves = [
-      'UPDATE search_text SET rowid = @to WHERE rowid = @from',
-      'UPDATE search_code SET rowid = @to WHERE rowid = @from',
-      'UPDATE search_diff SET rowid = @to WHERE rowid = @from',
+      ...Object.keys(prefixIndexLengths).map(
+        (table) => `UPDATE ${table} SET rowid = @to WHERE rowid = @from`,
+      ),
       'UPDATE search_docs SET search_rowid = @to WHERE search_rowid = @from',
     ].map((sql) => db.prepare(sql));
     this.textAt = db.prepare('SELECT body, fields FROM search_text WHERE rowid = ?');
@@ -95,6 +96,11 @@ export class SearchRowids {
       "INSERT INTO search_pairs (search_pairs, rowid, body, fields) VALUES ('delete', ?, ?, ?)",
     );
     this.insertPairs = db.prepare('INSERT INTO search_pairs (rowid, body, fields) VALUES (?, ?, ?)');
+  }
+
+  /** Indexes the word pairs of a text row's `body` and `fields` at `rowid` (word-pairs.ts). */
+  addPairs(rowid: bigint, body: string, fields: string): void {
+    this.insertPairs.run(rowid, pairsText(body), pairsText(fields));
   }
 
   /** A free rowid for a version about to be indexed (search_docs must not hold it yet). */
