@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { strataErrorCode } from '../../test/support/errors.js';
 import { ManualClock } from '../core/clock.js';
-import { StrataError } from '../core/errors.js';
 import type { NodeId } from '../core/ids.js';
 import { clusterKeyLengthMin, type DialProof, LinkAuth } from './link-auth.js';
 
@@ -19,23 +19,14 @@ function pair(): { clock: ManualClock; dialer: LinkAuth; acceptor: LinkAuth } {
   };
 }
 
-function expectCode(run: () => unknown, code: string): void {
-  let thrown: unknown;
-  try {
-    run();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, 'expected a StrataError').toBeInstanceOf(StrataError);
-  expect((thrown as StrataError).code).toBe(code);
-}
-
 const headers = (proof: DialProof): Record<string, string | string[] | undefined> => ({ ...proof });
 
 describe('LinkAuth', () => {
   it(`refuses a cluster key shorter than ${clusterKeyLengthMin} characters`, () => {
-    expectCode(() => new LinkAuth('x'.repeat(clusterKeyLengthMin - 1), Date.now), 'STRATA_BAD_REQUEST');
-    expectCode(() => new LinkAuth('', Date.now), 'STRATA_BAD_REQUEST');
+    expect(strataErrorCode(() => new LinkAuth('x'.repeat(clusterKeyLengthMin - 1), Date.now))).toBe(
+      'STRATA_BAD_REQUEST',
+    );
+    expect(strataErrorCode(() => new LinkAuth('', Date.now))).toBe('STRATA_BAD_REQUEST');
     expect(() => new LinkAuth('x'.repeat(clusterKeyLengthMin), Date.now)).not.toThrow();
   });
 
@@ -67,7 +58,9 @@ describe('LinkAuth', () => {
     it('refuses headers made with another key', () => {
       const { clock, acceptor } = pair();
       const stranger = new LinkAuth('another key of enough length', () => clock.now());
-      expectCode(() => acceptor.verifyDial(headers(stranger.dial(dialerId, 'x'))), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(headers(stranger.dial(dialerId, 'x'))))).toBe(
+        'STRATA_UNAUTHORIZED',
+      );
     });
 
     it.each([
@@ -78,7 +71,9 @@ describe('LinkAuth', () => {
     ] as const)('refuses headers whose %s was changed', (_, name, value) => {
       const { dialer, acceptor } = pair();
       const proof = dialer.dial(dialerId, 'strata-a');
-      expectCode(() => acceptor.verifyDial({ ...proof, [name]: value }), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial({ ...proof, [name]: value }))).toBe(
+        'STRATA_UNAUTHORIZED',
+      );
     });
 
     it('does not authenticate the name header, which the protocol does not use', () => {
@@ -94,12 +89,14 @@ describe('LinkAuth', () => {
       clock.advance(tenMinutesMs);
       expect(acceptor.verifyDial(headers(old)).peer).toBe(dialerId);
       clock.advance(1);
-      expectCode(() => acceptor.verifyDial(headers(stale)), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(headers(stale)))).toBe('STRATA_UNAUTHORIZED');
 
       // A dialer whose clock runs ahead of the acceptor's.
       const ahead = new ManualClock(start + 2 * tenMinutesMs + 2);
       const fast = new LinkAuth(key, () => ahead.now());
-      expectCode(() => acceptor.verifyDial(headers(fast.dial(dialerId, 'a'))), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(headers(fast.dial(dialerId, 'a'))))).toBe(
+        'STRATA_UNAUTHORIZED',
+      );
       ahead.set(clock.now() + tenMinutesMs);
       expect(acceptor.verifyDial(headers(fast.dial(dialerId, 'a'))).peer).toBe(dialerId);
     });
@@ -108,18 +105,17 @@ describe('LinkAuth', () => {
       const { clock, dialer, acceptor } = pair();
       const proof = dialer.dial(dialerId, 'strata-a');
       acceptor.verifyDial(headers(proof));
-      expectCode(() => acceptor.verifyDial(headers(proof)), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(headers(proof)))).toBe('STRATA_UNAUTHORIZED');
       clock.advance(1000);
-      expectCode(() => acceptor.verifyDial(headers(proof)), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(headers(proof)))).toBe('STRATA_UNAUTHORIZED');
     });
 
     it('does not spend a nonce on a refused attempt', () => {
       const { dialer, acceptor } = pair();
       const proof = dialer.dial(dialerId, 'strata-a');
-      expectCode(
-        () => acceptor.verifyDial({ ...proof, 'strata-cluster-proof': '0'.repeat(64) }),
-        'STRATA_UNAUTHORIZED',
-      );
+      expect(
+        strataErrorCode(() => acceptor.verifyDial({ ...proof, 'strata-cluster-proof': '0'.repeat(64) })),
+      ).toBe('STRATA_UNAUTHORIZED');
       expect(acceptor.verifyDial(headers(proof)).peer).toBe(dialerId);
     });
 
@@ -145,7 +141,9 @@ describe('LinkAuth', () => {
 
     it.each(malformed)('refuses %s with STRATA_UNAUTHORIZED', (_, make) => {
       const { dialer, acceptor } = pair();
-      expectCode(() => acceptor.verifyDial(make(dialer.dial(dialerId, 'strata-a'))), 'STRATA_UNAUTHORIZED');
+      expect(strataErrorCode(() => acceptor.verifyDial(make(dialer.dial(dialerId, 'strata-a'))))).toBe(
+        'STRATA_UNAUTHORIZED',
+      );
     });
 
     // Regression: a valid MAC with trailing junk or in capitals is still a malformed header.
@@ -156,11 +154,11 @@ describe('LinkAuth', () => {
     ])('refuses a valid proof %s as malformed', (_, change) => {
       const { dialer, acceptor } = pair();
       const proof = dialer.dial(dialerId, 'strata-a');
-      expectCode(
-        () =>
+      expect(
+        strataErrorCode(() =>
           acceptor.verifyDial({ ...proof, 'strata-cluster-proof': change(proof['strata-cluster-proof']) }),
-        'STRATA_UNAUTHORIZED',
-      );
+        ),
+      ).toBe('STRATA_UNAUTHORIZED');
     });
   });
 

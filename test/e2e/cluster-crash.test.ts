@@ -3,14 +3,14 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/sim/prng.js';
-import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
 import {
-  cleanUpProcesses,
-  type StrataServer,
-  startServer,
-  temporaryDirectory,
-  waitFor,
-} from '../support/process.js';
+  clusterAuth as auth,
+  type ClusterNode,
+  cleanUpCluster,
+  startCluster,
+  waitForConvergence,
+} from '../support/cluster.js';
+import { waitFor } from '../support/process.js';
 
 /**
  * kill -9 in a cluster (DESIGN §5): three nodes take writes on all of them; one is killed with
@@ -46,20 +46,12 @@ interface Write {
   node: string;
 }
 
-interface Node {
+/** A node as the writers see it: its own pool (made again when the node restarts), and whether it is up. */
+interface Target {
+  node: ClusterNode;
   name: string;
-  url: string;
-  port: number;
-  dataDir: string;
-  pid: number;
-  join: string[];
   pool: Pool;
   up: boolean;
-  kill9(): Promise<void>;
-}
-
-function clusterArguments(name: string, join: string[]): string[] {
-  return ['--cluster-key', clusterKey, '--node-name', name, ...join.flatMap((url) => ['--join', url])];
 }
 
 function poolOf(url: string): Pool {
@@ -68,38 +60,6 @@ function poolOf(url: string): Pool {
     headersTimeout: requestTimeoutMs,
     bodyTimeout: requestTimeoutMs,
   });
-}
-
-function fromServer(server: StrataServer, name: string, join: string[]): Node {
-  return {
-    name,
-    url: server.url,
-    port: server.port,
-    dataDir: server.dataDir,
-    pid: server.pid,
-    join,
-    pool: poolOf(server.url),
-    up: true,
-    kill9: async () => {
-      await server.kill9();
-    },
-  };
-}
-
-/** `strata serve` as cluster node `name`, joining `join`; on `port` when given, else on a free one. */
-async function serveNode(name: string, join: string[], dataDir: string, port?: number): Promise<Node> {
-  const server = await startServer({
-    dataDir,
-    adminToken,
-    port,
-    extraArguments: clusterArguments(name, join),
-  });
-  return fromServer(server, name, join);
-}
-
-/** `strata serve` again on the node's data directory and port (a restart must keep the node's URL). */
-async function restartOnPort(node: Node): Promise<Node> {
-  return serveNode(node.name, node.join, node.dataDir, node.port);
 }
 
 /**
@@ -117,7 +77,7 @@ class Workload {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly nodes: Node[],
+    private readonly nodes: Target[],
     private readonly seed: number,
   ) {}
 
@@ -145,7 +105,7 @@ class Workload {
     for (let n = 0; !this.stopped; n++) {
       const home = writer % this.nodes.length;
       const node = [0, 1, 2]
-        .map((offset) => this.nodes[(home + offset) % this.nodes.length] as Node)
+        .map((offset) => this.nodes[(home + offset) % this.nodes.length] as Target)
         .find((candidate) => candidate.up);
       if (!node) throw new Error('no node is up');
       const size =
@@ -182,56 +142,8 @@ class Workload {
   }
 }
 
-async function getJson<T>(node: Node, path: string): Promise<T> {
-  const response = await node.pool.request({ method: 'GET', path, headers: auth });
-  const text = await response.body.text();
-  if (response.statusCode !== 200)
-    throw new Error(`GET ${path} on ${node.name}: HTTP ${response.statusCode}`);
-  return JSON.parse(text) as T;
-}
-
-async function digests(nodes: Node[]): Promise<string[]> {
-  return Promise.all(
-    nodes.map(async (node) => (await getJson<{ digest: string }>(node, '/v1/admin/digest')).digest),
-  );
-}
-
-/** Each node's revision (by origin name), links and backlog, in one line per node. */
-async function standings(nodes: Node[]): Promise<string[]> {
-  const statuses = await Promise.all(
-    nodes.map((node) =>
-      getJson<{
-        node: string;
-        members: Array<{
-          id: string;
-          name: string;
-          self: boolean;
-          linked: boolean;
-          state: string;
-          revision: Record<string, number>;
-        }>;
-        counters: { pending: number; applying: number };
-      }>(node, '/v1/cluster/status'),
-    ),
-  );
-  const names = new Map<string, string>();
-  for (const status of statuses) for (const member of status.members) names.set(member.id, member.name);
-  return statuses.map((status) => {
-    const self = status.members.find((member) => member.self);
-    const revision = Object.entries(self?.revision ?? {})
-      .map(([origin, seq]) => `${names.get(origin) ?? origin}:${seq}`)
-      .sort()
-      .join(',');
-    const peers = status.members
-      .filter((member) => !member.self)
-      .map((member) => `${member.name}${member.linked ? '=' : '/'}${member.state}`)
-      .join(',');
-    return `${self?.name} [${revision}] links ${peers} pending ${status.counters.pending}+${status.counters.applying}`;
-  });
-}
-
 /** Reads every write at its version from `node`; returns one line per write that is missing or differs. */
-async function readBack(node: Node, writes: Write[]): Promise<string[]> {
+async function readBack(node: Target, writes: Write[]): Promise<string[]> {
   const wrong: string[] = [];
   let next = 0;
   await Promise.all(
@@ -258,7 +170,7 @@ describe('a three-node cluster under kill -9', () => {
   const pools: Pool[] = [];
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((pool) => pool.destroy()));
-    await cleanUpProcesses();
+    await cleanUpCluster();
   });
 
   it('loses no acknowledged write when a node is killed mid-stream and restarted', {
@@ -266,33 +178,21 @@ describe('a three-node cluster under kill -9', () => {
   }, async () => {
     const seed = Number(process.env.STRATA_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
     console.log(`cluster crash seed ${seed} (rerun with STRATA_TEST_SEED=${seed})`);
-    const start = (name: string, join: string[]) =>
-      serveNode(name, join, temporaryDirectory(`strata-crash-${name}-`));
-    const a = await start('a', []);
-    const [b, c] = await Promise.all([start('b', [a.url]), start('c', [a.url])]);
-    const nodes = [a, b, c];
-    pools.push(...nodes.map((node) => node.pool));
     // Every node sees both others before the writes start.
-    await waitFor(
-      async () => {
-        for (const node of nodes) {
-          const status = await getJson<{ members: Array<{ self: boolean; state: string }> }>(
-            node,
-            '/v1/cluster/status',
-          );
-          if (status.members.filter((member) => !member.self && member.state === 'alive').length < 2)
-            return false;
-        }
-        return true;
-      },
-      { timeoutMs: 20_000, intervalMs: 100, what: 'three nodes to see each other alive' },
-    );
+    const cluster = await startCluster({ nodes: ['a', 'b', 'c'], proxied: false });
+    const nodes: Target[] = cluster.map((node) => ({
+      node,
+      name: node.name,
+      pool: poolOf(node.url),
+      up: true,
+    }));
+    pools.push(...nodes.map((node) => node.pool));
+    const [a, victim] = nodes as [Target, Target, Target];
 
     const workload = new Workload(nodes, seed);
     const started = performance.now();
     workload.start();
     const beforeKill = await workload.phase(acknowledgedPerPhase);
-    const victim = nodes[1] as Node;
     // Kill while the victim's writers have a request out (they write continuously).
     await waitFor(() => (workload.inFlight.get(victim.name) ?? 0) > 0, {
       timeoutMs: 5_000,
@@ -302,7 +202,7 @@ describe('a three-node cluster under kill -9', () => {
     const inFlightAtKill = workload.inFlight.get(victim.name) ?? 0;
     const acknowledgedByVictim = workload.acknowledged.filter((write) => write.node === victim.name).length;
     victim.up = false;
-    await victim.kill9();
+    await victim.node.kill9();
     const killedAt = performance.now();
     // What the victim acknowledged but its peers did not hold yet when it died: only its own
     // log has those, so they come back only if the restarted node hands them out.
@@ -311,9 +211,11 @@ describe('a three-node cluster under kill -9', () => {
     const whileDown = await workload.phase(acknowledgedPerPhase);
 
     const restartFrom = workload.acknowledged.length;
-    const back = await restartOnPort(victim);
-    pools.push(back.pool);
-    nodes[1] = back;
+    // Same data directory, port and arguments; a fresh pool, so that a write cut off by the kill is told apart.
+    await victim.node.restart();
+    victim.pool = poolOf(victim.node.url);
+    pools.push(victim.pool);
+    victim.up = true;
     const restartMs = performance.now() - killedAt;
     const duringRestart = workload.acknowledged.length - restartFrom;
     const afterRestart = await workload.phase(acknowledgedPerPhase);
@@ -331,28 +233,7 @@ describe('a three-node cluster under kill -9', () => {
     );
     const fileBlobs = acknowledged.filter((write) => write.body.length > inlineBytesMax).length;
 
-    const settleStarted = performance.now();
-    // Where each node stands while the cluster settles, to explain a slow or failed convergence.
-    const trace: string[] = [];
-    let traced = 0;
-    try {
-      await waitFor(
-        async () => {
-          const last = await digests(nodes);
-          const seconds = (performance.now() - settleStarted) / 1000;
-          if (seconds >= traced) {
-            traced += 1;
-            trace.push(`  ${seconds.toFixed(1)} s: ${(await standings(nodes)).join('; ')}`);
-          }
-          return last.every((digest) => digest === last[0]);
-        },
-        { timeoutMs: convergeTimeoutMs, intervalMs: 250, what: 'equal digests on the three nodes' },
-      );
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\n${trace.join('\n')}`);
-    }
-    const settleMs = performance.now() - settleStarted;
-    if (settleMs > 5_000) console.log(`slow convergence (${Math.round(settleMs)} ms):\n${trace.join('\n')}`);
+    const { elapsedMs: settleMs } = await waitForConvergence(cluster, convergeTimeoutMs);
     console.log(
       `${acknowledged.length} writes acknowledged in ${(writeMs / 1000).toFixed(1)} s ` +
         `(${beforeKill} before the kill, ${whileDown + duringRestart} while ${victim.name} was down, ` +
@@ -365,16 +246,9 @@ describe('a three-node cluster under kill -9', () => {
     );
 
     for (const node of nodes) expect(await readBack(node, acknowledged)).toEqual([]);
-    const final = await digests(nodes);
+    const final = await Promise.all(cluster.map((node) => node.digest()));
     expect(new Set(final).size).toBe(1);
-    const statuses = await Promise.all(
-      nodes.map((node) =>
-        getJson<{
-          members: Array<{ self: boolean; revision: Record<string, number> }>;
-          counters: Record<string, unknown>;
-        }>(node, '/v1/cluster/status'),
-      ),
-    );
+    const statuses = await Promise.all(cluster.map((node) => node.status()));
     for (const [index, status] of statuses.entries()) {
       const { applied, applyFailed, invalid, pendingDropped, commitsPulled, blobsPulled, blobPullsFailed } =
         status.counters;

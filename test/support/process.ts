@@ -148,26 +148,24 @@ export interface ServerOptions {
   extraArguments?: string[];
   /** Log level of the node; `warn` keeps its stdout to the lines the CLI itself prints. */
   logLevel?: string;
-  /**
-   * The port to listen on, for a restart that must keep the node's URL; a taken one is then an error.
-   * Without it, a free port is chosen (and another one tried if it is taken before the node binds it).
-   */
-  port?: number;
 }
 
 class PortTaken extends Error {}
 
-/** Starts `strata serve` and resolves once it says it listens and /health answers. */
+/**
+ * Starts `strata serve` on a free port (another one if that is taken before the node binds it) and
+ * resolves once it says it listens and /health answers.
+ */
 export async function startServer(options: ServerOptions): Promise<StrataServer> {
   for (let attempt = 1; ; attempt++) {
-    const port = options.port ?? (await freePort());
+    const port = await freePort();
     const server = spawnServer(port, options);
     try {
       await waitUntilReady(server);
       return server;
     } catch (error) {
       await server.kill9();
-      const retry = error instanceof PortTaken && options.port === undefined && attempt < portAttemptsMax;
+      const retry = error instanceof PortTaken && attempt < portAttemptsMax;
       if (!retry) throw error;
     }
   }
