@@ -1,7 +1,7 @@
 import { Agent, fetch, type Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
-import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
+import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { waitFor } from '../../../test/support/wait.js';
 
 interface Change {
@@ -17,19 +17,16 @@ interface Feed {
   last: number;
 }
 
-const nodes: TempNode[] = [];
-function startNode(): TempNode {
-  const node = tempNode();
-  nodes.push(node);
-  return node;
-}
-/** Live streams opened by a test, and the clients that hold their connections: closed before the nodes. */
+const startNode = tempNodesPerTest();
+/**
+ * Live streams opened by a test, and the clients that hold their connections: closed before the
+ * nodes, since after-each hooks run in reverse order of registration.
+ */
 const streams: AbortController[] = [];
 const agents: Agent[] = [];
 afterEach(async () => {
   for (const stream of streams.splice(0)) stream.abort();
   await Promise.all(agents.splice(0).map((agent) => agent.destroy()));
-  await Promise.all(nodes.splice(0).map((node) => node.dispose()));
 });
 
 async function put(node: TempNode, bucket: string, key: string, value: string): Promise<string> {
