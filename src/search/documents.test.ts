@@ -3,7 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { type DocumentKind, documentKind, fieldToken, indexedDocument, pairSeparator } from './documents.js';
 
 function pairs(fields: string): string[] {
-  return fields === '' ? [] : fields.split(` ${pairSeparator} `);
+  return fields
+    .split(pairSeparator)
+    .map((pair) => pair.trim())
+    .filter((pair) => pair !== '');
 }
 
 describe('documentKind', () => {
@@ -109,6 +112,19 @@ describe('indexedDocument', () => {
     ]);
     expect(document.defined).toBe('');
     expect(document.referenced).toBe('');
+  });
+
+  it('cuts a value into words where FTS5 does: a combining accent stays in its word, `_` cuts', () => {
+    const document = indexedDocument(JSON.stringify({ name: 'e\u0301cole_normale' }), 'json');
+    expect(pairs(document.fields)).toEqual(['name e\u0301cole', 'name normale']);
+  });
+
+  it('puts one filler between the pairs of a value and two between values', () => {
+    const document = indexedDocument(JSON.stringify({ title: 'sea light', tags: ['sea', 'light'] }), 'json');
+    const sep = pairSeparator;
+    expect(document.fields).toBe(
+      `title sea ${sep} title light ${sep} ${sep} tags sea ${sep} ${sep} tags light`,
+    );
   });
 
   it('keeps every pair two words apart from the next (no phrase spans two pairs)', () => {

@@ -1,6 +1,7 @@
 import { extensionOf } from '../core/content-kind.js';
 import { assertNever } from '../core/errors.js';
 import { identifierTerms, javascriptIdentifiers, lexicalIdentifiers } from './identifiers.js';
+import { wordsOf } from './word-pairs.js';
 
 /** What one version contributes to the index. Every field is plain text for FTS5 (unicode61). */
 export interface IndexedDocument {
@@ -63,7 +64,8 @@ function codeDocument(text: string, identifiers: ReturnType<typeof lexicalIdenti
 
 /**
  * Written between field pairs so that the last word of one pair and the field of the next are
- * never adjacent (a phrase query would otherwise match across pairs). Never a field name.
+ * never adjacent (a phrase query would otherwise match across pairs), and twice between the pairs
+ * of two values (a field phrase is one filler apart, search-query.ts). Never a field name.
  */
 export const pairSeparator = '0pair0';
 
@@ -79,7 +81,8 @@ function jsonDocument(text: string): IndexedDocument {
     return { body: text, fields: '', defined: '', referenced: '' };
   }
   const values: string[] = [];
-  const pairs: string[] = [];
+  /** The pairs of each leaf value, one entry per value. */
+  const groups: string[] = [];
   let leaves = 0;
   // An explicit stack, not recursion: JSON nested thousands of levels deep must not overflow.
   const stack: Array<{ node: unknown; field: string | undefined }> = [{ node: value, field: undefined }];
@@ -90,8 +93,10 @@ function jsonDocument(text: string): IndexedDocument {
       const words = String(node);
       if (typeof node === 'string') values.push(words);
       if (field) {
-        // One pair per word of the value: `title:keeper` finds {"title": "Lighthouse keeper"}.
-        for (const word of words.split(/[^\p{L}\p{N}]+/u).filter(Boolean)) pairs.push(`${field} ${word}`);
+        // One pair per word of the value, cut where FTS5 cuts it: `title:keeper` finds
+        // {"title": "Lighthouse keeper"}, and consecutive pairs make `title:"lighthouse keeper"`.
+        const pairs = wordsOf(words).map((word) => `${field} ${word}`);
+        if (pairs.length > 0) groups.push(pairs.join(` ${pairSeparator} `));
       }
     } else if (Array.isArray(node)) {
       for (let index = node.length - 1; index >= 0; index -= 1) stack.push({ node: node[index], field });
@@ -103,7 +108,10 @@ function jsonDocument(text: string): IndexedDocument {
       }
     }
   }
-  return { body: values.join('\n'), fields: pairs.join(` ${pairSeparator} `), defined: '', referenced: '' };
+  // Two fillers between values, one between the pairs of a value: a field phrase never runs from one
+  // value into the next (array items, or another field of the same name).
+  const fields = groups.join(` ${pairSeparator} ${pairSeparator} `);
+  return { body: values.join('\n'), fields, defined: '', referenced: '' };
 }
 
 /** A field name as one index word: letters and digits only, lower case (FTS5 folds case anyway). */

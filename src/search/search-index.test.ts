@@ -235,6 +235,44 @@ describe('what is indexed', () => {
     expect(keysOf({ q: 'keeper' })).toEqual(['docs/keeper.json', 'docs/split.json']);
   });
 
+  it('answers prefixes and phrases within one JSON field', async () => {
+    const json = { contentType: 'application/json' };
+    await put('keeper.json', JSON.stringify({ title: 'Lighthouse keeper', tags: ['sea light'] }), json);
+    await put('split.json', JSON.stringify({ title: 'Lighthouse', subtitle: 'keeper' }), json);
+    await put('reversed.json', JSON.stringify({ title: 'keeper of the lighthouse' }), json);
+    expect(keysOf({ q: 'title:keep*' })).toEqual(['docs/keeper.json', 'docs/reversed.json']);
+    expect(keysOf({ q: 'title:kee *' })).toEqual(['docs/keeper.json', 'docs/reversed.json']);
+    expect(keysOf({ q: 'subtitle:keep*' })).toEqual(['docs/split.json']);
+    // The words next to each other, in this order, in one value of that field.
+    expect(keysOf({ q: 'title:"lighthouse keeper"' })).toEqual(['docs/keeper.json']);
+    expect(keysOf({ q: 'TITLE:"Lighthouse  KEEPER"' })).toEqual(['docs/keeper.json']);
+    expect(keysOf({ q: 'title:"keeper lighthouse"' })).toEqual([]);
+    expect(keysOf({ q: 'title:"keeper of the"' })).toEqual(['docs/reversed.json']);
+    expect(keysOf({ q: 'title:"lighthouse kee"*' })).toEqual(['docs/keeper.json']);
+    // Punctuation inside a value is cut as in the text: a one-word value may hold several words.
+    expect(keysOf({ q: 'title:lighthouse-keeper' })).toEqual(['docs/keeper.json']);
+    // A phrase never runs from one value into the next, nor from one field into another.
+    await put('items.json', JSON.stringify({ tags: ['sea', 'light'], note: { tags: 'light sea' } }), json);
+    expect(keysOf({ q: 'tags:"sea light"' })).toEqual(['docs/keeper.json']);
+    expect(keysOf({ q: 'tags:"light sea"' })).toEqual(['docs/items.json']);
+    expect(keysOf({ q: 'tags:"light light"' })).toEqual([]);
+    expect(keysOf({ q: 'title:"keeper sea"' })).toEqual([]);
+    // A quoted phrase beside a field term keeps its meaning.
+    expect(keysOf({ q: 'title:keeper AND "of the"' })).toEqual(['docs/reversed.json']);
+    expect(keysOf({ q: 'title:keeper AND "lighthouse keeper"' })).toEqual(['docs/keeper.json']);
+  });
+
+  it('cuts a JSON value into words where FTS5 does, combining accents included', async () => {
+    const json = { contentType: 'application/json' };
+    // "école" written with a combining acute: FTS5 keeps it one word, and folds it to "ecole".
+    await put('decomposed.json', JSON.stringify({ name: 'e\u0301cole normale' }), json);
+    await put('precomposed.json', JSON.stringify({ name: '\u00e9cole libre' }), json);
+    expect(keysOf({ q: 'name:\u00e9cole' })).toEqual(['docs/decomposed.json', 'docs/precomposed.json']);
+    expect(keysOf({ q: 'name:e\u0301cole' })).toEqual(['docs/decomposed.json', 'docs/precomposed.json']);
+    expect(keysOf({ q: 'name:"\u00e9cole normale"' })).toEqual(['docs/decomposed.json']);
+    expect(keysOf({ q: 'name:cole' })).toEqual([]);
+  });
+
   it('indexes a JavaScript file whose syntax tree is too deep to walk (the write must not fail)', async () => {
     const source = `export const chain = start${'.next'.repeat(20_000)};\nfunction uniqueMarker() {}`;
     await put('bundle.js', source, { contentType: 'text/javascript' });

@@ -8,7 +8,7 @@ import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
 import { contentColumns, type PrefixIndexedTable, prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
-import { phrasePairExpression } from './word-pairs.js';
+import { phrasePairExpression, wordsOf } from './word-pairs.js';
 
 export type SearchKind = 'text' | 'code' | 'diff';
 
@@ -373,7 +373,11 @@ export class SearchQueries {
     } catch (error) {
       if ((error as { code?: string }).code !== 'SQLITE_ERROR') throw error;
       const message = (error as Error).message.replace(/^fts5: /, '');
-      fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}`, { query: match });
+      const column = /^no such column: (.*)$/.exec(message)?.[1];
+      const hint = column
+        ? ` (${column}: is read as a column filter; a JSON field is queried as name:word, name:prefix* or name:"some words")`
+        : '';
+      fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}${hint}`, { query: match });
     }
   }
 
@@ -438,7 +442,7 @@ function toHit(row: HitRow, text: SnippetRow | undefined, kind: SearchKind, term
     snippet: (text?.snippet ?? '')
       .split(pairSeparator)
       .map((part) => part.trim())
-      .filter((part, index, parts) => part !== '' || (index > 0 && index < parts.length - 1))
+      .filter((part) => part !== '')
       .join(' · '),
   };
   if (row.truncated) hit.truncated = true;
@@ -517,8 +521,8 @@ function isVisible(bucket: string, visible: BucketFilter): boolean {
 
 /**
  * The FTS5 expression of a request. `q` is passed through (FTS5 syntax), except that a `name:value`
- * word whose name is not a column of the kind's table is read as a JSON field query and becomes the
- * phrase `fields:"name value"` (see documents.ts).
+ * term whose name is not a column of the kind's table is read as a JSON field query and becomes a
+ * phrase of the `fields` column (rewriteFieldTerms).
  */
 export function matchExpression(request: SearchRequest): string {
   const parts: string[] = [];
@@ -538,23 +542,32 @@ function identifierPhrase(name: string, what: string): string {
   return `"${whole}"`;
 }
 
+/**
+ * A quoted string (left alone), or a `name:value` term: the value unquoted (up to a space, a
+ * parenthesis or a colon; it may hold several words, `my-post`) or a quoted string of words, either
+ * optionally followed by `*` (the last word a prefix).
+ */
+const fieldTermPattern =
+  /("(?:[^"]|"")*")|(^|[\s(])([\p{L}\p{N}\p{M}_]+):(?:"((?:[^"]|"")*)"|([^\s()"*:]+))(\s*\*)?(?=$|[\s)])/gu;
+
+/**
+ * JSON field terms as phrases of the `fields` column, whose words are the field's pairs in order
+ * (documents.ts): `title:keeper` → `fields:"title keeper"`, `title:keep*` → `fields:"title keep"*`,
+ * `title:"lighthouse keeper"` → `fields:"title lighthouse 0pair0 title keeper"` (the two words
+ * next to each other in one value). A name that is a column of the table stays a column filter.
+ */
 function rewriteFieldTerms(q: string, columns: string[]): string {
-  // Split into quoted strings and the rest; only unquoted words are rewritten.
-  return q
-    .split(/("(?:[^"]|"")*")/)
-    .map((piece) =>
-      piece.startsWith('"')
-        ? piece
-        : piece.replace(
-            /(^|[\s(])([\p{L}\p{N}_]+):([\p{L}\p{N}_]+)(?=$|[\s)])/gu,
-            (whole, lead: string, name: string, value: string) => {
-              if (columns.includes(name)) return whole;
-              const field = fieldToken(name);
-              return field ? `${lead}fields:"${field} ${value.toLowerCase()}"` : whole;
-            },
-          ),
-    )
-    .join('');
+  return q.replace(
+    fieldTermPattern,
+    (whole, quoted?: string, lead?: string, name?: string, phrase?: string, word?: string, star?: string) => {
+      if (quoted !== undefined || name === undefined || columns.includes(name)) return whole;
+      const field = fieldToken(name);
+      const words = wordsOf(phrase === undefined ? (word as string) : phrase.replaceAll('""', '"'));
+      if (!field || words.length === 0) return whole;
+      const pairs = words.map((value) => `${field} ${value}`).join(` ${pairSeparator} `);
+      return `${lead}fields:"${pairs}"${star ? '*' : ''}`;
+    },
+  );
 }
 
 /** Lower-case words of the request, to pick the changed lines worth showing in diff hits. */

@@ -195,6 +195,8 @@ describe('GET /v1/search', () => {
     await put(node, 'books', 'two.json', JSON.stringify({ title: 'Harbor', note: 'keeper' }), json);
     expect(await keys(node, { q: 'title:keeper' })).toEqual(['books/one.json']);
     expect(await keys(node, { q: 'note:keeper' })).toEqual(['books/two.json']);
+    expect(await keys(node, { q: 'title:"lighthouse keeper"' })).toEqual(['books/one.json']);
+    expect(await keys(node, { q: 'title:harb*' })).toEqual(['books/two.json']);
     expect(await keys(node, { q: 'keeper' })).toEqual(['books/one.json', 'books/two.json']);
   });
 
@@ -380,6 +382,17 @@ describe('GET /v1/search', () => {
     const { message } = (response.json() as { error: { message: string } }).error;
     expect(message).toMatch(/syntax error near/);
     expect(message).not.toMatch(/^fts5:/);
+  });
+
+  it('says how to query a JSON field when a name is read as a column', async () => {
+    const { node } = startNode();
+    await put(node, 'docs', 'a', 'lighthouse keeper');
+    // A nested path is not a field query: FTS5 reads `meta:` as a column filter.
+    const response = await node.app.inject({ url: '/v1/search?q=meta:title:keeper', headers: auth });
+    expectError(response, 400, 'STRATA_BAD_QUERY');
+    const { message } = (response.json() as { error: { message: string } }).error;
+    expect(message).toContain('no such column: meta');
+    expect(message).toContain('name:"some words"');
   });
 
   describe('who sees what', () => {
