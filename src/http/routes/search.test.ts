@@ -374,23 +374,24 @@ describe('GET /v1/search', () => {
     expectError(await node.app.inject({ url: `/v1/search?${parameters}`, headers: auth }), status, code);
   });
 
-  it('says where a malformed query broke', async () => {
+  /** The message of the 400 STRATA_BAD_QUERY that a search for `q` answers. */
+  async function badQueryMessage(q: string): Promise<string> {
     const { node } = startNode();
     await put(node, 'docs', 'a', 'lighthouse keeper');
-    const response = await node.app.inject({ url: '/v1/search?q=lighthouse%20AND%20(keeper', headers: auth });
+    const response = await node.app.inject({ url: `/v1/search?q=${encodeURIComponent(q)}`, headers: auth });
     expectError(response, 400, 'STRATA_BAD_QUERY');
-    const { message } = (response.json() as { error: { message: string } }).error;
+    return (response.json() as { error: { message: string } }).error.message;
+  }
+
+  it('says where a malformed query broke', async () => {
+    const message = await badQueryMessage('lighthouse AND (keeper');
     expect(message).toMatch(/syntax error near/);
     expect(message).not.toMatch(/^fts5:/);
   });
 
   it('says how to query a JSON field when a name is read as a column', async () => {
-    const { node } = startNode();
-    await put(node, 'docs', 'a', 'lighthouse keeper');
     // A nested path is not a field query: FTS5 reads `meta:` as a column filter.
-    const response = await node.app.inject({ url: '/v1/search?q=meta:title:keeper', headers: auth });
-    expectError(response, 400, 'STRATA_BAD_QUERY');
-    const { message } = (response.json() as { error: { message: string } }).error;
+    const message = await badQueryMessage('meta:title:keeper');
     expect(message).toContain('no such column: meta');
     expect(message).toContain('name:"some words"');
   });
