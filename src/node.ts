@@ -26,6 +26,8 @@ export interface NodeOptions {
   cluster?: ClusterConfig;
   /** Called once `POST /v1/cluster/leave` has been answered: the node should stop. */
   onLeave?: () => void;
+  /** A search ranks at most this many matches, the newest (search-query.ts). */
+  searchRankedMatchesMax?: number;
 }
 
 export interface ClusterConfig {
@@ -62,6 +64,9 @@ export function startNode(options: NodeOptions): StrataNode {
   const store = new Store({
     dataDir: options.dataDir,
     clock: options.clock,
+    ...(options.searchRankedMatchesMax !== undefined
+      ? { searchRankedMatchesMax: options.searchRankedMatchesMax }
+      : {}),
     onSync: (s, n) => metrics.onSync(s, n),
     onCheckpoint: (report) => metrics.checkpointSeconds.observe(report.seconds),
     onCheckpointError: (error) => app.log.error({ err: error }, 'WAL checkpoint failed'),

@@ -8,6 +8,7 @@ import { defaultTiming } from '../cluster/protocol.js';
 import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
 import { defaultLimits, startNode } from '../node.js';
+import { rankedMatchesMaxDefault, rankedMatchesMaxRange } from '../search/search-query.js';
 import { Store } from '../store/store.js';
 import { addClusterCommands } from './cluster-commands.js';
 import { example, print } from './output.js';
@@ -72,6 +73,12 @@ example(
     .option('--cluster-key <key>', 'shared secret that authenticates peers (or STRATA_CLUSTER_KEY)')
     .option('--max-clock-skew-ms <ms>', 'flag peers whose clock is off by more than this', integer, 500)
     .option('--overlay-degree <c>', 'keep at least this many peer links', integer, defaultTiming.degree)
+    .option(
+      '--search-ranked-max <n>',
+      `a search ranks at most this many matches, the newest (${rankedMatchesMaxRange.min}–${rankedMatchesMaxRange.max}; more ranks common words over more history, more slowly)`,
+      integer,
+      rankedMatchesMaxDefault,
+    )
     .action(
       async (options: {
         data: string;
@@ -88,6 +95,7 @@ example(
         clusterKey?: string;
         maxClockSkewMs: number;
         overlayDegree: number;
+        searchRankedMax: number;
       }) => {
         const clusterKey = options.clusterKey ?? process.env.STRATA_CLUSTER_KEY;
         if (options.join.length > 0 && !clusterKey)
@@ -101,6 +109,12 @@ example(
         }
         if (options.overlayDegree < 1)
           throw new StrataError('STRATA_BAD_REQUEST', '--overlay-degree must be at least 1');
+        const ranked = rankedMatchesMaxRange;
+        if (options.searchRankedMax < ranked.min || options.searchRankedMax > ranked.max)
+          throw new StrataError(
+            'STRATA_BAD_REQUEST',
+            `--search-ranked-max must be from ${ranked.min} to ${ranked.max}, got ${options.searchRankedMax}`,
+          );
         const advertiseHost =
           options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
         const publishes = options.publish.map((value) => {
@@ -133,6 +147,7 @@ example(
             },
           },
           onLeave: () => void stop(),
+          searchRankedMatchesMax: options.searchRankedMax,
         });
         const address = await node.app.listen({ port: options.port, host: options.host });
         process.stdout.write(

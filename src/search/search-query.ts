@@ -75,11 +75,14 @@ const markClose = '»';
 /** Rows read per round when filters run after the match (current versions, at=): bounded work per request. */
 const roundsMax = 20;
 /**
- * Matches ranked at most per query, by default: bm25 costs about 1 µs per match, so 20,000 keeps
- * the ranking within ~20 ms. Beyond that the newest matches are ranked (versions are most often
- * wanted recent).
+ * Matches ranked at most per query, by default: bm25 costs about 1 µs per match after a count of
+ * the term's rows, so 10,000 keeps a common term within the p99 goal at 1M versions (DESIGN,
+ * "Ranking fewer matches"). Beyond that the newest matches are ranked (versions are most often
+ * wanted recent). `strata serve --search-ranked-max` sets it.
  */
-export const rankedMatchesMaxDefault = 20_000;
+export const rankedMatchesMaxDefault = 10_000;
+/** Bounds of `--search-ranked-max`: a full page (1,000 hits) can always be ranked; work stays bounded. */
+export const rankedMatchesMaxRange = { min: 1_000, max: 1_000_000 } as const;
 /**
  * Rows ranked per row a page needs when filters run after the ranking (current versions, bucket,
  * prefix). About a third of all versions are current ones (the benchmark's corpus has 2.9 versions

@@ -78,7 +78,7 @@ export interface StoreOptions {
   inlineBytesMax?: number;
   /** Text beyond this many bytes of an object is not indexed for search (default 1 MiB). */
   searchIndexBytesMax?: number;
-  /** A search ranks at most this many matches, the newest (default 20,000; see search-query.ts). */
+  /** A search ranks at most this many matches, the newest (default 10,000; see search-query.ts). */
   searchRankedMatchesMax?: number;
   /** Told how long each group-commit sync took and how many commits it made durable. */
   onSync?(seconds: number, commits: number): void;

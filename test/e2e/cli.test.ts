@@ -87,6 +87,45 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
     succeeded(await runCli(['ls'], { env: { STRATA_URL: running.url, STRATA_TOKEN: adminToken } }));
   });
 
+  it('ranks as many matches as --search-ranked-max says, and refuses a value out of range', async () => {
+    const server = await startServer({
+      dataDir: temporaryDirectory(),
+      adminToken,
+      extraArguments: ['--search-ranked-max', '1000'],
+    });
+    // 1,001 versions that all hold the word, in one commit.
+    const ops = Array.from({ length: 1001 }, (_, index) => ({
+      kind: 'put',
+      bucket: 'notes',
+      key: `n${index}.txt`,
+      value: `lighthouse ${index}`,
+      contentType: 'text/plain',
+    }));
+    const write = await fetch(`${server.url}/v1/commits`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ ops }),
+    });
+    expect(write.status).toBe(201);
+    const search = await fetch(`${server.url}/v1/search?q=lighthouse&limit=5`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    const answer = (await search.json()) as { hits: unknown[]; rankedWithin?: number };
+    expect(answer.hits).toHaveLength(5);
+    expect(answer.rankedWithin).toBe(1000);
+
+    for (const value of ['999', '1000001', 'many']) {
+      const port = await freePort();
+      const refused = await runCli(
+        ['serve', '--data', temporaryDirectory(), '--port', String(port), '--search-ranked-max', value],
+        { env: { STRATA_ADMIN_TOKEN: adminToken }, timeoutMs: 15_000 },
+      );
+      expect(refused.code, value).toBe(1);
+      expect(refused.stderr, value).toMatch(/--search-ranked-max/);
+      expect(refused.stdout, value).not.toContain('listening on');
+    }
+  });
+
   it('reports an unreachable STRATA_URL clearly and exits 1', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const result = await runCli(['get', 'notes', 'a.txt'], {
