@@ -19,26 +19,28 @@ export const prefixIndexLengths = {
   search_code: [2, 3],
   search_diff: [2, 3],
 } as const;
-export type PrefixIndexedTable = keyof typeof prefixIndexLengths;
+/** The FTS5 tables that keep their content (text, code, diffs): each has prefix indexes. */
+export type ContentTable = keyof typeof prefixIndexLengths;
+export const contentTableNames = Object.keys(prefixIndexLengths) as ContentTable[];
 /** The FTS5 option that creates a table's prefix indexes. */
-export const prefixOption = (table: PrefixIndexedTable): string =>
+export const prefixOption = (table: ContentTable): string =>
   `prefix = '${prefixIndexLengths[table].join(' ')}'`;
 
-/** The FTS5 tables that keep their content, by name: columns and tokenizer. */
-const contentTables: Record<PrefixIndexedTable, { columns: string[]; tokenizer: string }> = {
+/** Columns and tokenizer of each content table. */
+const contentTables: Record<ContentTable, { columns: string[]; tokenizer: string }> = {
   search_text: { columns: ['body', 'fields'], tokenizer: textTokenizer },
   search_code: { columns: ['defined', 'referenced'], tokenizer: "tokenize = 'unicode61'" },
   search_diff: { columns: ['added', 'removed'], tokenizer: textTokenizer },
 };
 
 /** The CREATE statement of a content table, under `name` (another name while it is being replaced). */
-export function createContentTable(table: PrefixIndexedTable, name: string = table): string {
+export function createContentTable(table: ContentTable, name: string = table): string {
   const { columns, tokenizer } = contentTables[table];
   return `CREATE VIRTUAL TABLE IF NOT EXISTS ${name} USING fts5(${columns.join(', ')}, ${tokenizer}, ${prefixOption(table)});`;
 }
 
 /** The columns of a content table, for copying its rows. */
-export const contentColumns = (table: PrefixIndexedTable): string[] => contentTables[table].columns;
+export const contentColumns = (table: ContentTable): string[] => contentTables[table].columns;
 
 export const searchSchema = `
 ${createContentTable('search_text')}

@@ -9,9 +9,8 @@ import { resolve } from '../store/winner.js';
 import { documentKind, indexedDocument } from './documents.js';
 import {
   contentColumns,
+  contentTableNames,
   createContentTable,
-  type PrefixIndexedTable,
-  prefixIndexLengths,
   prefixOption,
   searchSchema,
   searchTables,
@@ -229,7 +228,7 @@ function setPairsFormat(db: Db): void {
  */
 function migratePrefixIndexes(db: Db): void {
   const created = db.prepare('SELECT sql FROM sqlite_master WHERE name = ?').pluck();
-  for (const table of Object.keys(prefixIndexLengths) as PrefixIndexedTable[]) {
+  for (const table of contentTableNames) {
     const sql = created.get(table) as string | undefined;
     if (sql === undefined || sql.includes(prefixOption(table))) continue;
     const columns = ['rowid', ...contentColumns(table)].join(', ');

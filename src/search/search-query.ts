@@ -6,7 +6,7 @@ import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { identifierTerms } from './identifiers.js';
-import { contentColumns, type PrefixIndexedTable, prefixIndexLengths } from './schema.js';
+import { type ContentTable, contentColumns, prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
 import { phrasePairExpression, wordsOf } from './word-pairs.js';
 
@@ -64,10 +64,11 @@ export interface RecentChange {
   effectiveAt: number;
 }
 
-const tables: Record<SearchKind, { table: PrefixIndexedTable; columns: string[] }> = {
-  text: { table: 'search_text', columns: contentColumns('search_text') },
-  code: { table: 'search_code', columns: contentColumns('search_code') },
-  diff: { table: 'search_diff', columns: contentColumns('search_diff') },
+/** The content table each kind searches. */
+const tables: Record<SearchKind, ContentTable> = {
+  text: 'search_text',
+  code: 'search_code',
+  diff: 'search_diff',
 };
 /** Snippet markers: plain characters that survive JSON and terminals. */
 const markOpen = '«';
@@ -140,7 +141,7 @@ export class SearchQueries {
       request.kind === 'text' && !request.def && !request.ref ? phrasePairExpression(request.q) : undefined;
     const match = pair ?? phrase;
     let offset = decodeCursor(request.cursor);
-    const { table: textTable } = tables[request.kind];
+    const textTable = tables[request.kind];
     const table = pair ? 'search_pairs' : textTable;
     // Search rowids are ordered by transaction time on every node (search-rowids.ts): a from/to
     // range is a rowid range FTS5 itself skips by.
@@ -504,7 +505,7 @@ function rankedSql(table: string, conditions: string[], onePass: boolean): strin
  * longest the table's prefix index holds (its terms' doclists are merged first). At 1M versions the
  * count alone of the phrase "the year" takes 45 ms.
  */
-function costlyToEvaluate(match: string, table: PrefixIndexedTable): boolean {
+function costlyToEvaluate(match: string, table: ContentTable): boolean {
   return /"[^"]*[^\p{L}\p{N}"][^"]*"|NEAR\(/u.test(match) || longPrefixes[table].test(match);
 }
 
@@ -514,7 +515,7 @@ const longPrefixes = Object.fromEntries(
     table,
     new RegExp(`[\\p{L}\\p{N}]{${Math.max(...lengths) + 1},}\\*`, 'u'),
   ]),
-) as Record<PrefixIndexedTable, RegExp>;
+) as Record<ContentTable, RegExp>;
 
 function isVisible(bucket: string, visible: BucketFilter): boolean {
   if (visible.kind === 'all') return true;
@@ -529,7 +530,7 @@ function isVisible(bucket: string, visible: BucketFilter): boolean {
  */
 export function matchExpression(request: SearchRequest): string {
   const parts: string[] = [];
-  const { columns } = tables[request.kind];
+  const columns = contentColumns(tables[request.kind]);
   if (request.q !== undefined && request.q.trim() !== '') {
     parts.push(`(${request.kind === 'text' ? rewriteFieldTerms(request.q, columns) : request.q})`);
   }

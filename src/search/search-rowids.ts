@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import { hlcWall, parseHlc } from '../core/hlc.js';
 import type { Db } from '../log/database.js';
-import { prefixIndexLengths } from './schema.js';
+import { contentTableNames } from './schema.js';
 import { pairsText } from './word-pairs.js';
 
 /**
@@ -86,9 +86,7 @@ export class SearchRowids {
       .pluck()
       .safeIntegers(true);
     this.moves = [
-      ...Object.keys(prefixIndexLengths).map(
-        (table) => `UPDATE ${table} SET rowid = @to WHERE rowid = @from`,
-      ),
+      ...contentTableNames.map((table) => `UPDATE ${table} SET rowid = @to WHERE rowid = @from`),
       'UPDATE search_docs SET search_rowid = @to WHERE search_rowid = @from',
     ].map((sql) => db.prepare(sql));
     this.textAt = db.prepare('SELECT body, fields FROM search_text WHERE rowid = ?');
