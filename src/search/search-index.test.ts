@@ -692,8 +692,7 @@ describe('commits', () => {
   });
 
   it('rebuilds an index of the layout before search rowids (keyed by cursor) when the node starts', async () => {
-    const dir = mkdtempSync(join(dataDir, 'old-layout-'));
-    store = open({ dataDir: dir });
+    const dir = openInOwnDir('old-layout-');
     await put('story', 'the old lighthouse');
     await put('story', 'the new lighthouse');
     await put('app.js', 'function renderScene() {}', { contentType: 'text/javascript' });
@@ -716,8 +715,7 @@ describe('commits', () => {
 
 describe('an index from before word pairs', () => {
   it('is rebuilt when the node starts, so two-word phrases find what was indexed before', async () => {
-    const dir = mkdtempSync(join(dataDir, 'no-pairs-'));
-    store = open({ dataDir: dir });
+    const dir = openInOwnDir('no-pairs-');
     const old = await put('story', 'the old lighthouse');
     await put('story', 'the new lighthouse');
     const queries: Query[] = [
@@ -733,8 +731,7 @@ describe('an index from before word pairs', () => {
   });
 
   it('are made again from the text table when they were made by another pair format', async () => {
-    const dir = mkdtempSync(join(dataDir, 'old-pairs-'));
-    store = open({ dataDir: dir });
+    const dir = openInOwnDir('old-pairs-');
     await put('story', 'the old lighthouse');
     await put('notes', 'an old lighthouse keeper');
     await put('app.js', 'function renderScene() {}', { contentType: 'text/javascript' });
@@ -755,8 +752,7 @@ describe('an index from before word pairs', () => {
   });
 
   it('is what a two-word phrase is answered from, and only such a phrase', async () => {
-    const dir = mkdtempSync(join(dataDir, 'pairs-used-'));
-    store = open({ dataDir: dir });
+    const dir = openInOwnDir('pairs-used-');
     await put('story', 'the old lighthouse');
     expect(keysOf({ q: '"old lighthouse"' })).toEqual(['docs/story']);
     // With the pair table emptied, the bare phrase finds nothing; the same phrase in an expression
@@ -770,8 +766,7 @@ describe('an index from before word pairs', () => {
 
 describe('a content table created with other prefix indexes', () => {
   it('is made again with the current ones from its rows when the node starts', async () => {
-    const dir = mkdtempSync(join(dataDir, 'old-prefixes-'));
-    store = open({ dataDir: dir });
+    const dir = openInOwnDir('old-prefixes-');
     await put('story', 'the old lighthouse keeper');
     await put('notes', 'a lighthouse of light');
     const queries: Query[] = [{ q: 'ligh*' }, { q: 'lighthouse', versions: 'all' }, { q: 'keep*' }];
@@ -787,13 +782,11 @@ describe('a content table created with other prefix indexes', () => {
        INSERT INTO search_pairs (search_pairs) VALUES ('delete-all');`,
     );
     expect(queries.map(search)).toEqual(before);
-    await store.close();
-    opened = opened.filter((each) => each !== store);
-    const db = new Database(join(dir, 'strata.db'), { readonly: true });
-    const created = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'search_text'").pluck().get();
-    db.close();
+    let created: unknown;
+    await reopenAfter(dir, (db) => {
+      created = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'search_text'").pluck().get();
+    });
     expect(created).toContain(prefixOption('search_text'));
-    store = open({ dataDir: dir });
     // Only that table was made again, not the whole index: the pair table, emptied above, still is.
     expect(keysOf({ q: '"old lighthouse"' })).toEqual([]);
     expect(keysOf({ q: '("old lighthouse")' })).toEqual(['docs/story']);
@@ -801,12 +794,23 @@ describe('a content table created with other prefix indexes', () => {
   });
 });
 
-/** Closes the store, runs `sql` on its database file as another program would, and opens it again. */
-async function reopenAfter(dir: string, sql: string): Promise<void> {
+/** Opens `store` on a data directory of its own, for `reopenAfter`, and returns the directory. */
+function openInOwnDir(prefix: string): string {
+  const dir = mkdtempSync(join(dataDir, prefix));
+  store = open({ dataDir: dir });
+  return dir;
+}
+
+/**
+ * Closes the store, runs `change` (SQL, or a function of the connection) on its database file as
+ * another program would, and opens it again.
+ */
+async function reopenAfter(dir: string, change: string | ((db: Database.Database) => void)): Promise<void> {
   await store.close();
   opened = opened.filter((each) => each !== store);
   const db = new Database(join(dir, 'strata.db'));
-  db.exec(sql);
+  if (typeof change === 'string') db.exec(change);
+  else change(db);
   db.close();
   store = open({ dataDir: dir });
 }
