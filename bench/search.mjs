@@ -18,7 +18,13 @@ import { findPostgres, loadPostgres, queryRunner, startPostgres } from './lib/se
 import { writePostgresRows } from './lib/search-postgres-rows.mjs';
 import { buildQueries, hitsPerQuery, timeWindows } from './lib/search-queries.mjs';
 import { bytes, formatSearchReport } from './lib/search-report.mjs';
-import { buildStrata, directoryBytes, runStrataQueries, strataTableBytes } from './lib/search-strata.mjs';
+import {
+  buildStrata,
+  directoryBytes,
+  runStrataQueries,
+  segmentCounts,
+  strataTableBytes,
+} from './lib/search-strata.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
@@ -74,6 +80,10 @@ async function main() {
   const { systemClock } = await import(pathToFileURL(join(dist, 'core', 'clock.js')).href);
   const documents = await import(pathToFileURL(join(dist, 'search', 'documents.js')).href);
   const { identifierTerms } = await import(pathToFileURL(join(dist, 'search', 'identifiers.js')).href);
+  const fts5 = {
+    ...(await import(pathToFileURL(join(dist, 'search', 'fts5-structure.js')).href)),
+    ...(await import(pathToFileURL(join(dist, 'search', 'schema.js')).href)),
+  };
 
   const tempDir = mkdtempSync(join(tmpdir(), 'strata-bench-search-'));
   cleanups.push(() => rmSync(tempDir, { recursive: true, force: true }));
@@ -104,7 +114,9 @@ async function main() {
   log('building Strata’s index…');
   const strataDir = join(tempDir, 'strata');
   mkdirSync(strataDir);
-  const store = new Store({ dataDir: strataDir, clock: systemClock });
+  // Idle merging is held off while the queries run straight after the build, then run to the end
+  // (store.mergeSearchIndex) and the queries run again.
+  const store = new Store({ dataDir: strataDir, clock: systemClock, idleAfterMs: 2 ** 31 - 1 });
   let storeOpen = true;
   cleanups.push(async () => {
     if (storeOpen) await store.close();
@@ -115,7 +127,25 @@ async function main() {
   const windows = timeWindows(build.txTimes, seed);
   const queries = buildQueries({ count: queryCount, seed, windows, identifierTerms });
   const warmup = buildQueries({ count: warmupQueries, seed: seed + 1, windows, identifierTerms });
-  log(`Strata: ${queries.length} queries…`);
+  log(`Strata: ${queries.length} queries right after the build…`);
+  runStrataQueries(store, warmup);
+  const afterBuild = runStrataQueries(store, queries);
+  // Once more before merging: the first pass also pays for pages the build left cold.
+  const unmerged = runStrataQueries(store, queries);
+  log('Strata: merging the index’s segments…');
+  const segmentsBefore = segmentCounts(join(strataDir, 'strata.db'), fts5);
+  started = performance.now();
+  const mergeSteps = await store.mergeSearchIndex();
+  const merge = {
+    seconds: (performance.now() - started) / 1000,
+    steps: mergeSteps,
+    segmentsBefore,
+    segmentsAfter: segmentCounts(join(strataDir, 'strata.db'), fts5),
+    afterBuild,
+    unmerged,
+  };
+  log(`  ${mergeSteps} steps in ${merge.seconds.toFixed(1)} s`);
+  log(`Strata: ${queries.length} queries on the merged index…`);
   runStrataQueries(store, warmup);
   const strata = runStrataQueries(store, queries);
   await store.close();
@@ -164,7 +194,7 @@ async function main() {
   setup.loadAfter = loadavg()[0];
   setup.runSeconds = (performance.now() - runStarted) / 1000;
   process.stdout.write(
-    `\n${formatSearchReport({ setup, corpus, build, strataBytes, tables, windows, queries, strata, postgres, postgresSkipped })}\n`,
+    `\n${formatSearchReport({ setup, corpus, build, merge, strataBytes, tables, windows, queries, strata, postgres, postgresSkipped })}\n`,
   );
 }
 

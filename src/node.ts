@@ -70,6 +70,8 @@ export function startNode(options: NodeOptions): StrataNode {
     onSync: (s, n) => metrics.onSync(s, n),
     onCheckpoint: (report) => metrics.checkpointSeconds.observe(report.seconds),
     onCheckpointError: (error) => app.log.error({ err: error }, 'WAL checkpoint failed'),
+    onSearchMerge: (seconds) => metrics.searchMergeSeconds.observe(seconds),
+    onSearchMergeError: (error) => app.log.error({ err: error }, 'search index merge failed'),
   });
   const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));
@@ -82,7 +84,7 @@ export function startNode(options: NodeOptions): StrataNode {
       id: store.nodeId,
       name: config?.name ?? `strata-${store.nodeId.slice(0, 6)}`,
       url: config?.advertise ?? 'http://127.0.0.1:7070',
-      incarnation: store.nextIncarnation(options.clock.now()),
+      incarnation: store.incarnation,
       ...(config?.geo ? { geo: config.geo } : {}),
     },
     ...(config?.key ? { clusterKey: config.key } : {}),

@@ -101,6 +101,21 @@ export function runStrataQueries(store, queries) {
   });
 }
 
+/**
+ * Segments of each FTS5 table of the database (`fts5` is Strata's fts5-structure.js and schema.js),
+ * read on a connection of its own: `{ search_text: 14, … }`.
+ */
+export function segmentCounts(file, fts5) {
+  const db = new Database(file, { readonly: true });
+  try {
+    return Object.fromEntries(
+      fts5.fts5Tables.map((table) => [table, fts5.fts5Segments(db, table).flat().length]),
+    );
+  } finally {
+    db.close();
+  }
+}
+
 /** Bytes of the files in a directory tree. */
 export function directoryBytes(path) {
   let total = 0;

@@ -35,8 +35,14 @@ export class Metrics {
   });
   readonly checkpointSeconds = new Histogram({
     name: 'strata_checkpoint_duration_seconds',
-    help: 'Time of each WAL checkpoint on the checkpoint worker (off the event loop)',
+    help: 'Time of each WAL checkpoint on the database worker (off the event loop)',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly searchMergeSeconds = new Histogram({
+    name: 'strata_search_merge_step_seconds',
+    help: 'Time of each step of idle search-index merging on the database worker (writes wait for a step)',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
     registers: [this.registry],
   });
   readonly logBytes = new Gauge({

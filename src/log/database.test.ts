@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { waitFor } from '../../test/support/wait.js';
-import type { CheckpointReport } from './checkpointer.js';
 import { NodeDatabase } from './database.js';
+import type { CheckpointReport } from './database-worker.js';
 
 let dir: string;
 let database: NodeDatabase | undefined;
@@ -79,8 +79,8 @@ describe('NodeDatabase checkpoints', () => {
     const errors: Error[] = [];
     database = new NodeDatabase(join(dir, 'strata.db'), { onCheckpointError: (error) => errors.push(error) });
     // The worker is private; a crash is simulated by terminating it from outside.
-    const inside = database as unknown as { checkpointer: { worker: { terminate(): Promise<number> } } };
-    await inside.checkpointer.worker.terminate();
+    const inside = database as unknown as { worker: { worker: { terminate(): Promise<number> } } };
+    await inside.worker.worker.terminate();
     const target = database;
     await waitFor(() => target.db.pragma('wal_autocheckpoint', { simple: true }) === 1000, {
       timeoutMs: 5_000,
@@ -100,5 +100,50 @@ describe('NodeDatabase checkpoints', () => {
     database = new NodeDatabase(file);
     expect(database.db.prepare('SELECT COUNT(*) FROM filler').pluck().get()).toBe(200);
     expect(database.db.pragma('integrity_check', { simple: true })).toBe('ok');
+  });
+
+  it('runs a statement on the worker: it counts the changes, and this connection sees them', async () => {
+    database = new NodeDatabase(join(dir, 'strata.db'));
+    database.db.exec('CREATE TABLE jobs (n INTEGER PRIMARY KEY, done INTEGER NOT NULL) STRICT');
+    const insert = database.db.prepare('INSERT INTO jobs (n, done) VALUES (?, 0)');
+    for (let n = 1; n <= 5; n++) insert.run(n);
+    const run = await database.runInBackground('UPDATE jobs SET done = 1 WHERE n <= 3');
+    expect(run.changes).toBe(3);
+    expect(run.seconds).toBeGreaterThanOrEqual(0);
+    expect(database.db.prepare('SELECT SUM(done) FROM jobs').pluck().get()).toBe(3);
+    // The same statement again finds nothing left to change.
+    expect(
+      (await database.runInBackground('UPDATE jobs SET done = 1 WHERE done = 0 AND n <= 3')).changes,
+    ).toBe(0);
+  });
+
+  it('rejects a statement that fails with its error, and keeps running the next', async () => {
+    database = new NodeDatabase(join(dir, 'strata.db'));
+    await expect(database.runInBackground('UPDATE no_such_table SET x = 1')).rejects.toThrow(/no such table/);
+    expect((await database.runInBackground("INSERT INTO meta (name, value) VALUES ('k', 'v')")).changes).toBe(
+      1,
+    );
+    expect(database.getMeta('k')).toBe('v');
+  });
+
+  it('resets the WAL between background statements that write back to back', async () => {
+    const file = join(dir, 'strata.db');
+    database = new NodeDatabase(file, { checkpointIntervalMs: 10, walRestartFrames: 200 });
+    database.db.exec('CREATE TABLE filler (n INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT');
+    // 300 statements of 30 KB each: 9 MB with no write of this connection, and so no reset of its own.
+    for (let n = 0; n < 300; n++) {
+      await database.runInBackground(
+        `WITH RECURSIVE row (k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM row WHERE k < 9)
+         INSERT INTO filler (n, data) SELECT ${n} * 10 + k, randomblob(3000) FROM row`,
+      );
+    }
+    expect(database.db.prepare('SELECT COUNT(*) FROM filler').pluck().get()).toBe(3000);
+    expect(statSync(`${file}-wal`).size).toBeLessThan(6_000_000);
+  });
+
+  it('refuses statements once closed', async () => {
+    const closing = new NodeDatabase(join(dir, 'strata.db'));
+    await closing.close();
+    await expect(closing.runInBackground('SELECT 1')).rejects.toThrow(/stopped/);
   });
 });

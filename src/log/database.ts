@@ -2,7 +2,12 @@ import { closeSync, fdatasync, fdatasyncSync, openSync } from 'node:fs';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { fail } from '../core/errors.js';
-import { Checkpointer, type CheckpointerOptions, type CheckpointReport } from './checkpointer.js';
+import {
+  type BackgroundRun,
+  type CheckpointReport,
+  DatabaseWorker,
+  type DatabaseWorkerOptions,
+} from './database-worker.js';
 
 export type Db = Database.Database;
 
@@ -16,9 +21,10 @@ const fdatasyncAsync = promisify(fdatasync);
  * fdatasyncs the WAL itself after each group commit (see GroupCommit for on which thread). A commit
  * is acknowledged only after that sync, so concurrent writers share one fsync.
  *
- * Checkpoints run on a worker thread with its own connection (see Checkpointer). This connection
- * checkpoints only to reset a WAL that grew past `walRestartFrames`, when it closes (as SQLite's last
- * connection does), and, should the worker die, automatically again as SQLite would by default.
+ * Checkpoints run on a worker thread with its own connection (see DatabaseWorker), which also runs
+ * background statements (`runInBackground`). This connection checkpoints only to reset a WAL that
+ * grew past `walRestartFrames`, when it closes (as SQLite's last connection does), and, should the
+ * worker die, automatically again as SQLite would by default.
  *
  * The data directory's LOCK file keeps a second Strata process out (DataDirLock).
  */
@@ -45,7 +51,7 @@ const inlineCheckpointFrames = 1000;
 export class NodeDatabase {
   readonly db: Db;
   private walFd: number | undefined;
-  private readonly checkpointer: Checkpointer;
+  private readonly worker: DatabaseWorker;
   private readonly restart: Database.Statement;
   private readonly restartFrames: number;
 
@@ -53,8 +59,8 @@ export class NodeDatabase {
     readonly file: string,
     private readonly options: NodeDatabaseOptions = {},
   ) {
-    // No busy wait: only this process writes, and a checkpoint that finds the worker busy simply
-    // runs next time.
+    // No busy wait: only this process writes, it never writes here while the worker runs a
+    // statement, and a checkpoint that finds the worker busy simply runs next time.
     const db = new Database(file, { timeout: 0 });
     try {
       db.pragma('journal_mode = WAL');
@@ -78,8 +84,9 @@ export class NodeDatabase {
     fdatasyncSync(this.walFd);
     this.restart = db.prepare('PRAGMA wal_checkpoint(RESTART)');
     this.restartFrames = options.walRestartFrames ?? walRestartFrames;
-    const checkpointerOptions: CheckpointerOptions = {
+    const workerOptions: DatabaseWorkerOptions = {
       intervalMs: options.checkpointIntervalMs,
+      restartFrames: this.restartFrames,
       onCheckpoint: options.onCheckpoint,
       onError: options.onCheckpointError,
       // Without the worker, SQLite's automatic checkpoint on this thread keeps the WAL bounded again.
@@ -91,7 +98,7 @@ export class NodeDatabase {
       },
     };
     try {
-      this.checkpointer = new Checkpointer(file, checkpointerOptions);
+      this.worker = new DatabaseWorker(file, workerOptions);
     } catch (error) {
       closeSync(this.walFd);
       db.close();
@@ -118,9 +125,17 @@ export class NodeDatabase {
    * mid-checkpoint the call reports busy and the next sync tries again.
    */
   private restartIfLong(): void {
-    if (this.checkpointer.frames < this.restartFrames || !this.db.open) return;
+    if (this.worker.frames < this.restartFrames || !this.db.open) return;
     const row = this.restart.get() as { busy: number };
-    if (row.busy === 0) this.checkpointer.restarted();
+    if (row.busy === 0) this.worker.restarted();
+  }
+
+  /**
+   * Runs a statement on the worker's connection, off the event loop (DatabaseWorker.run). Nothing
+   * may write on this connection until it resolves; its changes are made durable by the next sync.
+   */
+  runInBackground(sql: string): Promise<BackgroundRun> {
+    return this.worker.run(sql);
   }
 
   getMeta(name: string): string | undefined {
@@ -136,7 +151,7 @@ export class NodeDatabase {
 
   /** Stops the checkpoint worker, then closes the database (whose last connection checkpoints). */
   async close(): Promise<void> {
-    await this.checkpointer.stop();
+    await this.worker.stop();
     if (this.walFd !== undefined) {
       closeSync(this.walFd);
       this.walFd = undefined;

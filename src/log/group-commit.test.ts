@@ -211,4 +211,24 @@ describe('GroupCommit', () => {
     await expect(writer.submit(2)).rejects.toThrow(/closed/);
     expect(harness.applied).toEqual([[1]]);
   });
+
+  it('applies no batch until ready() resolves, then applies everything queued meanwhile in one', async () => {
+    const harness = new Harness();
+    let gate: Deferred | undefined = deferred();
+    const writer = new GroupCommit({ ...harness.options, ready: () => gate?.promise });
+    const first = writer.submit(1);
+    await flush();
+    const later = [2, 3].map((n) => writer.submit(n));
+    await flush();
+    expect(harness.applied).toEqual([]);
+    expect(writer.idle).toBe(false);
+    const opened = gate;
+    gate = undefined;
+    opened.resolve();
+    await harness.syncStartedAt(0);
+    expect(harness.applied).toEqual([[1, 2, 3]]);
+    harness.finishSync(0);
+    expect(await Promise.all([first, ...later])).toEqual(['ok 1', 'ok 2', 'ok 3']);
+    expect(writer.idle).toBe(true);
+  });
 });

@@ -18,6 +18,11 @@ export interface GroupCommitOptions<Request, Result> {
   /** Called once a batch is applied (visible to the writer's own transaction), before its sync. Must not throw. */
   applied?(batch: Request[], outcomes: Array<Result | Error>): void;
   /**
+   * Asked before each batch is applied: a promise to wait for first (work elsewhere that holds the
+   * database's write lock), or undefined to go ahead.
+   */
+  ready?(): Promise<unknown> | undefined;
+  /**
    * Upper bound on requests per batch. 1,000 keeps one transaction (which blocks the event loop
    * while it runs) under a few tens of milliseconds even for multi-op commits.
    */
@@ -41,6 +46,8 @@ export class GroupCommit<Request, Result> {
   /** Batches applied whose writers are not answered yet (at most `pipelineDepth`). */
   private inFlight = 0;
   private scheduled = false;
+  /** Waiting for `ready` before the next batch. */
+  private gated = false;
   private closed = false;
   /** The tail of the chain of syncs: each batch's sync starts after the previous one finished. */
   private syncing: Promise<void> = Promise.resolve();
@@ -57,6 +64,11 @@ export class GroupCommit<Request, Result> {
       this.queue.push({ request, resolve, reject });
       this.schedule();
     });
+  }
+
+  /** Nothing queued, waiting or in flight. */
+  get idle(): boolean {
+    return this.queue.length === 0 && this.inFlight === 0 && !this.scheduled && !this.gated;
   }
 
   /** Waits for queued writes to finish, then refuses new ones. */
@@ -83,7 +95,17 @@ export class GroupCommit<Request, Result> {
    * written.
    */
   private step(): void {
-    if (this.queue.length === 0 || this.inFlight >= pipelineDepth) return;
+    if (this.queue.length === 0 || this.inFlight >= pipelineDepth || this.gated) return;
+    const gate = this.options.ready?.();
+    if (gate) {
+      this.gated = true;
+      const resume = () => {
+        this.gated = false;
+        this.schedule();
+      };
+      gate.then(resume, resume);
+      return;
+    }
     const batch = this.queue.splice(0, this.batchMax);
     const requests = batch.map((item) => item.request);
     let outcomes: Array<Result | Error>;

@@ -70,6 +70,9 @@ CREATE INDEX IF NOT EXISTS versions_by_hlc ON versions (hlc);
 CREATE INDEX IF NOT EXISTS versions_by_bucket_hlc ON versions (bucket, hlc);
 `;
 
+/** Every FTS5 table of the index. */
+export const fts5Tables: readonly string[] = [...contentTableNames, 'search_pairs'];
+
 export const searchTables = [
   'search_text',
   'search_code',

@@ -8,10 +8,11 @@ import type { Envelope } from '../core/envelope.js';
 import { fail, StrataError } from '../core/errors.js';
 import type { CommitId, NodeId, VersionId } from '../core/ids.js';
 import { BlobStore, type StagedBlob } from '../log/blob-store.js';
-import type { CheckpointReport } from '../log/checkpointer.js';
 import { CommitLog } from '../log/commit-log.js';
 import { DataDirLock } from '../log/data-dir-lock.js';
 import { NodeDatabase } from '../log/database.js';
+import type { CheckpointReport } from '../log/database-worker.js';
+import { SearchMerger } from '../search/search-merger.js';
 import { SearchQueries } from '../search/search-query.js';
 import { computeDigest } from './digest.js';
 import { Queries, Snapshot } from './snapshot.js';
@@ -86,6 +87,12 @@ export interface StoreOptions {
   onCheckpoint?(report: CheckpointReport): void;
   /** Told when a WAL checkpoint failed; the next one tries again. */
   onCheckpointError?(error: Error): void;
+  /** Told how long each step of idle search merging took (SearchMerger). */
+  onSearchMerge?(seconds: number): void;
+  /** Told when a search merge step failed; merging starts again after the next write. */
+  onSearchMergeError?(error: Error): void;
+  /** How long no write must have come before idle work (search merging) runs (default 1 s). */
+  idleAfterMs?: number;
 }
 
 /**
@@ -94,6 +101,8 @@ export interface StoreOptions {
  */
 export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   readonly nodeId: NodeId;
+  /** Greater than at any earlier opening of this store (see nextIncarnation). */
+  readonly incarnation: number;
   readonly blobs: BlobStore;
   /** Search over every version (DESIGN §4); queries run against a snapshot. */
   readonly searches: SearchQueries;
@@ -102,6 +111,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private readonly log: CommitLog;
   private readonly queries: Queries;
   private readonly writer: Writer;
+  private readonly merger: SearchMerger;
   private readonly inlineBytesMax: number;
   private durablePos: number;
   /** Origin → highest durable seq: the version vector peers reconcile against. */
@@ -126,6 +136,7 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     }
     const db = this.database.db;
     this.nodeId = this.loadNodeId();
+    this.incarnation = this.nextIncarnation(options.clock.now());
     this.log = new CommitLog(db);
     this.inlineBytesMax = options.inlineBytesMax ?? 64 * 1024;
     this.blobs = new BlobStore(join(options.dataDir, 'blobs'), db, { inlineBytesMax: this.inlineBytesMax });
@@ -154,7 +165,14 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
         this.failure ??= error;
       },
     };
-    this.writer = new Writer(this.database, path, events);
+    this.merger = new SearchMerger(db, {
+      onStep: options.onSearchMerge,
+      onError: options.onSearchMergeError,
+    });
+    this.writer = new Writer(this.database, path, events, {
+      idleWork: this.merger,
+      ...(options.idleAfterMs !== undefined ? { idleAfterMs: options.idleAfterMs } : {}),
+    });
   }
 
   /** Why the store refuses writes, if it does. */
@@ -277,6 +295,14 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     return counts;
   }
 
+  /**
+   * Merges the search index's segments now until nothing is left to merge, instead of waiting for
+   * the node to be idle (SearchMerger). Resolves with the number of merge statements run.
+   */
+  mergeSearchIndex(): Promise<number> {
+    return this.writer.finishIdleWork();
+  }
+
   digest(): string {
     return computeDigest(this.database.db);
   }
@@ -297,8 +323,11 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     this.lock.release();
   }
 
-  /** A number greater than at any earlier start of this node (membership ranks restarts by it). */
-  nextIncarnation(now: number): number {
+  /**
+   * Counts this opening of the store: a number greater than at any earlier one (membership ranks
+   * restarts by it). Written while the store opens, before idle work may hold the write lock.
+   */
+  private nextIncarnation(now: number): number {
     const previous = Number(this.database.getMeta('incarnation') ?? 0);
     const next = Math.max(previous + 1, now);
     this.database.setMeta('incarnation', String(next));
