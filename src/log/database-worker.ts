@@ -82,6 +82,7 @@ const checkpointNow = () => {
 const timer = setInterval(checkpointNow, workerData.intervalMs);
 const run = (message) => {
   const started = process.hrtime.bigint();
+  let outcome;
   try {
     let statement = statements.get(message.sql);
     if (!statement) statements.set(message.sql, (statement = db.prepare(message.sql)));
@@ -89,25 +90,27 @@ const run = (message) => {
     statement.run();
     const changes = totalChanges.get() - before;
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    parentPort.postMessage({ kind: 'ran', id: message.id, changes, seconds });
+    outcome = { kind: 'ran', id: message.id, changes, seconds };
   } catch (error) {
-    parentPort.postMessage({ kind: 'ran', id: message.id, error: String(error && error.message || error) });
+    outcome = { kind: 'ran', id: message.id, error: String(error && error.message || error) };
   }
-  // Statements run back to back leave the timer few turns: checkpoint as often here, and between
-  // two statements (nothing of this connection is open) reset a WAL grown past its bound. The reset
-  // is busy while a reader still needs its frames; the next statement tries again.
+  // Statements run back to back leave the timer few turns: checkpoint as often here, and reset a
+  // WAL grown past its bound (busy while a reader still needs its frames; the next statement tries
+  // again). Both before answering: a RESTART checkpoint holds the write lock while it runs, and
+  // the main thread writes again once answered.
   if (performance.now() - checkpointedAt >= workerData.intervalMs) checkpointNow();
   if (last.log > workerData.restartFrames) {
     try {
-      const started = process.hrtime.bigint();
+      const restarting = process.hrtime.bigint();
       if (restart.get().busy === 0) {
         // The next write starts the WAL over: as long as the main thread knows, it has no frames.
         last = { log: 0, checkpointed: 0 };
-        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        const seconds = Number(process.hrtime.bigint() - restarting) / 1e9;
         parentPort.postMessage({ kind: 'checkpoint', walFrames: 0, checkpointedFrames: 0, seconds });
       }
     } catch {}
   }
+  parentPort.postMessage(outcome);
 };
 parentPort.on('message', (message) => {
   if (message && message.kind === 'run') return run(message);
