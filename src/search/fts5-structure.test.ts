@@ -10,7 +10,8 @@ describe('fts5Segments', () => {
     const insert = db.prepare('INSERT INTO t (body) VALUES (?)');
     for (let n = 0; n < transactions; n++) {
       db.transaction(() => {
-        for (let row = 0; row < rowsEach; row++) insert.run(`word${(n * rowsEach + row) % 5000} common text ${n}`);
+        for (let row = 0; row < rowsEach; row++)
+          insert.run(`word${(n * rowsEach + row) % 5000} common text ${n}`);
       })();
     }
     return db;

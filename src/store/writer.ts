@@ -175,9 +175,15 @@ export class Writer {
   private runIdleWork(): void {
     if (this.closed || this.background || !this.idleWork) return;
     // A batch in flight ends with `wrote`, which counts the quiet time again from there.
-    if (!this.group.idle) return this.armIdleTimer(this.idleAfterMs);
+    if (!this.group.idle) {
+      this.armIdleTimer(this.idleAfterMs);
+      return;
+    }
     const quietMs = performance.now() - this.lastWriteAt;
-    if (quietMs < this.idleAfterMs) return this.armIdleTimer(Math.max(1, this.idleAfterMs - quietMs));
+    if (quietMs < this.idleAfterMs) {
+      this.armIdleTimer(Math.max(1, this.idleAfterMs - quietMs));
+      return;
+    }
     const sql = this.idleWork.next();
     if (sql === undefined) return;
     void this.runInBackground(sql).then(() => setImmediate(() => this.runIdleWork()));
