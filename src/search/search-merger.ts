@@ -16,15 +16,15 @@ const mergeSegmentsMin = 2;
 export const mergeStepPages = 200;
 
 /**
- * Merges the segments of the FTS5 tables while the node is idle (DESIGN "Merging segments").
- * FTS5 writes each transaction's rows as a new segment and, inside later writes, merges four
- * segments of a level into one of the next; a term's doclist stays spread over the segments, and a
- * query reads and merges each. Written a few hundred versions a commit, a 1M-version index
- * answered its p99 in 60–68 ms against 39–46 ms merged into one segment.
+ * Merges the segments of the FTS5 tables while the node is idle (DESIGN "Merging segments while
+ * idle"). FTS5 writes each transaction's rows as a new segment and, inside later writes, merges
+ * four segments of a level into one of the next; a term's doclist stays spread over the segments,
+ * and a query seeks and merges each. Built 250 versions a commit, a 1M-version index answered its
+ * median query in 15.6 ms, merged in 11.9 ms.
  *
  * Each step is one `merge` command, run by the writer on the database worker in a transaction of
- * its own, never while a write is applied; the tables are taken in turn until a step finds nothing
- * to merge, and start again after the next write.
+ * its own, never while a write is applied; the tables are merged one after the other, each until a
+ * step finds nothing to merge, and all again after the next write.
  */
 export class SearchMerger implements IdleWork {
   /** Tables that may still have segments to merge, the one being merged first. */
