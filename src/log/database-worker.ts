@@ -183,6 +183,11 @@ export class DatabaseWorker {
     });
   }
 
+  /** The worker still runs: checkpoints and background statements are possible. */
+  get running(): boolean {
+    return !this.exited && !this.stopping;
+  }
+
   /** Frames in the WAL at the last checkpoint: the writer resets the WAL when this passes its bound. */
   get frames(): number {
     return this.walFrames;
@@ -199,7 +204,7 @@ export class DatabaseWorker {
    * for a lock, so that write would fail as busy.
    */
   run(sql: string): Promise<BackgroundRun> {
-    if (this.exited || this.stopping) return Promise.reject(new Error('the database worker stopped'));
+    if (!this.running) return Promise.reject(new Error('the database worker stopped'));
     const id = this.nextRunId++;
     return new Promise((resolve, reject) => {
       this.runs.set(id, { resolve, reject });

@@ -89,6 +89,9 @@ describe('NodeDatabase checkpoints', () => {
     expect(errors.map((error) => error.message)).toContain(
       'the checkpoint worker stopped; checkpoints run on the writer again',
     );
+    // Nothing runs in the background any more: the writer stops handing out idle work.
+    expect(target.runsInBackground).toBe(false);
+    await expect(target.runInBackground('SELECT 1')).rejects.toThrow(/stopped/);
     await write(target, 50);
   });
 

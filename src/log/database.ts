@@ -138,6 +138,11 @@ export class NodeDatabase {
     return this.worker.run(sql);
   }
 
+  /** False once the worker is gone (it died, or the database is closing): nothing runs in the background. */
+  get runsInBackground(): boolean {
+    return this.worker.running;
+  }
+
   getMeta(name: string): string | undefined {
     const row = this.db.prepare('SELECT value FROM meta WHERE name = ?').get(name) as
       | { value: string }
@@ -149,7 +154,7 @@ export class NodeDatabase {
     this.db.prepare('INSERT OR REPLACE INTO meta(name, value) VALUES (?, ?)').run(name, value);
   }
 
-  /** Stops the checkpoint worker, then closes the database (whose last connection checkpoints). */
+  /** Stops the database worker, then closes the database (whose last connection checkpoints). */
   async close(): Promise<void> {
     await this.worker.stop();
     if (this.walFd !== undefined) {

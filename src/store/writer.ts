@@ -138,7 +138,7 @@ export class Writer {
         await new Promise((resolve) => setTimeout(resolve, 1));
         continue;
       }
-      const sql = this.closed ? undefined : this.idleWork?.next();
+      const sql = this.closed || !this.database.runsInBackground ? undefined : this.idleWork?.next();
       if (sql === undefined) return statements;
       statements += 1;
       await this.runInBackground(sql);
@@ -173,7 +173,8 @@ export class Writer {
 
   /** Runs the next idle-work statement if the writer is quiet, then the one after it. */
   private runIdleWork(): void {
-    if (this.closed || this.background || !this.idleWork) return;
+    // Without the worker (it died; checkpoints run on this thread again) there is no idle work.
+    if (this.closed || this.background || !this.idleWork || !this.database.runsInBackground) return;
     // A batch in flight ends with `wrote`, which counts the quiet time again from there.
     if (!this.group.idle) {
       this.armIdleTimer(this.idleAfterMs);
