@@ -13,7 +13,7 @@ const mergeSegmentsMin = 2;
  * Pages of merged index one step writes, about (FTS5's `merge` command). FTS5 stops only between
  * two terms, so a step that reaches a very common word writes all of its doclist.
  */
-export const mergeStepPages = 200;
+const mergeStepPages = 200;
 
 /**
  * Merges the segments of the FTS5 tables while the node is idle (DESIGN "Merging segments while

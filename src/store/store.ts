@@ -111,7 +111,6 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private readonly log: CommitLog;
   private readonly queries: Queries;
   private readonly writer: Writer;
-  private readonly merger: SearchMerger;
   private readonly inlineBytesMax: number;
   private durablePos: number;
   /** Origin → highest durable seq: the version vector peers reconcile against. */
@@ -165,12 +164,12 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
         this.failure ??= error;
       },
     };
-    this.merger = new SearchMerger(db, {
+    const merger = new SearchMerger(db, {
       onStep: options.onSearchMerge,
       onError: options.onSearchMergeError,
     });
     this.writer = new Writer(this.database, path, events, {
-      idleWork: this.merger,
+      idleWork: merger,
       ...(options.idleAfterMs !== undefined ? { idleAfterMs: options.idleAfterMs } : {}),
     });
   }

@@ -35,7 +35,7 @@ export interface WriterOptions {
  * One second without a write: a client writing in a loop, or a peer catching up, never waits for
  * idle work, and a node that stopped writing starts on it soon after.
  */
-export const idleAfterMsDefault = 1000;
+const idleAfterMsDefault = 1000;
 
 /** The longest delay setTimeout takes (a longer one fires at once). */
 const timerDelayMsMax = 2 ** 31 - 1;

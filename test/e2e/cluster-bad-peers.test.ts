@@ -13,6 +13,7 @@ import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from
 import {
   cleanUpProcesses,
   freePort,
+  getJson,
   type StrataServer,
   startServer,
   temporaryDirectory,
@@ -56,16 +57,9 @@ interface Status {
   links: { eager: string[]; lazy: string[] };
 }
 
-async function getJson<T>(server: StrataServer, path: string): Promise<T> {
-  const response = await request(`${server.url}${path}`, { headers: auth });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`GET ${path}: HTTP ${response.statusCode} ${text}`);
-  return JSON.parse(text) as T;
-}
-
-const statusOf = (server: StrataServer) => getJson<Status>(server, '/v1/cluster/status');
+const statusOf = (server: StrataServer) => getJson<Status>(server, '/v1/cluster/status', auth);
 const digestOf = async (server: StrataServer) =>
-  (await getJson<{ digest: string }>(server, '/v1/admin/digest')).digest;
+  (await getJson<{ digest: string }>(server, '/v1/admin/digest', auth)).digest;
 
 /** strata_cluster_peers_refused_total by reason, from /metrics. */
 async function refusedMetrics(server: StrataServer): Promise<Refused> {

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { clusterAdminToken as adminToken, clusterAuth as auth, clusterKey } from '../support/cluster.js';
-import { cleanUpProcesses, type StrataServer, startServer, temporaryDirectory } from '../support/process.js';
+import {
+  cleanUpProcesses,
+  getJson,
+  type StrataServer,
+  startServer,
+  temporaryDirectory,
+} from '../support/process.js';
 import {
   seedCommits,
   seededContentType,
@@ -36,26 +42,18 @@ interface Member {
   revision: Record<string, number>;
 }
 
-async function getJson<T>(server: StrataServer, path: string): Promise<T> {
-  const response = await request(`${server.url}${path}`, {
-    headers: auth,
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000,
-  });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`GET ${path}: HTTP ${response.statusCode} ${text}`);
-  return JSON.parse(text) as T;
-}
+/** A node busy catching up may take a while to answer. */
+const answerTimeoutMs = 30_000;
 
 async function selfRevision(server: StrataServer): Promise<Record<string, number>> {
-  const status = await getJson<{ members: Member[] }>(server, '/v1/cluster/status');
+  const status = await getJson<{ members: Member[] }>(server, '/v1/cluster/status', auth, answerTimeoutMs);
   const self = status.members.find((member) => member.self);
   if (!self) throw new Error('cluster status has no self row');
   return self.revision;
 }
 
 async function digestOf(server: StrataServer): Promise<string> {
-  return (await getJson<{ digest: string }>(server, '/v1/admin/digest')).digest;
+  return (await getJson<{ digest: string }>(server, '/v1/admin/digest', auth, answerTimeoutMs)).digest;
 }
 
 /** VmRSS and VmHWM of a process in bytes, from /proc (Linux). */
@@ -166,6 +164,8 @@ describe('a new node catching up', () => {
       await getJson<{ counters: { syncBatchesReceived: number; commitsPulled: number; invalid: number } }>(
         b,
         '/v1/cluster/status',
+        auth,
+        answerTimeoutMs,
       )
     ).counters;
     console.log(

@@ -257,6 +257,25 @@ async function healthy(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * GETs `path` from a node with `headers` and parses its JSON; anything but 200 throws with the
+ * body in view. `timeoutMs` bounds headers and body (undici's default, 300 s, when absent).
+ */
+export async function getJson<T>(
+  server: StrataServer,
+  path: string,
+  headers: Record<string, string>,
+  timeoutMs?: number,
+): Promise<T> {
+  const response = await request(`${server.url}${path}`, {
+    headers,
+    ...(timeoutMs !== undefined ? { headersTimeout: timeoutMs, bodyTimeout: timeoutMs } : {}),
+  });
+  const text = await response.body.text();
+  if (response.statusCode !== 200) throw new Error(`GET ${path}: HTTP ${response.statusCode} ${text}`);
+  return JSON.parse(text) as T;
+}
+
 export interface CliResult extends ExitStatus {
   stdout: string;
   /** Stdout as bytes, for commands that print object bodies. */
