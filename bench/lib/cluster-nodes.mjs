@@ -89,7 +89,7 @@ export async function waitForEqualDigests(nodes, timeoutMs, pollMs = 200) {
 /** The cluster counters of `/v1/cluster/status`, summed over the nodes. */
 export async function clusterCounters(nodes) {
   const statuses = await Promise.all(nodes.map((node) => node.json('/v1/cluster/status')));
-  const total = { messagesSent: {}, bytesSent: 0, bytesReceived: 0 };
+  const total = { messagesSent: {}, bytesSent: 0, bytesReceived: 0, framesSent: 0 };
   for (const { counters } of statuses) {
     for (const [name, value] of Object.entries(counters)) {
       if (typeof value === 'number') total[name] = (total[name] ?? 0) + value;
@@ -98,6 +98,7 @@ export async function clusterCounters(nodes) {
       total.messagesSent[type] = (total.messagesSent[type] ?? 0) + count;
     total.bytesSent += counters.bytes?.sent ?? 0;
     total.bytesReceived += counters.bytes?.received ?? 0;
+    total.framesSent += counters.frames?.sent ?? 0;
   }
   return total;
 }

@@ -75,6 +75,11 @@ export function formatClusterRun(run) {
   const totalSent = Object.values(counters.messagesSent).reduce((sum, value) => sum + value, 0);
   rows.push(['all messages', count(totalSent), fixed(totalSent / acknowledged, 3)]);
   rows.push([
+    `frames sent on peer links (${fixed(totalSent / Math.max(counters.framesSent, 1), 2)} messages per frame)`,
+    count(counters.framesSent),
+    fixed(counters.framesSent / acknowledged, 3),
+  ]);
+  rows.push([
     'bytes sent on peer links',
     count(counters.bytesSent),
     fixed(counters.bytesSent / acknowledged, 0),

@@ -37,10 +37,20 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterServi
     for (const [reason, count] of Object.entries(cluster.counters.refused)) g.set({ reason }, count);
   });
   gauge('strata_cluster_link_bytes_total', 'Bytes of peer messages', ['direction'], (g) => {
-    const bytes = cluster.linkBytes();
+    const { bytes } = cluster.linkTraffic();
     g.set({ direction: 'sent' }, bytes.sent);
     g.set({ direction: 'received' }, bytes.received);
   });
+  gauge(
+    'strata_cluster_link_frames_total',
+    'WebSocket frames on peer links (each one message or a batch of them)',
+    ['direction'],
+    (g) => {
+      const { frames } = cluster.linkTraffic();
+      g.set({ direction: 'sent' }, frames.sent);
+      g.set({ direction: 'received' }, frames.received);
+    },
+  );
   gauge(
     'strata_cluster_replication_delay_ms',
     'Mean replication delay of recent commits from other nodes',

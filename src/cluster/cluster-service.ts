@@ -35,10 +35,18 @@ const arrivingBlobWaitMs = 60_000;
 /** After `leave`, time for the announcement to reach the neighbours before the links close. */
 const leaveFlushMs = 300;
 
+/** Counts on peer links in each direction. */
+export interface Traffic {
+  sent: number;
+  received: number;
+}
+
 export interface ClusterCounters {
   refused: Record<RefusalReason, number>;
   bytesSent: number;
   bytesReceived: number;
+  framesSent: number;
+  framesReceived: number;
   blobsPulled: number;
   blobPullsFailed: number;
 }
@@ -54,6 +62,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     refused: { unauthenticated: 0, malformed: 0, timeout: 0, self: 0, backlog: 0 },
     bytesSent: 0,
     bytesReceived: 0,
+    framesSent: 0,
+    framesReceived: 0,
     blobsPulled: 0,
     blobPullsFailed: 0,
   };
@@ -199,6 +209,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       this.open.delete(link);
       this.counters.bytesSent += link.bytesSent;
       this.counters.bytesReceived += link.bytesReceived;
+      this.counters.framesSent += link.framesSent;
+      this.counters.framesReceived += link.framesReceived;
       if (link.peer !== undefined && this.links.get(link.peer) === link) {
         this.links.delete(link.peer);
         this.step({ type: 'link_down', peer: link.peer });
@@ -380,15 +392,18 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     }
   }
 
-  /** Open links and their byte counts, for metrics. */
-  linkBytes(): { sent: number; received: number } {
-    let sent = this.counters.bytesSent;
-    let received = this.counters.bytesReceived;
+  /** Bytes and frames on peer links since start, closed links included. */
+  linkTraffic(): { bytes: Traffic; frames: Traffic } {
+    const { bytesSent, bytesReceived, framesSent, framesReceived } = this.counters;
+    const bytes = { sent: bytesSent, received: bytesReceived };
+    const frames = { sent: framesSent, received: framesReceived };
     for (const link of this.open) {
-      sent += link.bytesSent;
-      received += link.bytesReceived;
+      bytes.sent += link.bytesSent;
+      bytes.received += link.bytesReceived;
+      frames.sent += link.framesSent;
+      frames.received += link.framesReceived;
     }
-    return { sent, received };
+    return { bytes, frames };
   }
 
   /** For tests: the commit ids this node is still waiting to apply. */

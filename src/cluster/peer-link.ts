@@ -8,6 +8,8 @@ export const linkMessageBytesMax = 32 * 1024 * 1024;
 const linkBacklogBytesMax = 16 * 1024 * 1024;
 /** A peer that has not said hello by then is not a peer. */
 export const helloTimeoutMs = 5_000;
+/** Messages in one frame at most; a batch holds what one turn of the event loop produced. */
+export const messagesPerFrameMax = 10_000;
 
 export type RefusalReason = 'unauthenticated' | 'malformed' | 'timeout' | 'self' | 'backlog';
 
@@ -19,17 +21,27 @@ export interface LinkEvents {
 }
 
 /**
- * One authenticated WebSocket to a peer: the first message in each direction is a hello, every
- * later one a PeerMessage as JSON. Anything that does not parse closes the link (the node keeps
- * serving; the peer may reconnect and try again).
+ * One authenticated WebSocket to a peer: the first frame in each direction is a hello, every later
+ * one a PeerMessage as JSON, or a JSON array of them in the order they were sent. Messages sent in
+ * one turn of the event loop (a batch of applied commits forwarded to an eager peer, the
+ * announcements that follow) leave together in one frame at the end of that turn: one write and
+ * one wake-up of the peer instead of one per message. Anything that does not parse closes the link
+ * (the node keeps serving; the peer may reconnect and try again).
  */
 export class PeerLink {
   peer: NodeId | undefined;
   info: MemberInfo | undefined;
   bytesSent = 0;
   bytesReceived = 0;
+  /** WebSocket frames: each holds one message or a batch of them. */
+  framesSent = 0;
+  framesReceived = 0;
   private helloTimer: NodeJS.Timeout | undefined;
   private closedAlready = false;
+  /** Messages of this turn of the event loop, as JSON, not yet written. */
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -44,21 +56,42 @@ export class PeerLink {
     socket.on('error', () => socket.terminate());
   }
 
+  /** Queues a message; it is written at the end of this turn of the event loop, after those queued before it. */
   send(message: PeerMessage | Hello): void {
     if (this.socket.readyState !== this.socket.OPEN) return;
-    if (this.socket.bufferedAmount > linkBacklogBytesMax) {
+    if (this.socket.bufferedAmount + this.pendingBytes > linkBacklogBytesMax) {
       this.refuse('backlog', 'the peer reads too slowly');
       return;
     }
     const text = JSON.stringify(message);
     this.bytesSent += text.length;
-    this.socket.send(text);
+    this.pending.push(text);
+    this.pendingBytes += text.length;
+    // The hello goes at once and alone: the peer reads the first frame as a hello, never a batch.
+    if (message.type === 'hello' || this.pending.length >= messagesPerFrameMax) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
   }
 
   close(code = 1000, reason = 'bye'): void {
+    this.flush();
     if (this.socket.readyState === this.socket.OPEN || this.socket.readyState === this.socket.CONNECTING)
       this.socket.close(code, reason);
     else this.socket.terminate();
+  }
+
+  /** Writes the queued messages as one frame: the message itself when it is alone, else an array. */
+  private flush(): void {
+    this.flushScheduled = false;
+    const pending = this.pending;
+    if (pending.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    this.framesSent += 1;
+    this.socket.send(pending.length === 1 ? (pending[0] as string) : `[${pending.join(',')}]`);
   }
 
   refuse(reason: RefusalReason, detail: string): void {
@@ -69,6 +102,7 @@ export class PeerLink {
   private onData(data: RawData, isBinary: boolean): void {
     const length = Array.isArray(data) ? data.reduce((sum, part) => sum + part.length, 0) : data.byteLength;
     this.bytesReceived += length;
+    this.framesReceived += 1;
     let value: unknown;
     try {
       if (isBinary) throw new Error('binary frame');
@@ -91,7 +125,17 @@ export class PeerLink {
         this.events.hello(this, hello);
         return;
       }
-      this.events.message(this, parsePeerMessage(value));
+      if (!Array.isArray(value)) {
+        this.events.message(this, parsePeerMessage(value));
+        return;
+      }
+      if (value.length === 0 || value.length > messagesPerFrameMax)
+        throw new Error(`a frame holds 1–${messagesPerFrameMax} messages`);
+      // All parsed before any is acted on: a bad message refuses the frame as a whole.
+      for (const message of value.map(parsePeerMessage)) {
+        if (this.closedAlready) return;
+        this.events.message(this, message);
+      }
     } catch (error) {
       this.refuse('malformed', (error as Error).message);
     }

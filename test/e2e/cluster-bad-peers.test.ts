@@ -122,8 +122,11 @@ class RawLink {
       });
     });
     this.opened.catch(() => {});
+    // A frame holds one message or a batch of them (peer-link.ts): messages are kept one by one.
     this.socket.on('message', (data, isBinary) => {
-      this.messages.push(isBinary ? data : JSON.parse(data.toString()));
+      const value = isBinary ? data : JSON.parse(data.toString());
+      if (Array.isArray(value)) this.messages.push(...value);
+      else this.messages.push(value);
     });
   }
 
@@ -343,6 +346,16 @@ describe('a node facing bad peers', () => {
       reason: 'malformed',
     },
     { name: 'a second hello', afterHello: true, message: { type: 'hello' }, reason: 'malformed' },
+    { name: 'an empty batch', afterHello: true, message: [], reason: 'malformed' },
+    {
+      name: 'a batch with one bad message after good ones',
+      afterHello: true,
+      message: [
+        { type: 'ping', sentAt: Date.now() },
+        { type: 'gossip', round: 0 },
+      ],
+      reason: 'malformed',
+    },
   ];
   for (const { name, afterHello, message, reason } of garbage) {
     it(`closes an authenticated link that sends ${name}`, async () => {
@@ -410,6 +423,26 @@ describe('a node facing bad peers', () => {
     expect(closed.code).toBe(4400);
     expect(closed.reason).toMatch(/^timeout:/);
     await expectRefused(a, before, 'timeout');
+    await expectServing();
+  });
+
+  it('answers every message of a batch, in order, and keeps the link', async () => {
+    const { link } = await helloLink();
+    const before = await refusals(a);
+    const sentAt = [Date.now() - 2, Date.now() - 1];
+    link.send(sentAt.map((at) => ({ type: 'ping', sentAt: at })));
+    const pongs = () =>
+      link.messages
+        .filter(
+          (message): message is { type: 'pong'; pingSentAt: number } =>
+            (message as { type?: string }).type === 'pong',
+        )
+        .map((pong) => pong.pingSentAt);
+    await waitFor(() => pongs().length >= 2, { timeoutMs: reactionTimeoutMs, what: 'two pongs' });
+    expect(pongs()).toEqual(sentAt);
+    expect(link.isClosed).toBe(false);
+    expect(await refusals(a)).toEqual(before);
+    link.close();
     await expectServing();
   });
 

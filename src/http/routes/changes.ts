@@ -40,11 +40,14 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     const pump = () => {
       for (;;) {
         const rows = context.store.snapshot().changes(cursor, changesLimitMax, bucket);
+        // One write per page: a batch of commits is one chunk on the wire, not one per change.
+        let events = '';
         for (const row of rows) {
           cursor = row.cursor;
           if (visible(row))
-            raw.write(`id: ${row.cursor}\nevent: change\ndata: ${JSON.stringify(changeView(row))}\n\n`);
+            events += `id: ${row.cursor}\nevent: change\ndata: ${JSON.stringify(changeView(row))}\n\n`;
         }
+        if (events !== '') raw.write(events);
         if (raw.writableLength > streamBacklogBytesMax) {
           raw.destroy();
           return;

@@ -267,6 +267,7 @@ describe('GET /metrics', () => {
       'strata_cluster_broadcast_total',
       'strata_cluster_peers_refused_total',
       'strata_cluster_link_bytes_total',
+      'strata_cluster_link_frames_total',
       'strata_cluster_replication_delay_ms',
       'strata_cluster_clock_offset_ms',
       'strata_cluster_pending_commits',
@@ -276,5 +277,6 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^strata_cluster_members\{state="dead"\} 0$/m);
     expect(text).toMatch(/^strata_cluster_peers_refused_total\{reason="unauthenticated"\} 1$/m);
     expect(text).toMatch(/^strata_cluster_pending_commits\{stage="waiting"\} 0$/m);
+    expect(text).toMatch(/^strata_cluster_link_frames_total\{direction="sent"\} 0$/m);
   });
 });

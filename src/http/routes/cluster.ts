@@ -96,6 +96,6 @@ export function countersOf(cluster: ClusterService) {
     blobsPulled: cluster.counters.blobsPulled,
     blobPullsFailed: cluster.counters.blobPullsFailed,
     ...cluster.backlog(),
-    bytes: cluster.linkBytes(),
+    ...cluster.linkTraffic(),
   };
 }
