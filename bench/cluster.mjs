@@ -34,6 +34,7 @@ import {
 import { formatCatchup, formatClusterRun, formatSummary } from './lib/cluster-report.mjs';
 import { replicationDelays, visibleEverywhere } from './lib/cluster-stats.mjs';
 import { ownCpuSeconds, processCpuSeconds } from './lib/cpu.mjs';
+import { groupCommitWindow } from './lib/strata.mjs';
 import { waitUntil } from './lib/wait.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -130,6 +131,7 @@ async function runCluster({ size, tempDir, clusterKey, rate, seconds }) {
 
     const before = await clusterCounters(nodes);
     const nodeCpuBefore = nodes.map((node) => processCpuSeconds(node.pid));
+    const groupCommitBefore = await Promise.all(nodes.map((node) => node.groupCommitTotals()));
     const clientCpuBefore = ownCpuSeconds();
     const windowStart = performance.now();
     log(`  load: ${seconds} s at ${rate} commits/s…`);
@@ -137,6 +139,7 @@ async function runCluster({ size, tempDir, clusterKey, rate, seconds }) {
     const loadMs = performance.now() - windowStart;
     const nodeCpuAfter = nodes.map((node) => processCpuSeconds(node.pid));
     const clientCpuAfter = ownCpuSeconds();
+    const groupCommitAfter = await Promise.all(nodes.map((node) => node.groupCommitTotals()));
 
     const lastAck = performance.now();
     let complete = false;
@@ -174,6 +177,9 @@ async function runCluster({ size, tempDir, clusterKey, rate, seconds }) {
         nodes: nodes.map((_, index) => percentOfCore(nodeCpuBefore[index], nodeCpuAfter[index])),
         client: percentOfCore(clientCpuBefore, clientCpuAfter),
       },
+      groupCommit: nodes.map((_, index) =>
+        groupCommitWindow(groupCommitBefore[index], groupCommitAfter[index], loadMs),
+      ),
     };
   });
 }
