@@ -1,9 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
-import type { NodeId } from '../core/ids.js';
+import type { CommitId, NodeId } from '../core/ids.js';
 import type { Hello, MemberInfo, PeerMessage } from './messages.js';
-import { type LinkEvents, messagesPerFrameMax, PeerLink, type RefusalReason } from './peer-link.js';
+import {
+  batchBytesMax,
+  type LinkEvents,
+  messagesPerFrameMax,
+  PeerLink,
+  type RefusalReason,
+} from './peer-link.js';
 
 /**
  * PeerLink over a real WebSocket on 127.0.0.1: what one turn of the event loop sends leaves as one
@@ -125,6 +131,22 @@ describe('PeerLink', () => {
     link.send(ping(8));
     await until(() => frames.length === 3, 'the second ping');
     expect(frames.slice(1)).toEqual([ping(7), ping(8)]);
+  });
+
+  it(`cuts a batch before it passes ${batchBytesMax} bytes, and keeps the order`, async () => {
+    const { link, frames } = await greeted();
+    // A graft of 10,000 ids is about 660 KB: two do not fit in one batch, a small message after them does.
+    const graft = (digit: string): PeerMessage => ({
+      type: 'graft',
+      ids: Array.from({ length: 10_000 }, () => digit.repeat(64) as CommitId),
+    });
+    link.send(graft('a'));
+    link.send(graft('b'));
+    link.send(ping(3));
+    await until(() => frames.length === 3, 'two more frames');
+    expect(frames[1]).toEqual(graft('a'));
+    expect(frames[2]).toEqual([graft('b'), ping(3)]);
+    expect(JSON.stringify(frames[2]).length).toBeLessThanOrEqual(batchBytesMax);
   });
 
   it('hands each message of a received batch to its owner, in order', async () => {

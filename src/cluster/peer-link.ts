@@ -10,6 +10,11 @@ const linkBacklogBytesMax = 16 * 1024 * 1024;
 export const helloTimeoutMs = 5_000;
 /** Messages in one frame at most; a batch holds what one turn of the event loop produced. */
 export const messagesPerFrameMax = 10_000;
+/**
+ * A batch is cut before it passes this many bytes, so that batching never makes a frame larger than
+ * the largest single message (a sync batch of about 1 MiB) and keeps far from `linkMessageBytesMax`.
+ */
+export const batchBytesMax = 1024 * 1024;
 
 export type RefusalReason = 'unauthenticated' | 'malformed' | 'timeout' | 'self' | 'backlog';
 
@@ -65,6 +70,7 @@ export class PeerLink {
     }
     const text = JSON.stringify(message);
     this.bytesSent += text.length;
+    if (this.pending.length > 0 && this.pendingBytes + text.length > batchBytesMax) this.flush();
     this.pending.push(text);
     this.pendingBytes += text.length;
     // The hello goes at once and alone: the peer reads the first frame as a hello, never a batch.
@@ -133,7 +139,8 @@ export class PeerLink {
         throw new Error(`a frame holds 1–${messagesPerFrameMax} messages`);
       // All parsed before any is acted on: a bad message refuses the frame as a whole.
       for (const message of value.map(parsePeerMessage)) {
-        if (this.closedAlready) return;
+        // A message earlier in the batch may have closed the link.
+        if (this.socket.readyState !== this.socket.OPEN) return;
         this.events.message(this, message);
       }
     } catch (error) {
