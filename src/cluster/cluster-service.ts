@@ -173,6 +173,7 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       type: 'hello',
       member: this.replica.membership.info(),
       proof: auth.accept(this.options.self.id, dialer.nonce),
+      batches: true,
     });
   }
 
@@ -330,7 +331,12 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       if (link.info === undefined) this.step({ type: 'connect_failed', url });
     });
     socket.on('open', () =>
-      link.send({ type: 'hello', member: this.replica.membership.info(), proof: '0'.repeat(64) }),
+      link.send({
+        type: 'hello',
+        member: this.replica.membership.info(),
+        proof: '0'.repeat(64),
+        batches: true,
+      }),
     );
     socket.on('unexpected-response', () => socket.terminate());
   }

@@ -322,6 +322,12 @@ describe('parseHello', () => {
 
   it('round-trips a hello', () => {
     expect(parseHello(wire(hello))).toEqual(hello);
+    expect(parseHello(wire({ ...hello, batches: true }))).toEqual({ ...hello, batches: true });
+  });
+
+  it('reads batches as absent unless it is true', () => {
+    expect(parseHello(wire({ ...hello, batches: false }))).not.toHaveProperty('batches');
+    expect(parseHello(wire(hello))).not.toHaveProperty('batches');
   });
 
   const cases: Array<[string, unknown]> = [
@@ -334,6 +340,7 @@ describe('parseHello', () => {
     ['no member', { ...hello, member: undefined }],
     ['a member with a bad id', { ...hello, member: member({ id: 'nope' as NodeId }) }],
     ['a member with bad geo', { ...hello, member: member({ geo: { lat: 100, lon: 0 } }) }],
+    ['batches that is not a boolean', { ...hello, batches: 'yes' }],
   ];
 
   it.each(cases)('refuses %s with STRATA_BAD_REQUEST', (_, value) => {

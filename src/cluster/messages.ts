@@ -87,6 +87,11 @@ export interface Hello {
   member: MemberInfo;
   /** HMAC of the other side's nonce under the cluster key (see link-auth.ts). */
   proof: string;
+  /**
+   * The sender reads frames that hold a batch of messages (peer-link.ts), so it may be sent them.
+   * Nodes that predate batches leave it out and are sent one message per frame.
+   */
+  batches?: boolean;
 }
 
 /** Bounds on what one message may hold, so that a peer cannot make a node allocate without limit. */
@@ -145,7 +150,11 @@ export function parseHello(value: unknown): Hello {
   const message = record(value, 'hello');
   if (message.type !== 'hello') bad('the first message on a link must be a hello');
   if (typeof message.proof !== 'string' || !proofPattern.test(message.proof)) bad('hello.proof is malformed');
-  return { type: 'hello', member: member(message.member), proof: message.proof };
+  if (message.batches !== undefined && typeof message.batches !== 'boolean')
+    bad('hello.batches must be a boolean');
+  const hello: Hello = { type: 'hello', member: member(message.member), proof: message.proof };
+  if (message.batches === true) hello.batches = true;
+  return hello;
 }
 
 function bad(why: string): never {

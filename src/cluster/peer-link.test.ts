@@ -30,7 +30,12 @@ function memberInfo(id: NodeId): MemberInfo {
   };
 }
 
-const hello = (id: NodeId): Hello => ({ type: 'hello', member: memberInfo(id), proof: '0'.repeat(64) });
+const hello = (id: NodeId, batches = true): Hello => ({
+  type: 'hello',
+  member: memberInfo(id),
+  proof: '0'.repeat(64),
+  ...(batches ? { batches } : {}),
+});
 
 /** What a PeerLink reported to its owner. */
 interface Recorded {
@@ -99,11 +104,11 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
-/** The link has said hello to the peer and heard its hello back. */
-async function greeted(): Promise<Awaited<ReturnType<typeof acceptedLink>>> {
+/** The link has said hello to the peer and heard its hello back (offering batches, or not). */
+async function greeted(peerReadsBatches = true): Promise<Awaited<ReturnType<typeof acceptedLink>>> {
   const linked = await acceptedLink();
   linked.link.send(hello(serverId));
-  linked.peer.send(JSON.stringify(hello(clientId)));
+  linked.peer.send(JSON.stringify(hello(clientId, peerReadsBatches)));
   await until(() => linked.seen.hellos.length === 1 && linked.frames.length === 1, 'both hellos');
   return linked;
 }
@@ -111,16 +116,33 @@ async function greeted(): Promise<Awaited<ReturnType<typeof acceptedLink>>> {
 const ping = (sentAt: number): PeerMessage => ({ type: 'ping', sentAt });
 
 describe('PeerLink', () => {
-  it('sends the messages of one turn as one frame, in order, and the hello alone before them', async () => {
-    const { link, frames } = await acceptedLink();
-    link.send(hello(serverId));
+  it('sends the messages of one turn as one frame, in order, to a peer that reads batches', async () => {
+    const { link, frames } = await greeted();
     link.send(ping(1));
     link.send({ type: 'prune' });
     link.send(ping(2));
     await until(() => frames.length === 2, 'two frames');
-    expect(frames[0]).toMatchObject({ type: 'hello', member: { id: serverId } });
+    expect(frames[0]).toMatchObject({ type: 'hello', member: { id: serverId }, batches: true });
     expect(frames[1]).toEqual([ping(1), { type: 'prune' }, ping(2)]);
     expect(link.framesSent).toBe(2);
+  });
+
+  it('sends one message per frame before the peer said hello, and to a peer that does not read batches', async () => {
+    const early = await acceptedLink();
+    early.link.send(hello(serverId));
+    early.link.send(ping(1));
+    early.link.send(ping(2));
+    await until(() => early.frames.length === 3, 'three frames');
+    expect(early.frames[0]).toMatchObject({ type: 'hello', member: { id: serverId } });
+    expect(early.frames.slice(1)).toEqual([ping(1), ping(2)]);
+
+    const older = await greeted(false);
+    older.link.send(ping(3));
+    older.link.send({ type: 'prune' });
+    older.link.send(ping(4));
+    await until(() => older.frames.length === 4, 'four frames');
+    expect(older.frames.slice(1)).toEqual([ping(3), { type: 'prune' }, ping(4)]);
+    expect(older.link.framesSent).toBe(4);
   });
 
   it('sends a message alone in its turn as a plain object, not as a batch of one', async () => {

@@ -29,8 +29,8 @@ export interface LinkEvents {
  * One authenticated WebSocket to a peer: the first frame in each direction is a hello, every later
  * one a PeerMessage as JSON, or a JSON array of them in the order they were sent. Messages sent in
  * one turn of the event loop (a batch of applied commits forwarded to an eager peer, the
- * announcements that follow) leave together in one frame at the end of that turn: one write and
- * one wake-up of the peer instead of one per message. Anything that does not parse closes the link
+ * announcements that follow) leave together in one frame at the end of that turn, to a peer whose
+ * hello said it reads batches: one write and one wake-up of the peer instead of one per message. Anything that does not parse closes the link
  * (the node keeps serving; the peer may reconnect and try again).
  */
 export class PeerLink {
@@ -47,6 +47,8 @@ export class PeerLink {
   private pending: string[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
+  /** The peer's hello said it reads batches; until then (and for older peers) one message per frame. */
+  private peerReadsBatches = false;
 
   constructor(
     readonly socket: WebSocket,
@@ -88,7 +90,10 @@ export class PeerLink {
     else this.socket.terminate();
   }
 
-  /** Writes the queued messages as one frame: the message itself when it is alone, else an array. */
+  /**
+   * Writes the queued messages as one frame: the message itself when it is alone, else an array;
+   * to a peer that does not read batches, one frame each.
+   */
   private flush(): void {
     this.flushScheduled = false;
     const pending = this.pending;
@@ -96,8 +101,13 @@ export class PeerLink {
     this.pending = [];
     this.pendingBytes = 0;
     if (this.socket.readyState !== this.socket.OPEN) return;
+    if (pending.length === 1 || !this.peerReadsBatches) {
+      for (const text of pending) this.socket.send(text);
+      this.framesSent += pending.length;
+      return;
+    }
     this.framesSent += 1;
-    this.socket.send(pending.length === 1 ? (pending[0] as string) : `[${pending.join(',')}]`);
+    this.socket.send(`[${pending.join(',')}]`);
   }
 
   refuse(reason: RefusalReason, detail: string): void {
@@ -128,6 +138,7 @@ export class PeerLink {
         clearTimeout(this.helloTimer);
         this.peer = hello.member.id;
         this.info = hello.member;
+        this.peerReadsBatches = hello.batches === true;
         this.events.hello(this, hello);
         return;
       }
