@@ -30,8 +30,9 @@ export interface LinkEvents {
  * one a PeerMessage as JSON, or a JSON array of them in the order they were sent. Messages sent in
  * one turn of the event loop (a batch of applied commits forwarded to an eager peer, the
  * announcements that follow) leave together in one frame at the end of that turn, to a peer whose
- * hello said it reads batches: one write and one wake-up of the peer instead of one per message. Anything that does not parse closes the link
- * (the node keeps serving; the peer may reconnect and try again).
+ * hello said it reads batches: one write and one wake-up of the peer instead of one per message.
+ * Anything that does not parse closes the link (the node keeps serving; the peer may reconnect and
+ * try again).
  */
 export class PeerLink {
   peer: NodeId | undefined;
