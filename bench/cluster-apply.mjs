@@ -23,6 +23,7 @@ import { sha256 } from '../dist/core/hash.js';
 import { formatHlc } from '../dist/core/hlc.js';
 import { cleanupStack } from './lib/cleanup.mjs';
 import { processCpuSeconds } from './lib/cpu.mjs';
+import { numberFromEnv } from './lib/env.mjs';
 import { groupCommitWindow, startStrata } from './lib/strata.mjs';
 import { fixed, formatTable, rate } from './lib/table.mjs';
 import { waitUntil } from './lib/wait.mjs';
@@ -34,15 +35,6 @@ const heartbeatMs = 300;
 /** Sends are checked this often; each check sends the whole bursts that are due. */
 const sendTickMs = 2;
 const applyTimeoutMs = 120_000;
-
-function numberFromEnv(name, fallback) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text.replace(/_/g, ''));
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`${name} must be a positive number, got "${text}"`);
-  return value;
-}
 
 const ratePerSecond = numberFromEnv('BENCH_APPLY_RATE', 500);
 const seconds = numberFromEnv('BENCH_APPLY_SECONDS', 10);

@@ -34,6 +34,7 @@ import {
 import { formatCatchup, formatClusterRun, formatSummary } from './lib/cluster-report.mjs';
 import { replicationDelays, visibleEverywhere } from './lib/cluster-stats.mjs';
 import { ownCpuSeconds, processCpuSeconds } from './lib/cpu.mjs';
+import { numberFromEnv } from './lib/env.mjs';
 import { groupCommitWindow } from './lib/strata.mjs';
 import { waitUntil } from './lib/wait.mjs';
 
@@ -56,15 +57,6 @@ const seedConcurrency = 64;
 /** The catch-up is given this long per 1,000 commits (and at least a minute) before it is reported unfinished. */
 const catchupMsPerThousand = 30_000;
 const pollMs = 50;
-
-function numberFromEnv(name, fallback) {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text.replace(/_/g, ''));
-  if (!Number.isFinite(value) || value <= 0)
-    throw new Error(`${name} must be a positive number, got "${text}"`);
-  return value;
-}
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const cleanups = cleanupStack(log, 'stopping nodes and removing temp files');
