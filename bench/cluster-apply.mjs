@@ -14,7 +14,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { LinkAuth } from '../dist/cluster/link-auth.js';
@@ -178,7 +177,6 @@ try {
   for (const burst of bursts) {
     log(`  bursts of ${burst}…`);
     results.push(await runBurst(burst));
-    await sleep(500);
   }
 } finally {
   await cleanups.run();

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { type RawData, WebSocketServer } from 'ws';
+import { waitFor } from '../../test/support/wait.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import type { Hello, MemberInfo, PeerMessage } from './messages.js';
 import {
@@ -96,13 +97,9 @@ async function acceptedLink(): Promise<{
   return { link: await accepted, seen, peer, frames };
 }
 
-async function until(condition: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
+/** Frames on loopback take a millisecond or so; a loaded machine gets seconds. */
+const until = (condition: () => boolean, what: string) =>
+  waitFor(condition, { timeoutMs: 10_000, what, intervalMs: 5 });
 
 /** The link has said hello to the peer and heard its hello back (offering batches, or not). */
 async function greeted(peerReadsBatches = true): Promise<Awaited<ReturnType<typeof acceptedLink>>> {
@@ -148,8 +145,8 @@ describe('PeerLink', () => {
   it('sends a message alone in its turn as a plain object, not as a batch of one', async () => {
     const { link, frames } = await greeted();
     link.send(ping(7));
+    // The first ping has arrived, so the second is sent in a later turn of the event loop.
     await until(() => frames.length === 2, 'the ping');
-    await new Promise((resolve) => setTimeout(resolve, 10));
     link.send(ping(8));
     await until(() => frames.length === 3, 'the second ping');
     expect(frames.slice(1)).toEqual([ping(7), ping(8)]);
