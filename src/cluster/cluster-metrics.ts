@@ -22,9 +22,12 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterServi
     for (const member of cluster.status()) counts[member.state] += 1;
     for (const [state, count] of Object.entries(counts)) g.set({ state }, count);
   });
-  gauge('strata_cluster_links', 'Overlay links by Plumtree role', ['role'], (g) => {
+  gauge('strata_cluster_links', 'Overlay links by Plumtree role over the trees kept', ['role'], (g) => {
     g.set({ role: 'eager' }, cluster.replica.plumtree.eager.size);
     g.set({ role: 'lazy' }, cluster.replica.plumtree.lazy.size);
+  });
+  gauge('strata_cluster_broadcast_trees', 'Broadcast trees kept, one per origin pruned for', [], (g) => {
+    g.set(cluster.replica.plumtree.origins().length);
   });
   gauge('strata_cluster_messages_sent_total', 'Peer messages sent, by type', ['type'], (g) => {
     for (const [type, count] of Object.entries(cluster.replica.sent)) g.set({ type }, count);

@@ -315,6 +315,11 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         headers: { ...headers },
         maxPayload: linkMessageBytesMax,
         handshakeTimeout: this.replica.timing.connectTimeoutMs,
+        // RFC 6455 masks what a client sends so that a hostile page cannot choose the bytes a
+        // proxy between browser and server sees. A peer is no browser, and its link is
+        // authenticated: an all-zero mask, which both ends skip, saves an XOR pass over every
+        // frame in each direction of the dialer's half.
+        generateMask: (mask: Buffer) => mask.fill(0),
       });
     } catch (error) {
       this.options.log.warn({ url, reason: (error as Error).message }, 'cannot dial a peer');

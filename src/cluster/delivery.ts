@@ -1,4 +1,5 @@
-import { type Commit, decodeCommit } from '../core/commit.js';
+import type { Commit } from '../core/commit.js';
+import { decodeEnvelope } from '../core/envelope.js';
 import { hlcWall } from '../core/hlc.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import { Lru } from '../core/lru.js';
@@ -126,13 +127,14 @@ export class Delivery {
 
   /**
    * A commit from `from`. Returns the decoded commit when it is new here (it may still wait for
-   * dependencies), undefined for a duplicate or an invalid one.
+   * dependencies), undefined for a duplicate or an invalid one. `unseen` says the caller has just
+   * found it not `seen` (the broadcast checks first), which spares a second lookup in the store.
    */
-  receive(envelope: Envelope, from: NodeId, source: Source): Commit | undefined {
-    if (this.seen(envelope.id)) return undefined;
+  receive(envelope: Envelope, from: NodeId, source: Source, unseen = false): Commit | undefined {
+    if (!unseen && this.seen(envelope.id)) return undefined;
     let commit: Commit;
     try {
-      commit = decodeCommit(envelope.body, envelope.id);
+      commit = decodeEnvelope(envelope);
     } catch {
       // Its id does not match its content, or it is not a commit at all: refused.
       this.counters.invalid += 1;

@@ -101,6 +101,10 @@ describe('parsePeerMessage', () => {
       members: [member(), { id: nodeB, incarnation: 1, heartbeat: 4 }],
     });
     expect(parsePeerMessage({ type: 'prune', ids: [commit1] })).toEqual({ type: 'prune' });
+    expect(parsePeerMessage({ type: 'prune', origin: nodeA, ids: [commit1] })).toEqual({
+      type: 'prune',
+      origin: nodeA,
+    });
     expect(
       parsePeerMessage({ type: 'gossip', round: 1, envelope: { id: commit1, body: 'x', from: nodeA } }),
     ).toEqual({ type: 'gossip', round: 1, envelope: { id: commit1, body: 'x' } });
@@ -124,6 +128,8 @@ describe('parsePeerMessage', () => {
     ['an unknown type', { type: 'hello' }],
     ['a type that is not a string', { type: ['prune'] }],
     ['a type inherited from Object', { type: 'toString' }],
+    ['a prune whose origin is not a node id', { type: 'prune', origin: 'nobody' }],
+    ['a prune whose origin is null', { type: 'prune', origin: null }],
     ['members not a list', { type: 'members', members: {} }],
     [
       'too many members',

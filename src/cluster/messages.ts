@@ -74,7 +74,8 @@ export type PeerMessage =
   | { type: 'gossip'; envelope: Envelope; round: number }
   | { type: 'ihave'; ids: CommitId[]; round: number }
   | { type: 'graft'; ids: CommitId[] }
-  | { type: 'prune' }
+  /** Prune from the tree of `origin`'s commits; without an origin (a node that keeps one tree), from every tree. */
+  | { type: 'prune'; origin?: NodeId }
   /** Anti-entropy: "this is what I have"; answered by `sync_batch` with what the asker lacks. */
   | { type: 'sync'; revision: VersionVector }
   | { type: 'sync_batch'; envelopes: Envelope[]; more: boolean; revision: VersionVector };
@@ -126,7 +127,9 @@ export function parsePeerMessage(value: unknown): PeerMessage {
     case 'graft':
       return { type: 'graft', ids: list(message.ids, idsPerMessageMax, 'ids', commitId) };
     case 'prune':
-      return { type: 'prune' };
+      return message.origin === undefined
+        ? { type: 'prune' }
+        : { type: 'prune', origin: nodeId(message.origin) };
     case 'sync':
       return { type: 'sync', revision: revision(message.revision) };
     case 'sync_batch':

@@ -79,7 +79,7 @@ class Single {
 describe('Replica', () => {
   it('forwards a commit that came by gossip only once applied: whole to eager peers but the sender, by id to lazy ones', () => {
     const node = new Single([B, C, D]);
-    node.message(D, { type: 'prune' });
+    node.message(D, { type: 'prune', origin: B });
     const x1 = build(B, 1, { key: 'k' });
     const received = node.message(B, { type: 'gossip', envelope: x1.envelope, round: 2 });
     expect(appliedIds(received)).toEqual([x1.id]);
@@ -97,7 +97,7 @@ describe('Replica', () => {
 
   it('pushes a commit that waits only for its blob on receipt, and announces it to lazy peers once applied', () => {
     const node = new Single([B, C, D]);
-    node.message(D, { type: 'prune' });
+    node.message(D, { type: 'prune', origin: B });
     const x1 = build(B, 1, { key: 'k', blob: Buffer.from('pulled, not inline') });
     const hash = x1.commit.ops[0]?.blob as string;
     const received = node.message(B, { type: 'gossip', envelope: x1.envelope, round: 2 });
@@ -157,20 +157,26 @@ describe('Replica', () => {
     expect(sentTo(node.apply(x1), C, 'gossip')).toEqual([]);
   });
 
-  it('prunes the sender of a duplicate and stops pushing to it', () => {
-    const node = new Single([B, C]);
+  it("prunes the sender of a duplicate from the origin's tree and stops pushing that origin's commits to it", () => {
+    const node = new Single([B, C, D]);
     const x1 = build(B, 1, { key: 'k' });
     node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 });
     node.apply(x1);
     expect(node.message(C, { type: 'gossip', envelope: x1.envelope, round: 1 })).toEqual([
-      { type: 'send', to: C, message: { type: 'prune' } },
+      { type: 'send', to: C, message: { type: 'prune', origin: B } },
     ]);
-    expect([...node.replica.plumtree.lazy]).toEqual([C]);
-    const a1 = build(A, 1, { key: 'k2' });
+    expect(node.replica.plumtree.treeOf(B)).toEqual({ eager: [B, D], lazy: [C] });
+    const x2 = build(B, 2, { key: 'k2' });
+    node.message(B, { type: 'gossip', envelope: x2.envelope, round: 0 });
+    const forwarded = node.apply(x2);
+    expect(sentTo(forwarded, C, 'gossip')).toEqual([]);
+    expect(sentTo(forwarded, D, 'gossip')).toEqual([{ type: 'gossip', envelope: x2.envelope, round: 1 }]);
+    expect(sentTo(node.tick(), C, 'ihave')).toEqual([{ type: 'ihave', ids: [x2.id], round: 0 }]);
+    // Another origin's commits still go to C whole: the prune was about B's tree only.
+    const a1 = build(A, 1, { key: 'k3' });
     node.storage.add(a1.envelope);
     const outputs = node.step({ type: 'committed', envelope: a1.envelope });
-    expect(sentTo(outputs, C, 'gossip')).toEqual([]);
-    expect(sentTo(node.tick(), C, 'ihave')).toEqual([{ type: 'ihave', ids: [a1.id], round: 0 }]);
+    expect(sentTo(outputs, C, 'gossip')).toEqual([{ type: 'gossip', envelope: a1.envelope, round: 0 }]);
   });
 
   it('keeps the tree link when the broadcast copy comes after anti-entropy brought the commit', () => {
@@ -272,7 +278,7 @@ describe('Replica', () => {
 
   it('gossips its signals: revision, replication delay and its links by role', () => {
     const node = new Single([B, C]);
-    node.message(C, { type: 'prune' });
+    node.message(C, { type: 'prune', origin: B });
     const x1 = build(B, 1, { key: 'k', wall: start - 250 });
     node.message(B, { type: 'gossip', envelope: x1.envelope, round: 0 });
     node.apply(x1);
@@ -548,7 +554,7 @@ describe('a simulated cluster', () => {
     expect(net.violations).toEqual([]);
   });
 
-  it('a commit reaches every node by the broadcast; once the tree is pruned, a commit costs n − 1 pushes', () => {
+  it("a commit reaches every node by the broadcast; once its origin's tree is pruned, a commit costs n − 1 pushes", () => {
     const { net, nodes } = cluster(6);
     net.runFor(2000);
     const before = gossipSent(nodes);
@@ -560,11 +566,35 @@ describe('a simulated cluster', () => {
       expect(node.replica.delivery.counters.commitsPulled, 'arrived by gossip, not by anti-entropy').toBe(0);
 
     const middle = gossipSent(nodes);
-    const second = net.write(nodes[4] as SimNode, 'k');
+    const second = net.write(nodes[2] as SimNode, 'k');
     net.runUntil(() => nodes.every((node) => node.storage.hasCommit(second.id)), 2000, 'broadcast');
     net.runFor(500);
     expect(gossipSent(nodes) - middle).toBe(nodes.length - 1);
     expect(firstCost).toBeGreaterThanOrEqual(nodes.length - 1);
+    expect(net.violations).toEqual([]);
+  });
+
+  it("every origin's tree settles on the fastest paths from it: in a full mesh, straight to every node", () => {
+    const { net, nodes } = cluster(5);
+    net.runFor(2000);
+    for (const node of nodes) expect(node.replica.membership.links.size).toBe(nodes.length - 1);
+    // Each node's first commit prunes its own tree; nodes writing in turn do not undo each other's.
+    for (const node of nodes) net.write(node, `first-${node.id}`);
+    net.runFor(1000);
+    for (const writer of nodes) {
+      const before = nodes.map((node) => node.sent.gossip ?? 0);
+      const built = net.write(writer, `second-${writer.id}`);
+      const rounds = net.runUntil(
+        () => nodes.every((node) => node.storage.hasCommit(built.id)),
+        2000,
+        'broadcast',
+      );
+      net.runFor(500);
+      const pushes = nodes.map((node, index) => (node.sent.gossip ?? 0) - (before[index] ?? 0));
+      // Only the writer pushes the commit, once to each other node, and it arrives in one hop.
+      expect(pushes).toEqual(nodes.map((node) => (node === writer ? nodes.length - 1 : 0)));
+      expect(rounds).toBeLessThanOrEqual(2 * defaultTiming.tickIntervalMs);
+    }
     expect(net.violations).toEqual([]);
   });
 

@@ -1,3 +1,4 @@
+import { originOfEncoded } from '../core/commit.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import { Delivery } from './delivery.js';
 import { Membership, type MemberView } from './membership.js';
@@ -165,14 +166,15 @@ export class Replica {
         break;
       case 'committed':
         this.delivery.committed(input.envelope.id as CommitId);
-        this.plumtree.forward(input.envelope, 0);
+        this.plumtree.forward(input.envelope, this.self.id, 0);
         break;
       case 'applied': {
         const entry = this.delivery.applied(input.id);
         if (entry?.source.kind !== 'gossip') break;
         // Pushed already while its blobs were on their way: only the announcements are left.
-        if (entry.forwarded) this.plumtree.announce(entry.envelope.id, entry.from);
-        else this.plumtree.forward(entry.envelope, entry.source.round + 1, entry.from);
+        const origin = entry.commit.origin;
+        if (entry.forwarded) this.plumtree.announce(entry.envelope.id, origin, entry.from);
+        else this.plumtree.forward(entry.envelope, origin, entry.source.round + 1, entry.from);
         break;
       }
       case 'apply_failed':
@@ -203,12 +205,14 @@ export class Replica {
         break;
       case 'gossip': {
         const { envelope, round } = message;
-        if (!this.plumtree.onGossip(from, envelope.id)) break;
+        const origin = originOfEncoded(envelope.body);
+        if (!this.plumtree.onGossip(from, envelope.id, origin)) break;
         if (
-          this.delivery.receive(envelope, from, { kind: 'gossip', round }) &&
+          this.delivery.receive(envelope, from, { kind: 'gossip', round }, true) &&
+          origin !== undefined &&
           this.delivery.forwardEarly(envelope.id)
         )
-          this.plumtree.push(envelope, round + 1, from);
+          this.plumtree.push(envelope, origin, round + 1, from);
         break;
       }
       case 'ihave':

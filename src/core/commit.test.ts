@@ -10,6 +10,7 @@ import {
   encodeCommit,
   encodeCommitFast,
   genericCommit,
+  originOfEncoded,
 } from './commit.js';
 import { StrataError } from './errors.js';
 import { sha256 } from './hash.js';
@@ -292,5 +293,38 @@ describe('encodeCommit', () => {
     expect(encodeCommit(odd)).toContain('"author":null');
     const unsafe = { ...sample(), seq: 2 ** 60 };
     expect(() => encodeCommit(unsafe)).toThrow(TypeError);
+  });
+});
+
+describe('originOfEncoded', () => {
+  const nodeId = fc.stringMatching(/^[0-9a-f]{16}$/) as fc.Arbitrary<NodeId>;
+  // Strings that try to look like an origin member, escaped as the encoding escapes them.
+  const decoy = fc.constantFrom('"origin":"', '","origin":"fedcba9876543210"', '\\"origin\\":"', 'x');
+  const text = fc
+    .array(fc.oneof(decoy, fc.string({ maxLength: 6 })), { maxLength: 4 })
+    .map((parts) => parts.join(''));
+
+  it("reads the commit's own origin, whatever its strings hold (property)", () => {
+    fc.assert(
+      fc.property(nodeId, text, text, text, (id, author, message, key) => {
+        const commit: Commit = {
+          ...sample(),
+          origin: id,
+          author,
+          message,
+          ops: [{ kind: 'delete', bucket: 'photos', key, parents: [], effectiveAt: 1 }],
+        };
+        expect(originOfEncoded(encodeCommit(commit))).toBe(id);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('is undefined for text that names no well-formed origin', () => {
+    expect(originOfEncoded('')).toBeUndefined();
+    expect(originOfEncoded('{"origin":"0123"}')).toBeUndefined();
+    expect(originOfEncoded('{"origin":"0123456789ABCDEF","seq":1}')).toBeUndefined();
+    expect(originOfEncoded('{"origin":"0123456789abcdef0","seq":1}')).toBeUndefined();
+    expect(originOfEncoded('{"origin":"0123456789abcdef","seq":1}')).toBe('0123456789abcdef');
   });
 });

@@ -256,3 +256,19 @@ function isVersionList(value: unknown): boolean {
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+const originMember = '"origin":"';
+
+/**
+ * The origin named by a commit's canonical encoding, without parsing it: the members are sorted,
+ * so `origin` is the top level's next-to-last member, and a quote inside any string is escaped, so
+ * the last `"origin":"` is that member. Undefined when the text holds no well-formed origin (it is
+ * not a commit; decodeCommit says why).
+ */
+export function originOfEncoded(encoded: string): NodeId | undefined {
+  const at = encoded.lastIndexOf(originMember);
+  if (at < 0) return undefined;
+  const start = at + originMember.length;
+  const origin = encoded.slice(start, start + 16);
+  return encoded.charCodeAt(start + 16) === 34 && isNodeId(origin) ? origin : undefined;
+}

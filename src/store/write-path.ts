@@ -1,6 +1,6 @@
 import type { Clock } from '../core/clock.js';
-import { type Commit, decodeCommit, type Op } from '../core/commit.js';
-import type { Envelope } from '../core/envelope.js';
+import type { Commit, Op } from '../core/commit.js';
+import { decodeEnvelope, type Envelope } from '../core/envelope.js';
 import { fail } from '../core/errors.js';
 import { sha256 } from '../core/hash.js';
 import { HybridClock, hlcWall } from '../core/hlc.js';
@@ -222,9 +222,10 @@ export class WritePath {
    * A commit from a peer. Its id, shape, seq and dependencies are checked again here, inside the
    * transaction, whatever the protocol already checked (STYLE §13): the log must never hold a commit
    * whose parents, refs, retraction target or blobs this node lacks (causal visibility, DESIGN §5).
+   * The id check is the one delivery made on this envelope object, if it made one (decodeEnvelope).
    */
   private applyRemote(envelope: Envelope): WriteResult {
-    const commit = decodeCommit(envelope.body, envelope.id);
+    const commit = decodeEnvelope(envelope);
     if (commit.origin === this.options.nodeId) {
       fail('STRATA_CONFLICT', `commit ${envelope.id} claims to come from this node, which never wrote it`);
     }

@@ -58,8 +58,10 @@ export interface ClusterStatus {
   members: MemberStatus[];
   counters: ClusterCounters;
   timing: { degree: number; maxClockSkewMs: number };
-  /** This node's overlay links by Plumtree role, as node ids. */
+  /** This node's overlay links by Plumtree role over the trees it keeps, as node ids. */
   links: { eager: string[]; lazy: string[] };
+  /** The broadcast tree of each origin that this node has pruned or been pruned for. */
+  trees: Array<{ origin: string; eager: string[]; lazy: string[] }>;
 }
 
 export type ClusterCounters = ReturnType<typeof countersOf>;

@@ -120,6 +120,7 @@ describe('GET /v1/cluster/status', () => {
       clustered: true,
       timing: { degree: 4, maxClockSkewMs: 500 },
       links: { eager: [], lazy: [] },
+      trees: [],
     });
     expect(after.members).toHaveLength(1);
     expect(after.members[0]).toMatchObject({
@@ -263,6 +264,7 @@ describe('GET /metrics', () => {
     for (const name of [
       'strata_cluster_members',
       'strata_cluster_links',
+      'strata_cluster_broadcast_trees',
       'strata_cluster_messages_sent_total',
       'strata_cluster_broadcast_total',
       'strata_cluster_peers_refused_total',
@@ -278,5 +280,6 @@ describe('GET /metrics', () => {
     expect(text).toMatch(/^strata_cluster_peers_refused_total\{reason="unauthenticated"\} 1$/m);
     expect(text).toMatch(/^strata_cluster_pending_commits\{stage="waiting"\} 0$/m);
     expect(text).toMatch(/^strata_cluster_link_frames_total\{direction="sent"\} 0$/m);
+    expect(text).toMatch(/^strata_cluster_broadcast_trees 0$/m);
   });
 });

@@ -50,6 +50,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
         counters: countersOf(cluster),
         timing: { degree: replica.timing.degree, maxClockSkewMs: replica.timing.maxClockSkewMs },
         links: { eager: [...replica.plumtree.eager], lazy: [...replica.plumtree.lazy] },
+        trees: replica.plumtree.origins().map((origin) => ({ origin, ...replica.plumtree.treeOf(origin) })),
       };
     });
 
