@@ -41,7 +41,7 @@ export function formatClusterRun(run) {
       (load.firstError ? `; first error: ${load.firstError}` : ''),
     `  PUT latency from its scheduled send time: p50 ${ms(delays.putLatency.p50)} ms, p99 ${ms(delays.putLatency.p99)} ms, max ${ms(delays.putLatency.max)} ms`,
     `  CPU, % of one core over the load: nodes ${run.cpu.nodes.map((percent) => fixed(percent, 0)).join(' + ')}, bench client ${fixed(run.cpu.client, 0)}`,
-    `  group commit over the load, per node: ${run.groupCommit.map((g) => `${fixed(g.syncsPerSecond, 0)} syncs/s of ${fixed(g.commitsPerSync, 2)} commits`).join(', ')}`,
+    `  group commit over the load, per node: ${run.groupCommit.map((g) => `${fixed(g.syncsPerSecond, 0)} syncs/s of ${fixed(g.commitsPerSync, 2)} commits (fdatasync mean ${fixed(g.syncMeanMs, 1)} ms)`).join(', ')}`,
     '',
     formatTable(
       ['replication delay (ms after the origin acknowledged)', 'samples', 'p50', 'p99', 'max', 'missing'],
