@@ -317,8 +317,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         handshakeTimeout: this.replica.timing.connectTimeoutMs,
         // RFC 6455 masks what a client sends so that a hostile page cannot choose the bytes a
         // proxy between browser and server sees. A peer is no browser, and its link is
-        // authenticated: an all-zero mask, which both ends skip, saves an XOR pass over every
-        // frame in each direction of the dialer's half.
+        // authenticated: an all-zero mask, which ws skips on both ends, spares an XOR pass over
+        // every frame the dialer sends, once to mask it and once to unmask it.
         generateMask: (mask: Buffer) => mask.fill(0),
       });
     } catch (error) {
