@@ -578,13 +578,13 @@ describe('a simulated cluster', () => {
     const { net, nodes } = cluster(5);
     net.runFor(2000);
     for (const node of nodes) expect(node.replica.membership.links.size).toBe(nodes.length - 1);
-    // Each node's first commit prunes its own tree; nodes writing in turn do not undo each other's.
+    // Each node's first commit prunes the tree of its commits; nodes writing in turn do not undo each other's.
     for (const node of nodes) net.write(node, `first-${node.id}`);
     net.runFor(1000);
     for (const writer of nodes) {
       const before = nodes.map((node) => node.sent.gossip ?? 0);
       const built = net.write(writer, `second-${writer.id}`);
-      const rounds = net.runUntil(
+      const elapsedMs = net.runUntil(
         () => nodes.every((node) => node.storage.hasCommit(built.id)),
         2000,
         'broadcast',
@@ -593,7 +593,7 @@ describe('a simulated cluster', () => {
       const pushes = nodes.map((node, index) => (node.sent.gossip ?? 0) - (before[index] ?? 0));
       // Only the writer pushes the commit, once to each other node, and it arrives in one hop.
       expect(pushes).toEqual(nodes.map((node) => (node === writer ? nodes.length - 1 : 0)));
-      expect(rounds).toBeLessThanOrEqual(2 * defaultTiming.tickIntervalMs);
+      expect(elapsedMs).toBeLessThanOrEqual(2 * defaultTiming.tickIntervalMs);
     }
     expect(net.violations).toEqual([]);
   });
