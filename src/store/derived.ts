@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS versions (
   target TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS versions_by_key ON versions (bucket, key);
+-- One bucket's change feed: an index keeps the rowid (the cursor) after its columns, so this one
+-- lists a bucket's versions in cursor order from any cursor, without reading or sorting the rest.
+CREATE INDEX IF NOT EXISTS versions_by_bucket ON versions (bucket);
 -- Versions are found by (commit position, op index), not by their hash-like id: positions grow, so
 -- this index is appended to, where an index on the id would take a random page per write.
 CREATE INDEX IF NOT EXISTS versions_by_pos ON versions (pos, op_index);

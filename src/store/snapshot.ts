@@ -81,11 +81,13 @@ export class Queries {
     this.changes = db.prepare(
       'SELECT cursor, commit_id, bucket, key, version, kind FROM versions WHERE cursor > ? AND pos <= ? ORDER BY cursor LIMIT ?',
     );
-    this.changesInBucket = db.prepare(
-      'SELECT cursor, commit_id, bucket, key, version, kind FROM versions WHERE cursor > ? AND pos <= ? AND bucket = ? ORDER BY cursor LIMIT ?',
-    );
+    this.changesInBucket = db.prepare(changesInBucketSql);
   }
 }
+
+/** One bucket's change feed; it must read through versions_by_bucket (see derived.ts), not sort the bucket. */
+export const changesInBucketSql =
+  'SELECT cursor, commit_id, bucket, key, version, kind FROM versions WHERE cursor > ? AND pos <= ? AND bucket = ? ORDER BY cursor LIMIT ?';
 
 export interface ChangeRow {
   cursor: number;

@@ -55,6 +55,8 @@ export interface WriteResult {
   pos: number;
   hlc: Commit['hlc'];
   versions: VersionId[];
+  /** The buckets the commit's ops write to, each once. */
+  buckets: string[];
   origin: NodeId;
   seq: number;
   /** The commit's canonical encoding, as sent to peers. */

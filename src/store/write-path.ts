@@ -64,11 +64,11 @@ export class WritePath {
     this.applyBatchInTransaction = db.transaction((batch: WriteJob[], savepointEach: boolean) =>
       batch.map((job) => {
         try {
-          // A client's write needs no savepoint of its own (one per request cost a fifth of the
-          // write path's throughput): applyOne refuses a request only before its first write.
-          return job.kind === 'local' && !savepointEach
-            ? this.applyOne(job.request)
-            : this.applyOneInTransaction(job);
+          // No write needs a savepoint of its own (one per request cost a fifth of the write path's
+          // throughput, and a peer's commit spilled its savepoint's journal to a temporary file):
+          // applyOne and applyRemote refuse a write only before its first change to the database.
+          if (savepointEach) return this.applyOneInTransaction(job);
+          return job.kind === 'local' ? this.applyOne(job.request) : this.applyRemote(job.envelope);
         } catch (error) {
           if (error instanceof BatchAborted && !savepointEach) throw error;
           const cause = error instanceof BatchAborted ? error.cause : error;
@@ -79,10 +79,10 @@ export class WritePath {
   }
 
   /**
-   * One transaction for the batch; a refused request leaves nothing and fails alone. A peer's
-   * commit gets a savepoint; a client's write is checked in full before it writes. If a client's
-   * write fails after it began (the database refusing an insert), the batch is rolled back and
-   * applied again with a savepoint per request, so that only that request fails.
+   * One transaction for the batch; a refused request leaves nothing and fails alone. A client's
+   * write and a peer's commit are each checked in full before they write. If one fails after it
+   * began (the database refusing an insert), the batch is rolled back and applied again with a
+   * savepoint per request, so that only that request fails.
    */
   applyBatch(batch: WriteJob[]): Array<WriteResult | Error> {
     try {
@@ -211,6 +211,7 @@ export class WritePath {
       pos: logged.pos,
       hlc,
       versions,
+      buckets: bucketsOf(commit),
       origin: commit.origin,
       seq: commit.seq,
       body: logged.body,
@@ -229,6 +230,7 @@ export class WritePath {
     if (commit.origin === this.options.nodeId) {
       fail('STRATA_CONFLICT', `commit ${envelope.id} claims to come from this node, which never wrote it`);
     }
+    const blobs: StagedBlob[] = [];
     for (const [index, op] of commit.ops.entries()) {
       const named = [...op.parents, ...(op.refs ?? []), ...(op.target ? [op.target] : [])];
       for (const version of named) {
@@ -245,17 +247,32 @@ export class WritePath {
             `op ${index} retracts ${op.target}, which is not a version of ${op.bucket}/${op.key}`,
           );
       }
-      if (op.kind === 'put')
-        this.registerRemoteBlob(op.blob as BlobId, op.size ?? 0, envelope.blobs?.[op.blob as string], index);
+      if (op.kind === 'put') {
+        const blob = this.remoteBlob(
+          op.blob as BlobId,
+          op.size ?? 0,
+          envelope.blobs?.[op.blob as string],
+          index,
+        );
+        if (blob) blobs.push(blob);
+      }
+    }
+    // The first write: it checks the seq before it inserts, and a refused insert changes nothing.
+    const logged = this.log.append(commit, envelope);
+    let versions: VersionId[];
+    try {
+      for (const blob of blobs) this.blobs.register(blob);
+      versions = this.deriver.apply(logged.id, logged.pos, commit);
+    } catch (error) {
+      throw new BatchAborted(error);
     }
     this.hlc.observe(commit.hlc);
-    const logged = this.log.append(commit, envelope);
-    const versions = this.deriver.apply(logged.id, logged.pos, commit);
     return {
       commit: logged.id,
       pos: logged.pos,
       hlc: commit.hlc,
       versions,
+      buckets: bucketsOf(commit),
       origin: commit.origin,
       seq: commit.seq,
       body: logged.body,
@@ -263,16 +280,22 @@ export class WritePath {
     };
   }
 
-  private registerRemoteBlob(hash: BlobId, size: number, inline: string | undefined, index: number): void {
+  /** The inline blob an op of a peer's commit carries, checked; none when this node already holds it. */
+  private remoteBlob(
+    hash: BlobId,
+    size: number,
+    inline: string | undefined,
+    index: number,
+  ): StagedBlob | undefined {
     if (inline === undefined) {
       if (!this.blobs.has(hash))
         fail('STRATA_UNKNOWN_BLOB', `op ${index} names blob ${hash}, which this node does not hold yet`);
-      return;
+      return undefined;
     }
     const bytes = Buffer.from(inline, 'base64');
     if (bytes.length !== size || sha256(bytes) !== hash)
       fail('STRATA_BAD_REQUEST', `op ${index}: the inline bytes of blob ${hash} do not hash to it`);
-    this.blobs.register({ hash, size, inline: bytes });
+    return { hash, size, inline: bytes };
   }
 
   private planRetract(target: VersionId, txTime: number): Op {
@@ -289,6 +312,12 @@ export class WritePath {
   private allVersionsOf(bucket: string, key: string) {
     return new Snapshot(this.queries, allPositions, 0).versionsOf(bucket, key);
   }
+}
+
+function bucketsOf(commit: Commit): string[] {
+  const first = commit.ops[0]?.bucket;
+  if (commit.ops.every((op) => op.bucket === first)) return first === undefined ? [] : [first];
+  return [...new Set(commit.ops.map((op) => op.bucket))];
 }
 
 /** A failure after a client's write began writing: without savepoints it aborts the whole batch. */
