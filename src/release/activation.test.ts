@@ -280,7 +280,7 @@ describe('ActivationScheduler', () => {
     expect(allEvents()).toHaveLength(1);
   });
 
-  it('arms the timer for the next effective time whenever a write becomes durable', async () => {
+  it('arms the timer sooner when a durable write brings a release closer, and only then', async () => {
     const s = scheduler();
     s.start();
     await settled(s);
@@ -289,12 +289,40 @@ describe('ActivationScheduler', () => {
     expect(timers.pending()?.ms).toBe(3 * hour);
     clock.advance(minute);
     await release('site', 'sooner', start + hour);
-    expect(timers.pending()?.ms).toBe(hour - minute);
-    // A write elsewhere re-arms from the current time, still aiming at the same instant.
+    const sooner = timers.pending();
+    expect(sooner?.ms).toBe(hour - minute);
+    // A release due later, and a write elsewhere, leave the armed timer as it is.
     clock.advance(minute);
+    await release('other', 'latest', start + 5 * hour);
     const blob = await store.blobs.fromBuffer(Buffer.from('x'));
     await store.write({ ops: [{ kind: 'put', bucket: 'notes', key: 'n', blob, contentType: 'text/plain' }] });
-    expect(timers.pending()?.ms).toBe(hour - 2 * minute);
+    expect(timers.pending()).toBe(sooner);
+    expect(timers.armed.filter((timer) => timer.cancelled)).toHaveLength(1);
+  });
+
+  it('does not put a retry off while releases keep being written', async () => {
+    const deferring = new ActivationScheduler(
+      store,
+      timers,
+      (error) => errors.push(error),
+      () => false,
+    );
+    schedulers.push(deferring);
+    deferring.start();
+    await settled(deferring);
+    const staged = await release('site', 'two', start + hour);
+    clock.set(start + hour);
+    timers.fire();
+    await settled(deferring);
+    // Another node should record this one: look again in 2 s, whatever is written meanwhile.
+    const retry = timers.pending();
+    expect(retry?.ms).toBe(2_000);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(500);
+      await release(`app${i}`, `now ${i}`);
+    }
+    expect(timers.pending()).toBe(retry);
+    expect(events('site', staged)).toEqual([]);
   });
 
   it('caps a long wait at the largest setTimeout delay', async () => {

@@ -1,6 +1,6 @@
 import { hlcWall } from '../core/hlc.js';
 import type { NodeId } from '../core/ids.js';
-import type { Store } from '../store/store.js';
+import type { Store, WriteResult } from '../store/store.js';
 import { releasesBucket } from './releases.js';
 
 /** Events are versions in this bucket; the change feed shows them to every reader. */
@@ -38,7 +38,12 @@ export function activationKey(app: string, release: string): string {
  */
 export class ActivationScheduler {
   private cancelTimer: (() => void) | undefined;
-  private readonly onDurable = () => this.arm();
+  /** The wall-clock time the armed timer aims at. */
+  private armedFor = Number.POSITIVE_INFINITY;
+  /** Only a write to the releases bucket can bring the next effective time closer. */
+  private readonly onDurable = (results: WriteResult[]) => {
+    if (results.some((result) => result.buckets.includes(releasesBucket))) this.arm();
+  };
   private running = false;
   /** Every release effective at or before this time has had its pass. */
   private handledUpTo = -1;
@@ -63,22 +68,35 @@ export class ActivationScheduler {
 
   stop(): void {
     this.store.off('durable', this.onDurable);
-    this.cancelTimer?.();
-    this.cancelTimer = undefined;
+    this.disarm();
   }
 
   /**
    * Arms the timer for the first release effective after the last completed pass, not after now:
    * a timer may fire a millisecond early (it runs on the monotonic clock, releases on the wall
    * clock), and a release that comes due between that pass and now must still get its pass.
+   * A timer already aiming at that time or sooner is kept: re-arming it on every write would put a
+   * retry off for as long as writes kept coming.
    */
   private arm(): void {
-    this.cancelTimer?.();
     const now = this.store.clock.now();
     const next = this.store.snapshot(now).nextEffective(releasesBucket, this.handledUpTo);
     if (next === undefined) return;
-    const delay = Math.max(next - now, this.retryAfterMs);
-    this.cancelTimer = this.timers.set(() => void this.activateDue(), Math.min(delay, timerMsMax));
+    const delay = Math.min(Math.max(next - now, this.retryAfterMs), timerMsMax);
+    if (this.cancelTimer && this.armedFor <= now + delay) return;
+    this.disarm();
+    this.armedFor = now + delay;
+    this.cancelTimer = this.timers.set(() => {
+      this.cancelTimer = undefined;
+      this.armedFor = Number.POSITIVE_INFINITY;
+      void this.activateDue();
+    }, delay);
+  }
+
+  private disarm(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    this.armedFor = Number.POSITIVE_INFINITY;
   }
 
   /** Writes an activation event for every scheduled release now in effect that has none yet. */
