@@ -10,7 +10,8 @@
  *
  * Env: BENCH_CLUSTER_SECONDS (load per cluster size, default 10), BENCH_CLUSTER_RATE (commits/s,
  * default 500), BENCH_CATCHUP_COMMITS (commits the joining node catches up on, default 20,000),
- * BENCH_CLUSTER_SIZES (comma-separated node counts, default 3,5).
+ * BENCH_CLUSTER_SIZES (comma-separated node counts, default 3,5), BENCH_CLUSTER_WARMUP_SECONDS
+ * (unmeasured load before each measured one, default 10).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -45,8 +46,12 @@ const clusterSizes = (process.env.BENCH_CLUSTER_SIZES ?? '3,5').split(',').map((
     throw new Error(`BENCH_CLUSTER_SIZES: "${text}" is not a node count ≥ 2`);
   return size;
 });
-/** Unmeasured load first: connections open, JIT warm, Plumtree has pruned its first duplicates. */
-const warmupSeconds = 1;
+/**
+ * Unmeasured load first: connections open, Plumtree has pruned its first duplicates, and V8 has
+ * compiled the hot paths. Five fresh nodes on two cores took about 10 s of load for that (the
+ * optimizing compiler's background threads used 15% of a node's CPU 9 s after its start, 3% at 26 s).
+ */
+const warmupSeconds = numberFromEnv('BENCH_CLUSTER_WARMUP_SECONDS', 10);
 /** Outstanding PUTs at most: at 500/s and ~10 ms per PUT about 5 are; 256 means the cluster is stuck. */
 const inFlightMax = 256;
 /** After the last acknowledgement, how long commits may take to show up everywhere before they count as missing. */

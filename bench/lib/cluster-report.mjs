@@ -55,6 +55,8 @@ export function formatClusterRun(run) {
         delayRow('on its own origin (floor of the method)', delays.onOrigin, '-'),
       ],
     ),
+    `  p99 to every node by ${delays.windowMs / 1000}-s window of the load, in ms: ` +
+      delays.toAllByWindow.map((window) => ms(window.p99)).join(', '),
     `  ${run.settle.complete ? 'all' : 'NOT all'} acknowledged commits visible on every node ` +
       `${(run.settle.ms / 1000).toFixed(2)} s after the last acknowledgement` +
       (run.feedFailures.length > 0 ? `; change feeds that broke: ${run.feedFailures.join('; ')}` : ''),

@@ -21,12 +21,16 @@ export function summarize(values) {
  * (`visible`: commit id → Float64Array of `performance.now()` per node, NaN where not seen).
  * - `toEach`: visible on node X − acknowledged by the origin, for every node X but the origin;
  * - `toAll`: the same, maximised over X (the commit is visible on every node);
+ * - `toAllByWindow`: `toAll` of the writes scheduled in each `windowMs` of the load, in order;
  * - `onOrigin`: visible on the origin's own feed − acknowledged: the floor of the method (the
  *   change feed's own delay plus the two responses' relative order), not replication.
  */
-export function replicationDelays(writes, visible, size) {
+export function replicationDelays(writes, visible, size, windowMs = 2_000) {
   const toEach = [];
   const toAll = [];
+  /** Delay to every node of the writes scheduled in each window of the load, in order. */
+  const toAllByWindow = [];
+  const firstDueMs = writes.length > 0 ? Math.min(...writes.map((write) => write.dueMs)) : 0;
   const onOrigin = [];
   const putLatency = [];
   let missingPairs = 0;
@@ -50,12 +54,18 @@ export function replicationDelays(writes, visible, size) {
       toEach.push(at - write.ackMs);
       worst = Math.max(worst, at - write.ackMs);
     }
-    if (complete) toAll.push(worst);
-    else missingCommits += 1;
+    if (complete) {
+      toAll.push(worst);
+      const window = Math.floor((write.dueMs - firstDueMs) / windowMs);
+      while (toAllByWindow.length <= window) toAllByWindow.push([]);
+      toAllByWindow[window].push(worst);
+    } else missingCommits += 1;
   }
   return {
     toEach: summarize(toEach),
     toAll: summarize(toAll),
+    windowMs,
+    toAllByWindow: toAllByWindow.map(summarize),
     onOrigin: summarize(onOrigin),
     putLatency: summarize(putLatency),
     missingPairs,
