@@ -8,7 +8,8 @@
  * burst size: the node's CPU per applied commit, and its group commit. Asserts nothing.
  *
  * Env: BENCH_APPLY_RATE (commits/s, default 500), BENCH_APPLY_SECONDS (default 10),
- * BENCH_APPLY_BURSTS (comma-separated burst sizes, default 1,5,20).
+ * BENCH_APPLY_BURSTS (comma-separated burst sizes, default 1,5,20), BENCH_APPLY_WARMUP_SECONDS
+ * (commits applied at the same rate before the measured ones, default 5).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -44,6 +45,8 @@ const bursts = (process.env.BENCH_APPLY_BURSTS ?? '1,5,20').split(',').map((text
   return size;
 });
 const commits = Math.round(ratePerSecond * seconds);
+/** Applied first and not measured: V8 compiles the node's hot paths meanwhile (see cluster.mjs). */
+const warmupCommits = Math.round(ratePerSecond * numberFromEnv('BENCH_APPLY_WARMUP_SECONDS', 5));
 
 const log = (line) => process.stderr.write(`${line}\n`);
 const cleanups = cleanupStack(log, 'stopping the node and removing temp files');
@@ -132,7 +135,7 @@ async function runBurst(burst) {
   });
   cleanups.push(node.stop);
   const origin = randomBytes(8).toString('hex');
-  const messages = gossipMessages(origin, commits);
+  const messages = gossipMessages(origin, warmupCommits + commits);
   const link = await peerLink(node, origin);
   cleanups.push(() => link.close());
   await waitUntil(
@@ -142,25 +145,28 @@ async function runBurst(burst) {
     10_000,
   );
 
+  /** Sends messages[from, to) at the rate, in bursts, and waits until the node has applied them. */
+  async function feed(from, to) {
+    const startMs = performance.now();
+    let sent = from;
+    await new Promise((resolve) => {
+      const tick = setInterval(() => {
+        const due = Math.floor(((performance.now() - startMs) * ratePerSecond) / 1000 / burst) * burst;
+        while (sent < Math.min(from + due, to)) link.send(messages[sent++]);
+        if (sent >= to) {
+          clearInterval(tick);
+          resolve();
+        }
+      }, sendTickMs);
+    });
+    await waitUntil(`the node to apply ${to} commits`, async () => (await applied(node)) >= to, applyTimeoutMs);
+  }
+
+  await feed(0, warmupCommits);
   const groupBefore = await node.groupCommitTotals();
   const cpuBefore = processCpuSeconds(node.pid);
   const startMs = performance.now();
-  let sent = 0;
-  await new Promise((resolve) => {
-    const tick = setInterval(() => {
-      const due = Math.floor(((performance.now() - startMs) * ratePerSecond) / 1000 / burst) * burst;
-      while (sent < Math.min(due, commits)) link.send(messages[sent++]);
-      if (sent >= commits) {
-        clearInterval(tick);
-        resolve();
-      }
-    }, sendTickMs);
-  });
-  await waitUntil(
-    `the node to apply ${commits} commits`,
-    async () => (await applied(node)) >= commits,
-    applyTimeoutMs,
-  );
+  await feed(warmupCommits, warmupCommits + commits);
   const elapsedMs = performance.now() - startMs;
   const cpuSeconds = processCpuSeconds(node.pid) - cpuBefore;
   const group = groupCommitWindow(groupBefore, await node.groupCommitTotals(), elapsedMs);
@@ -184,6 +190,7 @@ try {
 
 console.log(
   `\nApplying commits from a peer: ${rate(commits)} one-put commits (1 KB values inline) at ${ratePerSecond}/s, ` +
+    `after ${rate(warmupCommits)} unmeasured, ` +
     `node ${process.version}, ${cpus().length} cores shared with this script`,
 );
 console.log(
