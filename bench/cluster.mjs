@@ -34,7 +34,7 @@ import {
 } from './lib/cluster-nodes.mjs';
 import { formatCatchup, formatClusterRun, formatSummary } from './lib/cluster-report.mjs';
 import { replicationDelays, visibleEverywhere } from './lib/cluster-stats.mjs';
-import { ownCpuSeconds, processCpuSeconds } from './lib/cpu.mjs';
+import { machineCpuTicks, ownCpuSeconds, processCpuSeconds, stealPercent } from './lib/cpu.mjs';
 import { numberFromEnv } from './lib/env.mjs';
 import { groupCommitWindow } from './lib/strata.mjs';
 import { waitUntil } from './lib/wait.mjs';
@@ -130,12 +130,14 @@ async function runCluster({ size, tempDir, clusterKey, rate, seconds }) {
     const nodeCpuBefore = nodes.map((node) => processCpuSeconds(node.pid));
     const groupCommitBefore = await Promise.all(nodes.map((node) => node.groupCommitTotals()));
     const clientCpuBefore = ownCpuSeconds();
+    const machineBefore = machineCpuTicks();
     const windowStart = performance.now();
     log(`  load: ${seconds} s at ${rate} commits/s…`);
     const load = await openLoopWrites({ nodes, rate, seconds, inFlightMax, keyPrefix: `load-n${size}` });
     const loadMs = performance.now() - windowStart;
     const nodeCpuAfter = nodes.map((node) => processCpuSeconds(node.pid));
     const clientCpuAfter = ownCpuSeconds();
+    const machineAfter = machineCpuTicks();
     const groupCommitAfter = await Promise.all(nodes.map((node) => node.groupCommitTotals()));
 
     const lastAck = performance.now();
@@ -173,6 +175,7 @@ async function runCluster({ size, tempDir, clusterKey, rate, seconds }) {
       cpu: {
         nodes: nodes.map((_, index) => percentOfCore(nodeCpuBefore[index], nodeCpuAfter[index])),
         client: percentOfCore(clientCpuBefore, clientCpuAfter),
+        steal: stealPercent(machineBefore, machineAfter),
       },
       groupCommit: nodes.map((_, index) =>
         groupCommitWindow(groupCommitBefore[index], groupCommitAfter[index], loadMs),

@@ -40,7 +40,7 @@ export function formatClusterRun(run) {
       `; offered schedule took ${(load.elapsedMs / 1000).toFixed(2)} s` +
       (load.firstError ? `; first error: ${load.firstError}` : ''),
     `  PUT latency from its scheduled send time: p50 ${ms(delays.putLatency.p50)} ms, p99 ${ms(delays.putLatency.p99)} ms, max ${ms(delays.putLatency.max)} ms`,
-    `  CPU, % of one core over the load: nodes ${run.cpu.nodes.map((percent) => fixed(percent, 0)).join(' + ')}, bench client ${fixed(run.cpu.client, 0)}`,
+    `  CPU, % of one core over the load: nodes ${run.cpu.nodes.map((percent) => fixed(percent, 0)).join(' + ')}, bench client ${fixed(run.cpu.client, 0)}; stolen by the host: ${run.cpu.steal === undefined ? 'unknown' : `${fixed(run.cpu.steal, 1)}% of the machine`}`,
     `  group commit over the load, per node: ${run.groupCommit.map((g) => `${fixed(g.syncsPerSecond, 0)} syncs/s of ${fixed(g.commitsPerSync, 2)} commits (fdatasync mean ${fixed(g.syncMeanMs, 1)} ms)`).join(', ')}`,
     '',
     formatTable(

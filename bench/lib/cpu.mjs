@@ -33,3 +33,24 @@ export function ownCpuSeconds() {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 }
+
+/**
+ * The machine's CPU time so far, from the first line of /proc/stat (proc(5)), in clock ticks:
+ * `steal` is time the hypervisor ran something else while this VM wanted a CPU. Undefined where
+ * /proc is not available.
+ */
+export function machineCpuTicks() {
+  try {
+    const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/);
+    const ticks = values.map(Number);
+    return { total: ticks.slice(0, 8).reduce((sum, value) => sum + value, 0), steal: ticks[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The share of the machine's CPU time the host stole between two machineCpuTicks() readings, in %. */
+export function stealPercent(before, after) {
+  if (!before || !after || after.total <= before.total) return undefined;
+  return ((after.steal - before.steal) * 100) / (after.total - before.total);
+}
