@@ -159,7 +159,11 @@ async function runBurst(burst) {
         }
       }, sendTickMs);
     });
-    await waitUntil(`the node to apply ${to} commits`, async () => (await applied(node)) >= to, applyTimeoutMs);
+    await waitUntil(
+      `the node to apply ${to} commits`,
+      async () => (await applied(node)) >= to,
+      applyTimeoutMs,
+    );
   }
 
   await feed(0, warmupCommits);
