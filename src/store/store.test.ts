@@ -354,6 +354,56 @@ describe('Store: preconditions', () => {
   });
 });
 
+describe('Store: a failure that rolls the whole transaction back', () => {
+  it('fails every write of the batch and writes nothing of it, then writes again', async () => {
+    await put('before', '1');
+    const digest = store.digest();
+    // SQLite rolls back the whole transaction on some errors (a full disk, an I/O error); a trigger
+    // that raises ROLLBACK does the same here.
+    const other = new Database(join(dataDir, 'strata.db'));
+    other.exec(
+      `CREATE TRIGGER rollback_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
+       BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`,
+    );
+    other.close();
+    const ops = [await putOp('ok1', 'one'), await putOp('boom', 'lost'), await putOp('ok2', 'two')];
+    const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(store.digest()).toBe(digest);
+    for (const key of ['ok1', 'boom', 'ok2']) expect(store.snapshot().live('b', key)).toBeUndefined();
+    const next = await store.write({ ops: [await putOp('after', '3')] });
+    expect(next.seq).toBe(2);
+    await reopen();
+    expect(valueAt('after')).toBe('3');
+    expect(valueAt('ok2')).toBeUndefined();
+  });
+
+  it("fails every peer's commit of the batch and writes nothing of it", async () => {
+    const other = new Database(join(dataDir, 'strata.db'));
+    other.exec(
+      `CREATE TRIGGER rollback_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
+       BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`,
+    );
+    other.close();
+    const peer = 'c'.repeat(16) as NodeId;
+    const peer2 = 'd'.repeat(16) as NodeId;
+    const settled = await Promise.allSettled(
+      [
+        peerEnvelope(peer, 1, [{ key: 'p1', value: 'one' }]),
+        peerEnvelope(peer2, 1, [{ key: 'boom', value: 'lost' }]),
+        peerEnvelope(peer, 2, [{ key: 'p2', value: 'two' }]),
+      ].map((each) => store.applyRemote(each)),
+    );
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(store.revision()).toEqual({});
+    await reopen();
+    expect(store.revision()).toEqual({});
+    expect(valueAt('p2')).toBeUndefined();
+    await store.applyRemote(peerEnvelope(peer, 1, [{ key: 'p1', value: 'one' }]));
+    expect(valueAt('p1')).toBe('one');
+  });
+});
+
 /**
  * Writes each op as its own commit, all at once, and checks that the ones that landed were made
  * durable together: one group-commit batch.
@@ -372,39 +422,39 @@ async function inOneBatch(ops: WriteOp[]): Promise<PromiseSettledResult<WriteRes
   }
 }
 
+/** A one-op commit of `origin` as a peer sends it: canonical body, id, and its value inline. */
+function peerEnvelope(
+  origin: NodeId,
+  seq: number,
+  ops: Array<{ key: string; value: string; parents?: VersionId[] }>,
+): Envelope {
+  const blobs: Record<string, string> = {};
+  const commit: Commit = {
+    origin,
+    seq,
+    hlc: formatHlc({ wall: start + seq, counter: 0, node: origin }),
+    ops: ops.map(({ key, value, parents = [] }) => {
+      const bytes = Buffer.from(value);
+      const blob = sha256(bytes) as BlobId;
+      blobs[blob] = bytes.toString('base64');
+      return {
+        kind: 'put',
+        bucket: 'b',
+        key,
+        parents,
+        blob,
+        contentType: 'text/plain',
+        size: bytes.length,
+        effectiveAt: start,
+      };
+    }),
+  };
+  return { id: commitId(commit), body: encodeCommit(commit), blobs };
+}
+
 describe("Store: a peer's commits in one batch", () => {
   const peerA = 'a'.repeat(16) as NodeId;
   const peerB = 'b'.repeat(16) as NodeId;
-
-  /** A one-op commit of `origin` as a peer sends it: canonical body, id, and its value inline. */
-  function envelope(
-    origin: NodeId,
-    seq: number,
-    ops: Array<{ key: string; value: string; parents?: VersionId[] }>,
-  ): Envelope {
-    const blobs: Record<string, string> = {};
-    const commit: Commit = {
-      origin,
-      seq,
-      hlc: formatHlc({ wall: start + seq, counter: 0, node: origin }),
-      ops: ops.map(({ key, value, parents = [] }) => {
-        const bytes = Buffer.from(value);
-        const blob = sha256(bytes) as BlobId;
-        blobs[blob] = bytes.toString('base64');
-        return {
-          kind: 'put',
-          bucket: 'b',
-          key,
-          parents,
-          blob,
-          contentType: 'text/plain',
-          size: bytes.length,
-          effectiveAt: start,
-        };
-      }),
-    };
-    return { id: commitId(commit), body: encodeCommit(commit), blobs };
-  }
 
   async function applyInOneBatch(envelopes: Envelope[]): Promise<PromiseSettledResult<WriteResult>[]> {
     const batches: string[][] = [];
@@ -425,13 +475,13 @@ describe("Store: a peer's commits in one batch", () => {
 
   it('a refused commit leaves nothing, not even the blob of an op before the one refused', async () => {
     const unknown = `${'e'.repeat(64)}.0` as VersionId;
-    const good = envelope(peerA, 1, [{ key: 'a1', value: 'one' }]);
-    const halfKnown = envelope(peerB, 1, [
+    const good = peerEnvelope(peerA, 1, [{ key: 'a1', value: 'one' }]);
+    const halfKnown = peerEnvelope(peerB, 1, [
       { key: 'first', value: 'blob of a refused commit' },
       { key: 'second', value: 'x', parents: [unknown] },
     ]);
-    const gap = envelope(peerA, 3, [{ key: 'a3', value: 'three' }]);
-    const next = envelope(peerA, 2, [{ key: 'a2', value: 'two' }]);
+    const gap = peerEnvelope(peerA, 3, [{ key: 'a3', value: 'three' }]);
+    const next = peerEnvelope(peerA, 2, [{ key: 'a2', value: 'two' }]);
     const settled = await applyInOneBatch([good, halfKnown, gap, next, good]);
     expect(settled.map(code)).toEqual([
       'applied',
@@ -459,9 +509,9 @@ describe("Store: a peer's commits in one batch", () => {
     );
     other.close();
     const settled = await applyInOneBatch([
-      envelope(peerA, 1, [{ key: 'a1', value: 'one' }]),
-      envelope(peerB, 1, [{ key: 'boom', value: 'lost' }]),
-      envelope(peerA, 2, [{ key: 'a2', value: 'two' }]),
+      peerEnvelope(peerA, 1, [{ key: 'a1', value: 'one' }]),
+      peerEnvelope(peerB, 1, [{ key: 'boom', value: 'lost' }]),
+      peerEnvelope(peerA, 2, [{ key: 'a2', value: 'two' }]),
     ]);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(/injected failure/);
@@ -472,7 +522,7 @@ describe("Store: a peer's commits in one batch", () => {
     const fixed = new Database(join(dataDir, 'strata.db'));
     fixed.exec('DROP TRIGGER refuse_boom');
     fixed.close();
-    await store.applyRemote(envelope(peerB, 1, [{ key: 'boom', value: 'lost' }]));
+    await store.applyRemote(peerEnvelope(peerB, 1, [{ key: 'boom', value: 'lost' }]));
     expect(valueAt('boom')).toBe('lost');
   });
 });

@@ -70,6 +70,9 @@ export class WritePath {
           if (savepointEach) return this.applyOneInTransaction(job);
           return job.kind === 'local' ? this.applyOne(job.request) : this.applyRemote(job.envelope);
         } catch (error) {
+          // Some errors (a full disk, an I/O error) roll the whole transaction back: the batch is
+          // over, and no later write of it may run outside a transaction.
+          if (!this.db.inTransaction) throw error;
           if (error instanceof BatchAborted && !savepointEach) throw error;
           const cause = error instanceof BatchAborted ? error.cause : error;
           return cause instanceof Error ? cause : new Error(String(cause));
