@@ -78,6 +78,19 @@ function valueAt(
   return blob?.data?.toString();
 }
 
+/**
+ * From a second connection, a trigger that makes the database refuse the version rows of `key`:
+ * ABORT fails that statement, ROLLBACK rolls the whole transaction back (as a full disk may).
+ */
+function failVersionInserts(key: string, raise: 'ABORT' | 'ROLLBACK'): void {
+  const other = new Database(join(dataDir, 'strata.db'));
+  other.exec(
+    `CREATE TRIGGER fail_${key} BEFORE INSERT ON versions WHEN NEW.key = '${key}'
+     BEGIN SELECT RAISE(${raise}, 'injected failure'); END`,
+  );
+  other.close();
+}
+
 async function refusal(request: WriteRequest): Promise<StrataError> {
   try {
     await store.write(request);
@@ -328,14 +341,9 @@ describe('Store: preconditions', () => {
 
   it('a write the database fails after it began writing fails alone; the rest of its batch lands', async () => {
     await put('before', '1');
-    // A second connection adds a trigger: the version insert of key "boom" fails after its blob
-    // and commit rows were written in the batch's transaction.
-    const other = new Database(join(dataDir, 'strata.db'));
-    other.exec(
-      `CREATE TRIGGER refuse_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
-       BEGIN SELECT RAISE(ABORT, 'injected failure'); END`,
-    );
-    other.close();
+    // The version insert of key "boom" fails after its blob and commit rows were written in the
+    // batch's transaction.
+    failVersionInserts('boom', 'ABORT');
     const ops = [await putOp('ok1', 'one'), await putOp('boom', 'lost'), await putOp('ok2', 'two')];
     const settled = await inOneBatch(ops);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
@@ -360,12 +368,7 @@ describe('Store: a failure that rolls the whole transaction back', () => {
     const digest = store.digest();
     // SQLite rolls back the whole transaction on some errors (a full disk, an I/O error); a trigger
     // that raises ROLLBACK does the same here.
-    const other = new Database(join(dataDir, 'strata.db'));
-    other.exec(
-      `CREATE TRIGGER rollback_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
-       BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`,
-    );
-    other.close();
+    failVersionInserts('boom', 'ROLLBACK');
     const ops = [await putOp('ok1', 'one'), await putOp('boom', 'lost'), await putOp('ok2', 'two')];
     const settled = await Promise.allSettled(ops.map((op) => store.write({ ops: [op] })));
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
@@ -379,12 +382,7 @@ describe('Store: a failure that rolls the whole transaction back', () => {
   });
 
   it("fails every peer's commit of the batch and writes nothing of it", async () => {
-    const other = new Database(join(dataDir, 'strata.db'));
-    other.exec(
-      `CREATE TRIGGER rollback_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
-       BEGIN SELECT RAISE(ROLLBACK, 'injected rollback'); END`,
-    );
-    other.close();
+    failVersionInserts('boom', 'ROLLBACK');
     const peer = 'c'.repeat(16) as NodeId;
     const peer2 = 'd'.repeat(16) as NodeId;
     const settled = await Promise.allSettled(
@@ -502,12 +500,7 @@ describe("Store: a peer's commits in one batch", () => {
   });
 
   it('a commit the database fails after it began writing fails alone; the rest of its batch lands', async () => {
-    const other = new Database(join(dataDir, 'strata.db'));
-    other.exec(
-      `CREATE TRIGGER refuse_boom BEFORE INSERT ON versions WHEN NEW.key = 'boom'
-       BEGIN SELECT RAISE(ABORT, 'injected failure'); END`,
-    );
-    other.close();
+    failVersionInserts('boom', 'ABORT');
     const settled = await applyInOneBatch([
       peerEnvelope(peerA, 1, [{ key: 'a1', value: 'one' }]),
       peerEnvelope(peerB, 1, [{ key: 'boom', value: 'lost' }]),
@@ -519,9 +512,9 @@ describe("Store: a peer's commits in one batch", () => {
     expect(store.existingBlob(sha256('lost'))).toBeUndefined();
     expect(store.revision()).toEqual({ [peerA]: 2 });
     // The refused commit can come again later, once the database takes it.
-    const fixed = new Database(join(dataDir, 'strata.db'));
-    fixed.exec('DROP TRIGGER refuse_boom');
-    fixed.close();
+    const drop = new Database(join(dataDir, 'strata.db'));
+    drop.exec('DROP TRIGGER fail_boom');
+    drop.close();
     await store.applyRemote(peerEnvelope(peerB, 1, [{ key: 'boom', value: 'lost' }]));
     expect(valueAt('boom')).toBe('lost');
   });
