@@ -3,7 +3,8 @@
  * closed-loop clients (1 KB values) and GET throughput, side by side with a local single-member
  * etcd and with this disk's raw fdatasync rate. Prints figures; asserts nothing.
  *
- * Env: BENCH_SECONDS (measured seconds per phase, default 5), BENCH_WARMUP_SECONDS (default 1).
+ * Env: BENCH_SECONDS (measured seconds per phase, default 5), BENCH_WARMUP_SECONDS (default 1),
+ * BENCH_SERVER_WARMUP_SECONDS (PUTs each server takes, unmeasured, before its first phase; default 10).
  * Both servers run for the whole benchmark but only one is under load at a time; see
  * lib/workload.mjs for the order.
  */
@@ -19,7 +20,7 @@ import { phase } from './lib/load.mjs';
 import { formatReport } from './lib/report.mjs';
 import { groupCommitWindow, startStrata, strataClient } from './lib/strata.mjs';
 import { valueFor } from './lib/value.mjs';
-import { runWorkloads } from './lib/workload.mjs';
+import { runWorkloads, warmUpServer } from './lib/workload.mjs';
 
 const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const putConcurrencies = [1, 16, 64];
@@ -43,8 +44,13 @@ const cleanups = cleanupStack(log, 'stopping servers and removing temp files');
 async function main() {
   const seconds = secondsFromEnv('BENCH_SECONDS', 5);
   const warmupSeconds = secondsFromEnv('BENCH_WARMUP_SECONDS', 1);
+  const serverWarmupSeconds = secondsFromEnv('BENCH_SERVER_WARMUP_SECONDS', 10);
   if (seconds === 0) throw new Error('BENCH_SECONDS must be more than 0');
-  const timing = { durationMs: seconds * 1000, warmupMs: warmupSeconds * 1000 };
+  const timing = {
+    durationMs: seconds * 1000,
+    warmupMs: warmupSeconds * 1000,
+    serverWarmupMs: serverWarmupSeconds * 1000,
+  };
   if (!existsSync(join(repoDir, 'dist', 'cli', 'main.js'))) {
     throw new Error('Strata is not built: run `npm run build` first (`npm run bench` does).');
   }
@@ -61,6 +67,7 @@ async function main() {
     tempDir,
     seconds,
     warmupSeconds,
+    serverWarmupSeconds,
     putConcurrencies,
     getConcurrencies,
   };
@@ -110,10 +117,12 @@ async function main() {
   log('HTTP + fdatasync floor, 1 client…');
   const floorServer = await startFloorServer(join(tempDir, 'floor.bin'));
   cleanups.push(floorServer.stop);
+  await warmUpServer((concurrency) => floorServer.client(concurrency), timing.serverWarmupMs);
   const floorClient = floorServer.client(1);
   const floor = await phase({
     concurrency: 1,
-    ...timing,
+    durationMs: timing.durationMs,
+    warmupMs: timing.warmupMs,
     serverPid: floorServer.pid,
     request: (index, sequence) => floorClient.put('', valueFor(index, sequence)),
   });

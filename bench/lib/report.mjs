@@ -16,7 +16,7 @@ export function formatReport({ setup, fdatasync, strata, etcd, etcdSkipped }) {
     `Strata benchmark: node ${setup.node}, ${setup.cpus}, ${setup.os}`,
     `etcd: ${etcd ? setup.etcdVersion : `skipped (${etcdSkipped})`}`,
     `temp dir: ${setup.tempDir} (Strata data, etcd data and the fdatasync file share this file system)`,
-    `phases: ${setup.seconds} s measured after ${setup.warmupSeconds} s warm-up; closed-loop clients, one keep-alive connection each; 1 KB values`,
+    `phases: ${setup.seconds} s measured after ${setup.warmupSeconds} s warm-up, each server first loaded ${setup.serverWarmupSeconds} s unmeasured; closed-loop clients, one keep-alive connection each; 1 KB values`,
     '',
     'Durable PUT (Strata: 201 after fsync; etcd: /v3/kv/put, committed to its fsynced WAL)',
   );
