@@ -20,15 +20,19 @@ const readKeysMax = 10_000;
 export async function runWorkloads({ targets, putConcurrencies, getConcurrencies, timing, log }) {
   const results = new Map(targets.map((target) => [target.name, { puts: new Map(), gets: new Map() }]));
   const readKeys = new Map(targets.map((target) => [target.name, []]));
-  for (const target of targets) {
-    log(
-      `${target.name}: ${timing.serverWarmupMs / 1000} s of PUTs at ${warmupConcurrency} clients, unmeasured…`,
-    );
-    await warmUpServer(target.makeClient, timing.serverWarmupMs);
-  }
+  const warmed = new Set();
 
   for (const concurrency of putConcurrencies) {
     for (const target of targets) {
+      // Right before the server's first phase, so that another server's warm-up (and the writes
+      // it leaves behind on the shared disk) does not end just before it.
+      if (!warmed.has(target)) {
+        warmed.add(target);
+        log(
+          `${target.name}: ${timing.serverWarmupMs / 1000} s of PUTs at ${warmupConcurrency} clients, unmeasured…`,
+        );
+        await warmUpServer(target.makeClient, timing.serverWarmupMs);
+      }
       log(`${target.name} PUT, ${concurrency} client(s)…`);
       const result = await putPhase(target, concurrency, timing, readKeys.get(target.name));
       results.get(target.name).puts.set(concurrency, result);
