@@ -385,11 +385,14 @@ describe('Store: a failure that rolls the whole transaction back', () => {
     failVersionInserts('boom', 'ROLLBACK');
     const peer = 'c'.repeat(16) as NodeId;
     const peer2 = 'd'.repeat(16) as NodeId;
+    const peer3 = 'e'.repeat(16) as NodeId;
+    // The last commit is from a third origin: nothing else in the batch would refuse it, so only
+    // ending the batch keeps it from being written outside the rolled-back transaction.
     const settled = await Promise.allSettled(
       [
         peerEnvelope(peer, 1, [{ key: 'p1', value: 'one' }]),
         peerEnvelope(peer2, 1, [{ key: 'boom', value: 'lost' }]),
-        peerEnvelope(peer, 2, [{ key: 'p2', value: 'two' }]),
+        peerEnvelope(peer3, 1, [{ key: 'p2', value: 'two' }]),
       ].map((each) => store.applyRemote(each)),
     );
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected', 'rejected']);
