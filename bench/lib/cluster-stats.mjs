@@ -30,7 +30,7 @@ export function replicationDelays(writes, visible, size, windowMs = 2_000) {
   const toAll = [];
   /** Delay to every node of the writes scheduled in each window of the load, in order. */
   const toAllByWindow = [];
-  const firstDueMs = writes.length > 0 ? Math.min(...writes.map((write) => write.dueMs)) : 0;
+  const firstDueMs = writes.reduce((first, write) => Math.min(first, write.dueMs), Number.POSITIVE_INFINITY);
   const onOrigin = [];
   const putLatency = [];
   let missingPairs = 0;

@@ -38,7 +38,7 @@ export function activationKey(app: string, release: string): string {
  */
 export class ActivationScheduler {
   private cancelTimer: (() => void) | undefined;
-  /** The wall-clock time the armed timer aims at. */
+  /** The wall-clock time the armed timer aims at; infinite when none is armed. */
   private armedFor = Number.POSITIVE_INFINITY;
   /** Only a write to the releases bucket can bring the next effective time closer. */
   private readonly onDurable = (results: WriteResult[]) => {
@@ -83,7 +83,7 @@ export class ActivationScheduler {
     const next = this.store.snapshot(now).nextEffective(releasesBucket, this.handledUpTo);
     if (next === undefined) return;
     const delay = Math.min(Math.max(next - now, this.retryAfterMs), timerMsMax);
-    if (this.cancelTimer && this.armedFor <= now + delay) return;
+    if (this.armedFor <= now + delay) return;
     this.disarm();
     this.armedFor = now + delay;
     this.cancelTimer = this.timers.set(() => {

@@ -318,12 +318,10 @@ export class WritePath {
 }
 
 function bucketsOf(commit: Commit): string[] {
-  const first = commit.ops[0]?.bucket;
-  if (commit.ops.every((op) => op.bucket === first)) return first === undefined ? [] : [first];
   return [...new Set(commit.ops.map((op) => op.bucket))];
 }
 
-/** A failure after a client's write began writing: without savepoints it aborts the whole batch. */
+/** A failure after a write began writing: without savepoints it aborts the whole batch. */
 class BatchAborted extends Error {
   constructor(cause: unknown) {
     super('write batch aborted', { cause });
