@@ -135,6 +135,15 @@ export class SearchQueries {
   }
 
   search(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
+    try {
+      return this.run(snapshot, request, visible);
+    } catch (error) {
+      if (error instanceof ExpressionError) this.refuse(request, error.message);
+      throw error;
+    }
+  }
+
+  private run(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
     const phrase = matchExpression(request);
     // A two-word phrase is one term of the pair table (word-pairs.ts); snippets still come from the text.
     const pair =
@@ -207,10 +216,7 @@ export class SearchQueries {
     for (let round = 0; round < roundsMax && rows.length < request.limit; round += 1) {
       const wanted = Math.max(ranked * rankedGrowth, (offset + request.limit + 1) * rankedPerRow);
       ranked = Math.min(matched?.count ?? wanted, wanted);
-      let page = this.evaluate(
-        match,
-        () => statement.all({ ...parameters, ranked, batch, offset }) as HitRow[],
-      );
+      let page = this.evaluate(() => statement.all({ ...parameters, ranked, batch, offset }) as HitRow[]);
       if (!matched) {
         // One pass: every row carries the count, and an empty page comes as one row without a hit.
         const matches = page[0]?.matches ?? 0;
@@ -318,7 +324,6 @@ export class SearchQueries {
          ORDER BY rowid DESC LIMIT @limit)`,
     ).safeIntegers(true);
     const row = this.evaluate(
-      match,
       () =>
         statement.get({ match, ...range, limit: this.rankedMatchesMax + 1 }) as {
           matches: bigint;
@@ -371,18 +376,39 @@ export class SearchQueries {
   }
 
   /** Runs a statement with a MATCH: FTS5 reports a malformed expression only then, as a plain SQLite error. */
-  private evaluate<T>(match: string, run: () => T): T {
+  private evaluate<T>(run: () => T): T {
     try {
       return run();
     } catch (error) {
       if ((error as { code?: string }).code !== 'SQLITE_ERROR') throw error;
-      const message = (error as Error).message.replace(/^fts5: /, '');
-      const column = /^no such column: (.*)$/.exec(message)?.[1];
-      const hint = column
-        ? ` (${column}: is read as a column filter; a JSON field is queried as name:word, name:prefix* or name:"some words")`
-        : '';
-      fail('STRATA_BAD_QUERY', `the query is not valid FTS5 syntax: ${message}${hint}`, { query: match });
+      throw new ExpressionError((error as Error).message.replace(/^fts5: /, ''));
     }
+  }
+
+  /**
+   * Refuses a request whose expression FTS5 could not parse, in the terms of the query the user
+   * typed. The expression puts q in parentheses and may join def=/ref= to it, so FTS5's message
+   * can name a parenthesis the user never wrote: q's own expression, checked alone, gives the one
+   * to show.
+   */
+  private refuse(request: SearchRequest, message: string): never {
+    const own = ownExpression(request);
+    if (own !== undefined) {
+      const table = tables[request.kind];
+      try {
+        this.statement(`SELECT rowid FROM ${table} WHERE ${table} MATCH @match LIMIT 1`).get({ match: own });
+      } catch (error) {
+        if ((error as { code?: string }).code === 'SQLITE_ERROR')
+          message = (error as Error).message.replace(/^fts5: /, '');
+      }
+    }
+    fail(
+      'STRATA_BAD_QUERY',
+      `the query is not valid FTS5 syntax: ${explainSyntaxError(message, request.q ?? '')}`,
+      {
+        query: request.q,
+      },
+    );
   }
 
   private isWinnerAt(snapshot: Snapshot, row: HitRow, at: number): boolean {
@@ -523,6 +549,37 @@ function isVisible(bucket: string, visible: BucketFilter): boolean {
   return visible.buckets.includes(bucket);
 }
 
+/** FTS5 refused the expression; the message is FTS5's, without its prefix. */
+class ExpressionError extends Error {}
+
+/**
+ * FTS5's message about q made plainer: where it broke, when that can be told, and what the usual
+ * mistake is. The column hint covers a `name:` that is read as a column filter.
+ */
+export function explainSyntaxError(message: string, q: string): string {
+  if (message === 'syntax error near ""')
+    return 'the query ends too early: an AND, OR, NOT, NEAR( or ( is missing what should follow it';
+  if (message === 'unterminated string') return 'unterminated string: a phrase\'s closing " is missing';
+  const near = /^syntax error near "(.*)"$/.exec(message)?.[1];
+  if (near !== undefined) {
+    const at = q.indexOf(near);
+    // Only a token that occurs once can be placed.
+    return at >= 0 && q.indexOf(near, at + 1) < 0 ? `${message}, at character ${at + 1}` : message;
+  }
+  const column = /^no such column: (.*)$/.exec(message)?.[1];
+  if (column !== undefined)
+    return `${message} (${column}: is read as a column filter; a JSON field is queried as name:word, name:prefix* or name:"some words")`;
+  if (message.startsWith('unknown special query')) return `${message} (a * must end a word: pre*)`;
+  return message;
+}
+
+/** q's part of the expression, alone (matchExpression), or undefined without a q. */
+function ownExpression(request: SearchRequest): string | undefined {
+  if (request.q === undefined || request.q.trim() === '') return undefined;
+  const columns = contentColumns(tables[request.kind]);
+  return request.kind === 'text' ? rewriteFieldTerms(request.q, columns) : request.q;
+}
+
 /**
  * The FTS5 expression of a request. `q` is passed through (FTS5 syntax), except that a `name:value`
  * term whose name is not a column of the kind's table is read as a JSON field query and becomes a
@@ -530,10 +587,8 @@ function isVisible(bucket: string, visible: BucketFilter): boolean {
  */
 export function matchExpression(request: SearchRequest): string {
   const parts: string[] = [];
-  const columns = contentColumns(tables[request.kind]);
-  if (request.q !== undefined && request.q.trim() !== '') {
-    parts.push(`(${request.kind === 'text' ? rewriteFieldTerms(request.q, columns) : request.q})`);
-  }
+  const own = ownExpression(request);
+  if (own !== undefined) parts.push(`(${own})`);
   if (request.def !== undefined) parts.push(`defined : ${identifierPhrase(request.def, 'def')}`);
   if (request.ref !== undefined) parts.push(`referenced : ${identifierPhrase(request.ref, 'ref')}`);
   if (parts.length === 0) fail('STRATA_BAD_QUERY', 'give q=, or def=/ref= with kind=code');

@@ -383,10 +383,37 @@ describe('GET /v1/search', () => {
     return (response.json() as { error: { message: string } }).error.message;
   }
 
-  it('says where a malformed query broke', async () => {
-    const message = await badQueryMessage('lighthouse AND (keeper');
-    expect(message).toMatch(/syntax error near/);
-    expect(message).not.toMatch(/^fts5:/);
+  it('says where a malformed query broke, in the terms of the query as typed', async () => {
+    const cut = await badQueryMessage('lighthouse AND (keeper');
+    expect(cut).toBe(
+      'the query is not valid FTS5 syntax: the query ends too early: an AND, OR, NOT, NEAR( or ( is missing what should follow it',
+    );
+    // q goes into the expression in parentheses: the message must not name the closing one.
+    expect(await badQueryMessage('a AND')).toContain('the query ends too early');
+    expect(await badQueryMessage('a OR NOT')).toBe(
+      'the query is not valid FTS5 syntax: syntax error near "NOT", at character 6',
+    );
+    expect(await badQueryMessage('keeper ) lighthouse')).toBe(
+      'the query is not valid FTS5 syntax: syntax error near ")", at character 8',
+    );
+    // A token found twice in q cannot be placed.
+    expect(await badQueryMessage('a OR OR b')).toBe(
+      'the query is not valid FTS5 syntax: syntax error near "OR"',
+    );
+    expect(await badQueryMessage('"lighthouse')).toContain('a phrase\'s closing " is missing');
+    expect(await badQueryMessage('*')).toContain('a * must end a word');
+  });
+
+  it('places the error in q when def= joins it', async () => {
+    const { node } = startNode();
+    const response = await node.app.inject({
+      url: `/v1/search?kind=code&def=render&q=${encodeURIComponent('scene AND')}`,
+      headers: auth,
+    });
+    expectError(response, 400, 'STRATA_BAD_QUERY');
+    const error = (response.json() as { error: { message: string; query?: string } }).error;
+    expect(error.message).toContain('the query ends too early');
+    expect(error.query).toBe('scene AND');
   });
 
   it('says how to query a JSON field when a name is read as a column', async () => {
