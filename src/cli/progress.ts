@@ -25,7 +25,7 @@ export function publishReporter(stream: NodeJS.WriteStream = process.stderr): Pu
 
 export function describeSummary(summary: PublishSummary): string {
   const lines = [
-    `${summary.dryRun ? 'dry run: ' : ''}${summary.files} file(s): ${summary.uploaded} uploaded (${summary.uploadedBytes} bytes), ` +
+    `${summary.dryRun ? 'dry run: ' : ''}${summary.files} file(s): ${summary.uploaded} ${summary.dryRun ? 'to upload' : 'uploaded'} (${summary.uploadedBytes} bytes), ` +
       `${summary.reused} already stored, ${summary.unchanged} unchanged`,
   ];
   if (summary.unchangedRelease) lines.push(`nothing changed: release ${summary.release} stays in effect`);

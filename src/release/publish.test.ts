@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { adminToken, auth, type TempNode, tempNodesPerTest } from '../../test/support/temp-node.js';
 import type { ApiClient } from '../client/api-client.js';
+import { messageBytesMax } from '../core/commit.js';
 import type { Limits } from '../http/context.js';
 import {
   directoryFiles,
@@ -149,6 +150,19 @@ describe('directoryFiles', () => {
     symlinkSync(join(root, 'index.html'), join(root, 'link.html'));
     const files = await directoryFiles(root, readPublishConfig(root));
     expect(files.map((f) => f.path)).toEqual(['index.html', 'sub/strata.publish.json']);
+  });
+
+  it.each([
+    ['not JSON', '{', 'is not valid JSON'],
+    ['not an object', '["index.html"]', 'must be a JSON object'],
+    ['a misspelt field', '{"exclusions": ["drafts/"]}', 'unknown field exclusions'],
+    ['a bucket that is not a name', '{"buckets": {"png": 3}}', 'buckets must map extensions'],
+    ['exclude as one string', '{"exclude": "drafts/"}', 'exclude must be a list of paths'],
+    ['entry as a list', '{"entry": ["/a.html"]}', 'entry must be a path'],
+    ['spa as a string', '{"spa": "yes"}', 'spa must be true or false'],
+  ])('refuses a strata.publish.json with %s', (_what, text, message) => {
+    const root = tempDir({ 'index.html': 'i', 'strata.publish.json': text });
+    expect(() => readPublishConfig(root)).toThrow(message);
   });
 
   it('applies strata.publish.json bucket overrides and exclusions', async () => {
@@ -453,11 +467,41 @@ describe('publish', () => {
     const root = tempDir({ 'index.html': 'v1' });
     const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
     writeFileSync(join(root, 'index.html'), 'v2');
+    // The server refuses a release message over its limit, after the files were committed.
     await expect(
-      publish(client, await directoryFiles(root, {}), { app: 'site', entry: '/missing.html' }, reporter()),
+      publish(
+        client,
+        await directoryFiles(root, {}),
+        { app: 'site', message: 'x'.repeat(messageBytesMax + 1) },
+        reporter(),
+      ),
     ).rejects.toMatchObject({ status: 400, code: 'STRATA_BAD_REQUEST' });
     expect((await timeline(node, 'site')).map((r) => r.release)).toEqual([first.release]);
     expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('v1');
+  });
+
+  it('takes the entry with or without its leading slash, and refuses one that is not published before writing anything', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'home.html': 'home', 'about.html': 'about' });
+    const files = await directoryFiles(root, {});
+    const bare = await publish(client, files, { app: 'site', entry: 'home.html' }, reporter());
+    const detail = await getJson<{ entry: string }>(node, `/v1/apps/site/releases/${bare.release}`);
+    expect(detail.entry).toBe('/home.html');
+
+    writeFileSync(join(root, 'about.html'), 'about, edited');
+    const changed = await directoryFiles(root, {});
+    for (const dryRun of [true, false]) {
+      const recorder = reporter();
+      await expect(
+        publish(client, changed, { app: 'site', entry: 'index.html', dryRun }, recorder),
+      ).rejects.toMatchObject({
+        code: 'STRATA_BAD_REQUEST',
+        message: 'entry index.html is not one of the files to publish',
+      });
+      expect(recorder.calls).toEqual([]);
+    }
+    expect((await key(node, 'application', 'about.html')).body).toBe('about');
+    expect((await timeline(node, 'site')).map((r) => r.release)).toEqual([bare.release]);
   });
 });
 

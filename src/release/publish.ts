@@ -71,11 +71,47 @@ const uploadConcurrency = 4;
 export function readPublishConfig(root: string): PublishConfig {
   const file = join(root, configFileName);
   if (!existsSync(file)) return {};
+  let config: unknown;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as PublishConfig;
+    config = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
     fail('STRATA_BAD_REQUEST', `${file} is not valid JSON: ${(error as Error).message}`);
   }
+  return checkPublishConfig(config, file);
+}
+
+/** The config's shape, checked field by field, so that a typo is reported before anything is uploaded. */
+function checkPublishConfig(config: unknown, file: string): PublishConfig {
+  const wrong = (what: string) => fail('STRATA_BAD_REQUEST', `${file}: ${what}`);
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) wrong('must be a JSON object');
+  const known = ['buckets', 'exclude', 'entry', 'spa'];
+  const { buckets, exclude, entry, spa, ...rest } = config as Record<string, unknown>;
+  const unknown = Object.keys(rest);
+  if (unknown.length > 0) wrong(`unknown field ${unknown[0]} (known: ${known.join(', ')})`);
+  if (
+    buckets !== undefined &&
+    (typeof buckets !== 'object' ||
+      buckets === null ||
+      Array.isArray(buckets) ||
+      Object.values(buckets).some((bucket) => typeof bucket !== 'string'))
+  )
+    wrong('buckets must map extensions to bucket names, e.g. {"md": "docs"}');
+  if (exclude !== undefined && (!Array.isArray(exclude) || exclude.some((rule) => typeof rule !== 'string')))
+    wrong('exclude must be a list of paths, e.g. ["drafts/", "notes.txt"]');
+  if (entry !== undefined && typeof entry !== 'string') wrong('entry must be a path, e.g. "/home.html"');
+  if (spa !== undefined && typeof spa !== 'boolean') wrong('spa must be true or false');
+  return config as PublishConfig;
+}
+
+/**
+ * The entry as a route (`home.html` and `/home.html` alike), which must be one of the published
+ * files: checked before anything is uploaded or written, and by --dry-run too.
+ */
+function entryRoute(entry: string, files: SourceFile[]): string {
+  const route = entry.startsWith('/') ? entry : `/${entry}`;
+  if (!files.some((file) => `/${file.path}` === route))
+    fail('STRATA_BAD_REQUEST', `entry ${entry} is not one of the files to publish`);
+  return route;
 }
 
 function bucketFor(path: string, config: PublishConfig): { bucket: string; contentType: string } {
@@ -207,6 +243,7 @@ export async function publish(
   // Refuse a bad date before anything is uploaded or written.
   if (options.effectiveAt !== undefined) parseTime(options.effectiveAt, '--effective-at');
   if (files.length === 0) fail('STRATA_BAD_REQUEST', 'nothing to publish: no files');
+  const entry = options.entry === undefined ? undefined : entryRoute(options.entry, files);
   const active = await activeRelease(client, options.app);
   const buckets = [...new Set(files.map((file) => file.bucket))];
   const listings = new Map<string, Map<string, Listed>>();
@@ -304,7 +341,7 @@ export async function publish(
     active &&
     options.effectiveAt === undefined &&
     sameRoutes(active.routes, routes) &&
-    (options.entry ?? defaultEntry(routes)) === active.entry &&
+    (entry ?? defaultEntry(routes)) === active.entry &&
     (options.spa ?? false) === (active.spa ?? false)
   ) {
     // Nothing changed: a new release would only add noise to the timeline.
@@ -322,7 +359,7 @@ export async function publish(
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         routes,
-        ...(options.entry !== undefined ? { entry: options.entry } : {}),
+        ...(entry !== undefined ? { entry } : {}),
         ...(options.spa !== undefined ? { spa: options.spa } : {}),
         ...(options.message !== undefined ? { message: options.message } : {}),
         ...(options.effectiveAt !== undefined ? { effectiveAt: options.effectiveAt } : {}),

@@ -283,6 +283,10 @@ describe('strata release commands', () => {
       (await node.cli(['publish', appDir, '--app', 'never-published', '--dry-run', '--json'])).stdout,
     ) as PublishSummary;
     expect(fresh.dryRun).toBe(true);
+    const text = (await node.cli(['publish', appDir, '--app', app, '--dry-run'])).stdout;
+    expect(text).toMatch(
+      /^dry run: 3 file\(s\): 2 to upload \(\d+ bytes\), 0 already stored, 1 unchanged\n$/,
+    );
     expect(await changeCursor()).toBe(cursor);
     expect(await node.releases(app)).toEqual(before);
     expectFailure(await failing(['releases', 'never-published']), 'STRATA_NOT_FOUND');
