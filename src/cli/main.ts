@@ -7,6 +7,7 @@ import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-c
 import { defaultTiming } from '../cluster/protocol.js';
 import { systemClock } from '../core/clock.js';
 import { StrataError } from '../core/errors.js';
+import { isVersionId } from '../core/ids.js';
 import { defaultLimits, startNode } from '../node.js';
 import { rankedMatchesMaxDefault, rankedMatchesMaxRange } from '../search/search-query.js';
 import { Store } from '../store/store.js';
@@ -190,6 +191,21 @@ function parseGeo(value: string): { lat: number; lon: number } {
   return { lat, lon };
 }
 
+/**
+ * `--if-match` as an `If-Match` header. It takes the version id bare (as `put` and `history`
+ * print it) or quoted (as the `ETag` header carries it); anything else is refused here, before a
+ * request is made.
+ */
+function ifMatchHeader(value: string): string {
+  const version = value.trim().replace(/^"(.*)"$/, '$1');
+  if (!isVersionId(version))
+    throw new StrataError(
+      'STRATA_BAD_REQUEST',
+      `--if-match takes a version id as put and history print it (<64 hex digits>.<n>), got ${JSON.stringify(value)}`,
+    );
+  return `"${version}"`;
+}
+
 example(
   program
     .command('put <bucket> <key> [file]')
@@ -201,7 +217,7 @@ example(
     .option('--json', 'print JSON')
     .action(async (bucket: string, key: string, file: string | undefined, options) => {
       const headers: Record<string, string> = { 'content-type': options.contentType };
-      if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+      if (options.ifMatch) headers['if-match'] = ifMatchHeader(options.ifMatch);
       if (options.ifNoneMatch) headers['if-none-match'] = '*';
       if (options.effectiveAt) headers['strata-effective-at'] = options.effectiveAt;
       let body: NodeJS.ReadableStream;
@@ -252,7 +268,7 @@ example(
     .option('--json', 'print JSON')
     .action(async (bucket: string, key: string, options) => {
       const headers: Record<string, string> = {};
-      if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+      if (options.ifMatch) headers['if-match'] = ifMatchHeader(options.ifMatch);
       const result = await callJson<{ version: string }>(clientConfig(), keyPath(bucket, key), {
         method: 'DELETE',
         headers,
@@ -309,6 +325,10 @@ example(
         clientConfig(),
         `${keyPath(bucket, key)}/versions`,
       );
+      if (!options.json && result.versions.length === 0) {
+        process.stderr.write(`${bucket}/${key} has no versions: it was never written\n`);
+        return;
+      }
       print(result, options.json, () =>
         result.versions
           .map(

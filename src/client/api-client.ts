@@ -55,6 +55,9 @@ export async function call(
       body: options.body as Dispatcher.DispatchOptions['body'],
     });
   } catch (error) {
+    // undici refuses a malformed request (a header with a newline, say) before it connects.
+    if ((error as { code?: string }).code === 'UND_ERR_INVALID_ARG')
+      throw new ApiError(0, 'STRATA_BAD_REQUEST', `request not sent: ${(error as Error).message}`);
     throw new ApiError(0, 'STRATA_UNREACHABLE', `cannot reach ${config.url}: ${(error as Error).message}`);
   }
   if (response.statusCode >= 400) {

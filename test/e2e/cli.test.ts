@@ -252,6 +252,28 @@ describe('strata client commands', () => {
       expect(succeeded(pinned).stdout).toBe('first draft');
     });
 
+    it('put and rm --if-match take a version bare or quoted as in ETag; a stale one fails, a malformed one is refused unsent', async () => {
+      const first = succeeded(await cli(['put', 'notes', 'guarded.txt', '-'], 'one')).stdout.trim();
+      const second = succeeded(
+        await cli(['put', 'notes', 'guarded.txt', '-', '--if-match', `"${first}"`], 'two'),
+      ).stdout.trim();
+      const [stale, malformed, badHeader] = await Promise.all([
+        cli(['put', 'notes', 'guarded.txt', '-', '--if-match', first], 'three'),
+        cli(['rm', 'notes', 'guarded.txt', '--if-match', 'W/"abc"']),
+        cli(['put', 'notes', 'guarded.txt', '-', '--content-type', 'text/plain\nx'], 'four'),
+      ]);
+      expect(stale).toMatchObject({ code: 1, stdout: '' });
+      expect(stale.stderr).toMatch(/^error: STRATA_PRECONDITION_FAILED: /);
+      expect(malformed).toMatchObject({ code: 1, stdout: '' });
+      expect(malformed.stderr).toMatch(/^error: STRATA_BAD_REQUEST: --if-match takes a version id/);
+      // Refused by the HTTP client before sending: not reported as an unreachable server.
+      expect(badHeader).toMatchObject({ code: 1, stdout: '' });
+      expect(badHeader.stderr).toMatch(/^error: STRATA_BAD_REQUEST: request not sent: /);
+      succeeded(await cli(['rm', 'notes', 'guarded.txt', '--if-match', second]));
+      const history = json<HistoryJson>(await cli(['history', 'notes', 'guarded.txt', '--json']));
+      expect(history.versions.map((v) => v.kind)).toEqual(['delete', 'put', 'put']);
+    });
+
     it('rm deletes a key; get then fails with STRATA_NOT_FOUND', async () => {
       succeeded(await cli(['put', 'notes', 'gone.txt', '-'], 'bye'));
       const removed = json<{ version: string }>(await cli(['rm', 'notes', 'gone.txt', '--json']));
@@ -319,6 +341,16 @@ describe('strata client commands', () => {
         ['put', v2],
         ['put', v1],
       ]);
+      const [never, neverJson] = await Promise.all([
+        cli(['history', 'notes', 'never-written.txt']),
+        cli(['history', 'notes', 'never-written.txt', '--json']),
+      ]);
+      expect(never).toMatchObject({
+        code: 0,
+        stdout: '',
+        stderr: 'notes/never-written.txt has no versions: it was never written\n',
+      });
+      expect(json<HistoryJson>(neverJson).versions).toEqual([]);
     });
 
     it('token create, list and revoke; a revoked token is refused', async () => {
