@@ -188,10 +188,10 @@ describe('strata search and strata recent', () => {
       const result = await cli(['search', '"lighthouse']);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
-      expect(result.stderr).toMatch(/^error: STRATA_BAD_QUERY: /);
+      expect(result.stderr).toMatch(/^error: STRATA_BAD_QUERY: .*closing " is missing/);
       const dangling = await cli(['search', 'lighthouse AND']);
       expect(dangling.code).toBe(1);
-      expect(dangling.stderr).toMatch(/^error: STRATA_BAD_QUERY: .*syntax error/);
+      expect(dangling.stderr).toMatch(/^error: STRATA_BAD_QUERY: .*ends too early/);
     });
 
     it('exits 1 with the error code for other bad input', async () => {
