@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { contentTypeBytesMax } from '../core/commit.js';
 import { fail } from '../core/errors.js';
 import { isVersionId, type VersionId } from '../core/ids.js';
 import { checkBucketName, checkKey } from '../core/names.js';
@@ -65,6 +66,32 @@ export function ifNoneMatchAny(request: FastifyRequest): boolean {
   return true;
 }
 
+/**
+ * A Content-Type to store: it is sent back as a header on every read, so it must be a valid header
+ * value (visible ASCII, spaces and tabs; RFC 9110 §5.5) and short.
+ */
+export function checkContentType(value: unknown, what: string): string {
+  if (typeof value !== 'string' || Buffer.byteLength(value) > contentTypeBytesMax) {
+    fail('STRATA_BAD_REQUEST', `${what} must be a string of at most ${contentTypeBytesMax} bytes`);
+  }
+  if (!isHeaderValue(value)) {
+    fail(
+      'STRATA_BAD_REQUEST',
+      `${what} may hold only visible ASCII characters, spaces and tabs, as it is sent back as a header`,
+    );
+  }
+  return value;
+}
+
+/** The Content-Type a read sends: a stored one that is not a valid header (a peer's) is withheld. */
+export function servedContentType(stored: string | undefined): string {
+  return stored !== undefined && isHeaderValue(stored) ? stored : 'application/octet-stream';
+}
+
+function isHeaderValue(value: string): boolean {
+  return /^[\t\x20-\x7e]*$/.test(value);
+}
+
 export function effectiveAtHeader(request: FastifyRequest): number | undefined {
   const value = header(request, 'strata-effective-at');
   return value === undefined ? undefined : parseTime(value, 'Strata-Effective-At');
@@ -78,13 +105,24 @@ export function effectiveAtHeader(request: FastifyRequest): number | undefined {
 export function keyTarget(request: FastifyRequest): { bucket: string; key: string; history: boolean } {
   // Segments of the raw path: '', 'v1', 'buckets', <bucket>, 'keys', <key segments…>. Counting
   // segments (not characters) also copes with percent-encoded letters in the fixed parts.
-  const segments = ((request.raw.url ?? '').split('?')[0] as string).split('/');
+  const segments = rawPath(request).split('/');
   if (segments.length < 6) fail('STRATA_BAD_REQUEST', 'expected /v1/buckets/{bucket}/keys/{key}');
   let rawKey = segments.slice(5).join('/');
   const history =
     request.method === 'GET' || request.method === 'HEAD' ? rawKey.endsWith('/versions') : false;
   if (history) rawKey = rawKey.slice(0, -'/versions'.length);
   return { bucket: checkBucketName(decode(segments[3] as string)), key: checkKey(decode(rawKey)), history };
+}
+
+/**
+ * The request's path as sent, percent-encoding intact. A request line in absolute form
+ * (`PUT http://host/v1/…`, RFC 9112 §3.2.2, what a proxy-minded client sends) names the same
+ * resource as its path, so the scheme and authority are dropped.
+ */
+export function rawPath(request: FastifyRequest): string {
+  const path = (request.raw.url ?? '/').split('?')[0] as string;
+  const origin = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/]*/.exec(path);
+  return origin ? path.slice(origin[0].length) || '/' : path;
 }
 
 function decode(value: string): string {

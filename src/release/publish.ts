@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { type ApiClient, callJson } from '../client/api-client.js';
+import { opsPerCommitMax } from '../core/commit.js';
 import { classifyFile, extensionOf } from '../core/content-kind.js';
 import { fail } from '../core/errors.js';
 import { checkBucketName, checkKey } from '../core/names.js';
@@ -63,8 +64,6 @@ export interface PublishSummary {
 export const configFileName = 'strata.publish.json';
 /** Never published: version control, dependencies, and the config itself. */
 const alwaysExcluded = ['.git/', 'node_modules/', '.strata/', configFileName];
-/** One commit names at most this many files (the server's limit on ops per commit). */
-const opsPerCommitMax = 10_000;
 /** Uploads in flight at once: enough to hide latency, few enough not to flood a small node. */
 const uploadConcurrency = 4;
 

@@ -8,7 +8,7 @@ import { isHtml, pinDocument } from '../../release/pin.js';
 import type { Releases, ServedRelease } from '../../release/releases.js';
 import type { RouteTable } from '../../release/route-table.js';
 import type { Context } from '../context.js';
-import { timeParam } from '../params.js';
+import { rawPath, servedContentType, timeParam } from '../params.js';
 import { sendBlob } from '../send-blob.js';
 
 /** HTML larger than this is served as stored, without the pinning `<base>` (it is not read into memory). */
@@ -120,7 +120,7 @@ async function serve(
   const row = snapshot.version(file.version);
   const blob = row?.blob ? context.store.blobs.get(row.blob) : undefined;
   if (!row || !blob) throw new Error(`route ${file.path} of ${release} names a version without bytes`);
-  const contentType = row.contentType ?? 'application/octet-stream';
+  const contentType = servedContentType(row.contentType);
   void reply.header('Content-Type', contentType);
 
   if (isHtml(contentType) && blob.size <= pinnedHtmlBytesMax) {
@@ -157,10 +157,6 @@ function routeFor(
     if (version) return { path: table.entry, version };
   }
   return undefined;
-}
-
-function rawPath(request: FastifyRequest): string {
-  return (request.raw.url ?? '/').split('?')[0] as string;
 }
 
 function decodePath(path: string): string {

@@ -242,6 +242,14 @@ describe('POST /v1/commits', () => {
       'STRATA_BAD_REQUEST',
     );
     expectError(await postCommit(node, ''), 400, 'STRATA_BAD_REQUEST');
+    // A stray byte inside a string would otherwise be stored as U+FFFD.
+    const latin1 = Buffer.from(
+      '{"ops":[{"kind":"put","bucket":"b","key":"anchor","value":"caf\xe9"}]}',
+      'latin1',
+    );
+    const notUtf8 = await postCommit(node, latin1);
+    expectError(notUtf8, 400, 'STRATA_BAD_REQUEST');
+    expect(notUtf8.json().error.message).toContain('UTF-8');
     await expectJsonOnly(node, '/v1/commits', '{"ops":[{"kind":"put","bucket":"b","key":"x","value":"x"}]}');
     const noType = await node.app.inject({ method: 'POST', url: '/v1/commits', headers: auth, payload: 'x' });
     expectError(noType, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
@@ -349,6 +357,19 @@ describe('POST /v1/commits', () => {
         400,
         'STRATA_BAD_REQUEST',
       ],
+      [
+        'a contentType with a line break, which could not be sent back as a header',
+        { ops: [{ ...put, contentType: 'text/plain\r\nX-Injected: 1' }] },
+        400,
+        'STRATA_BAD_REQUEST',
+      ],
+      [
+        'a contentType with non-ASCII',
+        { ops: [{ ...put, contentType: 'text/é' }] },
+        400,
+        'STRATA_BAD_REQUEST',
+      ],
+      ['a misspelt top-level field', { ops: [put], mesage: 'typo' }, 400, 'STRATA_BAD_REQUEST'],
       ['a malformed ifMatch', { ops: [{ ...put, ifMatch: 'abc' }] }, 400, 'STRATA_BAD_REQUEST'],
       ['a numeric ifMatch', { ops: [{ ...put, ifMatch: 12 }] }, 400, 'STRATA_BAD_REQUEST'],
       [

@@ -1,17 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { contentTypeBytesMax, messageBytesMax } from '../../core/commit.js';
-import { fail } from '../../core/errors.js';
+import { messageBytesMax, opsPerCommitMax } from '../../core/commit.js';
+import { fail, onlyFields } from '../../core/errors.js';
 import { isSha256Hex, type VersionId } from '../../core/ids.js';
 import { checkBucketName, checkKey, isSystemBucket } from '../../core/names.js';
 import { parseTime } from '../../core/time.js';
 import type { StagedBlob } from '../../log/blob-store.js';
 import type { WriteOp } from '../../store/store.js';
 import { type Context, requireRead, requireRole } from '../context.js';
-import { versionParam } from '../params.js';
+import { checkContentType, versionParam } from '../params.js';
 import { versionView } from '../views.js';
-
-/** A commit body lists at most this many ops (a publish of 10,000 files is one commit); see opsPerCommitMax. */
-const opsMax = 10_000;
 
 export async function commitRoutes(app: FastifyInstance, context: Context): Promise<void> {
   // This endpoint takes JSON only: a text/plain body is refused with 415 instead of parsed as a string.
@@ -22,6 +19,7 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       fail('STRATA_BAD_REQUEST', 'body must be a JSON object {"message"?, "ops": [...]}');
     }
+    onlyFields(body, ['message', 'ops'], 'the commit');
     const { message, ops } = body as { message?: unknown; ops?: unknown };
     if (
       message !== undefined &&
@@ -29,8 +27,8 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
     ) {
       fail('STRATA_BAD_REQUEST', `message must be a string of at most ${messageBytesMax} bytes of UTF-8`);
     }
-    if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsMax) {
-      fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsMax} operations`);
+    if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsPerCommitMax) {
+      fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsPerCommitMax} operations`);
     }
     const writeOps: WriteOp[] = [];
     for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, request, context));
@@ -81,20 +79,22 @@ async function toWriteOp(
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     fail('STRATA_BAD_REQUEST', `${where} must be an object`);
   const op = value as Record<string, unknown>;
-  const known = new Set([
-    'kind',
-    'bucket',
-    'key',
-    'value',
-    'valueBase64',
-    'blob',
-    'contentType',
-    'ifMatch',
-    'effectiveAt',
-    'target',
-  ]);
-  for (const name of Object.keys(op))
-    if (!known.has(name)) fail('STRATA_BAD_REQUEST', `${where} has an unknown field "${name}"`);
+  onlyFields(
+    op,
+    [
+      'kind',
+      'bucket',
+      'key',
+      'value',
+      'valueBase64',
+      'blob',
+      'contentType',
+      'ifMatch',
+      'effectiveAt',
+      'target',
+    ],
+    where,
+  );
   const ifMatch = op.ifMatch === undefined ? undefined : versionParam(String(op.ifMatch), `${where}.ifMatch`);
   switch (op.kind) {
     case 'retract':
@@ -110,18 +110,12 @@ async function toWriteOp(
       const key = checkKey(op.key);
       const effectiveAt = effectiveAtOf(op.effectiveAt, where);
       if (op.kind === 'delete') return { kind: 'delete', bucket, key, ifMatch, effectiveAt };
-      if (
-        op.contentType !== undefined &&
-        (typeof op.contentType !== 'string' || Buffer.byteLength(op.contentType) > contentTypeBytesMax)
-      ) {
-        fail(
-          'STRATA_BAD_REQUEST',
-          `${where}.contentType must be a string of at most ${contentTypeBytesMax} bytes`,
-        );
-      }
       const contentType =
-        (op.contentType as string | undefined) ??
-        (op.value !== undefined ? 'text/plain; charset=utf-8' : 'application/octet-stream');
+        op.contentType !== undefined
+          ? checkContentType(op.contentType, `${where}.contentType`)
+          : op.value !== undefined
+            ? 'text/plain; charset=utf-8'
+            : 'application/octet-stream';
       return {
         kind: 'put',
         bucket,

@@ -239,6 +239,40 @@ describe('PUT /v1/buckets/{bucket}/keys/{key}', () => {
     expect((await get(node, 'b/keys/k')).statusCode).toBe(404);
   });
 
+  it('refuses a Content-Type that is not a media type or could not be sent back as a header', async () => {
+    const node = startNode();
+    const cases: Array<[string, string]> = [
+      ['text/plain; name="caf\u00e9"', 'visible ASCII'],
+      ['text/plain; name=caf\u00e9', 'visible ASCII'],
+      ['text/\u00ff', 'not a valid media type'],
+      ['text', 'not a valid media type'],
+    ];
+    for (const [contentType, explained] of cases) {
+      const response = await put(node, 'b/keys/k', 'x', { 'content-type': contentType });
+      expectError(response, 400, 'STRATA_BAD_REQUEST');
+      expect(response.json().error.message).toContain(explained);
+    }
+    expect((await get(node, 'b/keys/k')).statusCode).toBe(404);
+  });
+
+  it('serves a stored Content-Type that is not a valid header (from a peer) as application/octet-stream', async () => {
+    const node = startNode();
+    // A peer running older code could have accepted it; reads must still answer, not fail.
+    const blob = await node.store.blobs.fromBuffer(Buffer.from('bytes'));
+    await node.store.write({
+      ops: [{ kind: 'put', bucket: 'b', key: 'k', blob, contentType: 'text/plain\r\nX-Injected: 1' }],
+    });
+    for (const method of ['GET', 'HEAD'] as const) {
+      const response = await node.app.inject({ method, url: '/v1/buckets/b/keys/k', headers: auth });
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.headers['content-type']).toBe('application/octet-stream');
+      expect(response.headers['x-injected']).toBeUndefined();
+      if (method === 'GET') expect(response.body).toBe('bytes');
+    }
+    const [version] = await history(node, 'b/keys/k');
+    expect(version?.contentType).toBe('text/plain\r\nX-Injected: 1');
+  });
+
   it('refuses an object over the limit with 413 and keeps what was there', async () => {
     const node = startNode({ limits: { objectBytesMax: 1024 } });
     const kept = await putOk(node, 'b/keys/k', Buffer.alloc(1024, 1));
@@ -298,6 +332,26 @@ describe('POST /v1/buckets/{bucket}/keys', () => {
       payload: 'x',
     });
     expect((second.json() as { key: string }).key).not.toBe(body.key);
+  });
+
+  it('takes If-None-Match: * (a new key has no value) and refuses If-Match, which has nothing to match', async () => {
+    const node = startNode();
+    const post = (headers: Record<string, string>) =>
+      node.app.inject({
+        method: 'POST',
+        url: '/v1/buckets/uploads/keys',
+        headers: { ...auth, ...headers },
+        payload: 'x',
+      });
+    expect((await post({ 'if-none-match': '*' })).statusCode).toBe(201);
+    const before = await digest(node);
+    const version = (await post({})).json().version as string;
+    const afterOne = await digest(node);
+    expect(afterOne).not.toBe(before);
+    expectError(await post({ 'if-match': `"${version}"` }), 400, 'STRATA_BAD_REQUEST');
+    expectError(await post({ 'if-match': '*' }), 400, 'STRATA_BAD_REQUEST');
+    expectError(await post({ 'if-none-match': `"${version}"` }), 400, 'STRATA_BAD_REQUEST');
+    expect(await digest(node)).toBe(afterOne);
   });
 
   it('refuses an invalid bucket name', async () => {
@@ -566,6 +620,16 @@ describe('DELETE /v1/buckets/{bucket}/keys/{key}', () => {
       headers: { ...auth, 'if-match': '"zzz"' },
     });
     expectError(malformed, 400, 'STRATA_BAD_REQUEST');
+    for (const ifNoneMatch of ['*', `"${second}"`]) {
+      const refused = await node.app.inject({
+        method: 'DELETE',
+        url: '/v1/buckets/b/keys/k',
+        headers: { ...auth, 'if-none-match': ifNoneMatch },
+      });
+      expectError(refused, 400, 'STRATA_BAD_REQUEST');
+      expect(refused.json().error.message).toContain('If-Match');
+      expect((await get(node, 'b/keys/k')).body).toBe('two');
+    }
     const current = await node.app.inject({
       method: 'DELETE',
       url: '/v1/buckets/b/keys/k',
@@ -754,6 +818,7 @@ describe('bucket settings', () => {
       ['[true]', 400, 'STRATA_BAD_REQUEST'],
       ['null', 400, 'STRATA_BAD_REQUEST'],
       ['{"publicRead":tru', 400, 'STRATA_BAD_REQUEST'],
+      ['{"publicRead":true,"publicWrite":true}', 400, 'STRATA_BAD_REQUEST'],
       ['', 400, 'STRATA_BAD_REQUEST'],
       [undefined, 400, 'STRATA_BAD_REQUEST'],
       [`{"publicRead":true,"pad":"${'x'.repeat(70 * 1024)}"}`, 413, 'STRATA_TOO_LARGE'],
@@ -766,6 +831,15 @@ describe('bucket settings', () => {
         ...(payload === undefined ? {} : { payload }),
       });
       expectError(response, status, code);
+    }
+    for (const headers of [{ 'content-type': 'text/plain' }, {}]) {
+      const response = await node.app.inject({
+        method: 'PUT',
+        url: '/v1/buckets/site/settings',
+        headers: { ...auth, ...headers },
+        payload: '{"publicRead":true}',
+      });
+      expectError(response, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
     }
     for (const bucket of ['Site', '_auth', 'a'.repeat(64)]) {
       const response = await node.app.inject({

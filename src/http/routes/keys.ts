@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { v7 as uuidv7 } from 'uuid';
-import { contentTypeBytesMax } from '../../core/commit.js';
-import { fail } from '../../core/errors.js';
+import { fail, onlyFields } from '../../core/errors.js';
 import { hlcWall } from '../../core/hlc.js';
 import type { VersionId } from '../../core/ids.js';
 import { checkBucketName } from '../../core/names.js';
@@ -10,12 +9,14 @@ import { formatTime } from '../../core/time.js';
 import type { VersionRow } from '../../store/derived.js';
 import { type Context, requireRead, requireRole } from '../context.js';
 import {
+  checkContentType,
   effectiveAtHeader,
   header,
   ifMatchHeader,
   ifNoneMatchAny,
   intParam,
   keyTarget,
+  servedContentType,
   single,
   timeParam,
   versionParam,
@@ -56,6 +57,7 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     ) {
       fail('STRATA_BAD_REQUEST', 'settings body must be {"publicRead": true|false}');
     }
+    onlyFields(body, ['publicRead'], 'the settings');
     const settings = { publicRead: (body as { publicRead: boolean }).publicRead };
     const version = await context.settings.set(bucket, settings);
     return { bucket, ...settings, version };
@@ -88,6 +90,13 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
   app.post('/v1/buckets/:bucket/keys', async (request, reply) => {
     requireRole(request, 'write');
     const bucket = checkBucketName((request.params as { bucket: string }).bucket);
+    if (header(request, 'if-match') !== undefined) {
+      fail(
+        'STRATA_BAD_REQUEST',
+        'POST makes a new key, so If-Match has nothing to match: PUT to the key instead',
+      );
+    }
+    ifNoneMatchAny(request); // `*` holds for a key that is new; anything else is refused
     const key = uuidv7();
     const result = await putObject(request, context, bucket, key, {});
     return reply
@@ -112,6 +121,9 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
   app.delete('/v1/buckets/:bucket/keys/*', async (request) => {
     requireRole(request, 'write');
     const { bucket, key } = keyTarget(request);
+    if (header(request, 'if-none-match') !== undefined) {
+      fail('STRATA_BAD_REQUEST', 'DELETE does not take If-None-Match: make it conditional with If-Match');
+    }
     const ifMatch = ifMatchHeader(request);
     const result = await context.store.write({
       ops: [
@@ -157,7 +169,7 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     const blob = context.store.blobs.get(winner.blob);
     if (!blob) throw new Error(`blob ${winner.blob} of ${winner.version} is missing`);
     void reply
-      .header('Content-Type', winner.contentType ?? 'application/octet-stream')
+      .header('Content-Type', servedContentType(winner.contentType))
       .header('Strata-Version', winner.version)
       .header('Strata-Effective-At', formatTime(winner.effectiveAt))
       .header('Last-Modified', new Date(hlcWall(winner.hlc)).toUTCString());
@@ -175,10 +187,10 @@ async function putObject(
   key: string,
   conditions: { ifMatch?: VersionId; ifExists?: boolean; ifNoneMatch?: boolean },
 ): Promise<{ version: VersionId; commit: string }> {
-  const contentType = header(request, 'content-type') ?? 'application/octet-stream';
-  if (Buffer.byteLength(contentType) > contentTypeBytesMax) {
-    fail('STRATA_BAD_REQUEST', `Content-Type is longer than ${contentTypeBytesMax} bytes`);
-  }
+  const contentType = checkContentType(
+    header(request, 'content-type') ?? 'application/octet-stream',
+    'Content-Type',
+  );
   const effectiveAt = effectiveAtHeader(request);
   const declared = header(request, 'content-length');
   if (declared !== undefined && Number(declared) > context.limits.objectBytesMax) {
