@@ -59,8 +59,9 @@ export class Tokens {
 
   /** The principal behind an Authorization header; undefined when there is none. */
   authenticate(header: string | undefined): Principal | undefined {
-    if (header === undefined || header === '') return undefined;
+    if (header === undefined) return undefined;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    // An empty header is malformed too: most often a token variable that was not set.
     if (!match) fail('STRATA_UNAUTHORIZED', 'Authorization must be "Bearer <token>"');
     const token = match[1] as string;
     if (token.length > tokenBytesMax) fail('STRATA_UNAUTHORIZED', 'token is not valid');

@@ -12,11 +12,13 @@ export const errorCatalogue = {
   STRATA_UNAUTHORIZED: 'No valid bearer token was presented.',
   STRATA_FORBIDDEN: 'The token is valid but its role does not allow this operation.',
   STRATA_NOT_FOUND: 'No such key, version, commit, blob, token or route.',
+  STRATA_REQUEST_TIMEOUT: 'The request did not arrive in full in time; send it again.',
   STRATA_CONFLICT: 'The request contradicts the current state (for example, retracting a version twice).',
   STRATA_PRECONDITION_FAILED: 'An If-Match or If-None-Match condition does not hold; nothing was written.',
   STRATA_TOO_LARGE: 'The body exceeds the configured limit.',
   STRATA_UNSUPPORTED_MEDIA_TYPE: 'The endpoint takes JSON and the body is declared as something else.',
   STRATA_RANGE_NOT_SATISFIABLE: 'The Range header names bytes outside the object.',
+  STRATA_HEADERS_TOO_LARGE: 'The request line and headers together exceed the limit (16 KiB).',
   STRATA_UNKNOWN_BLOB:
     'A put names a blob hash that the store does not hold; upload it first (PUT /v1/blobs/{hash}).',
   STRATA_UNKNOWN_VERSION: 'A version the request refers to does not exist.',
@@ -39,6 +41,19 @@ export class StrataError extends Error {
 
 export function fail(code: ErrorCode, message: string, details?: Record<string, unknown>): never {
   throw new StrataError(code, message, details);
+}
+
+/**
+ * Refuses a JSON object with a member outside `names` (STRATA_BAD_REQUEST): a misspelt field
+ * (`"efectiveAt"`) would otherwise be dropped and the request done without it.
+ */
+export function onlyFields(value: object, names: readonly string[], where: string): void {
+  for (const name of Object.keys(value)) {
+    if (!names.includes(name)) {
+      const known = names.map((known) => `"${known}"`).join(', ');
+      fail('STRATA_BAD_REQUEST', `${where} has an unknown field "${name.slice(0, 80)}" (it takes ${known})`);
+    }
+  }
 }
 
 /** For cases the type system says cannot happen (STYLE §7: a bug crashes loudly). */

@@ -11,7 +11,8 @@ import type { ClusterService } from '../cluster/cluster-service.js';
 import { linkMessageBytesMax } from '../cluster/peer-link.js';
 import { fail, StrataError } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
-import { errorBody, handleError, statusOf } from './errors.js';
+import { clientErrorHandler, errorBody, handleError, statusOf } from './errors.js';
+import { parseJsonBytes } from './raw-body.js';
 import { adminRoutes } from './routes/admin.js';
 import { appRoutes, serveDefaultApp } from './routes/apps.js';
 import { blobRoutes } from './routes/blobs.js';
@@ -48,6 +49,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Per-request lines would drown the log at thousands of writes per second; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.limits.jsonBodyBytesMax,
+    clientErrorHandler,
+    // Node would answer a missing Host with a bare 400; the onRequest hook refuses it in Strata's form.
+    http: { requireHostHeader: false },
     // Keys may be long and contain encoded characters; find-my-way's default of 100 is too short.
     routerOptions: { maxParamLength: 4096 },
     // URLs the router cannot even parse (bad percent-encoding, over-long segments) still get a
@@ -72,6 +76,15 @@ export function buildApp(options: AppOptions): FastifyInstance {
     releases: options.releases,
   };
 
+  // JSON bodies are checked for UTF-8 before parsing (raw-body.ts); scopes inherit this parser.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBytes(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
   app.decorateRequest('principal', undefined);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {
@@ -84,6 +97,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   // Callback-style hooks: they run on every request, and skip a promise per hook.
   app.addHook('onRequest', (request, _reply, done) => {
     try {
+      if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+        fail('STRATA_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)');
+      }
       request.principal = context.tokens.authenticate(request.headers.authorization);
       done();
     } catch (error) {

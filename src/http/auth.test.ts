@@ -131,6 +131,7 @@ describe('the Authorization header', () => {
     const reader = await createToken(node, 'read');
     const values = [
       `Basic ${Buffer.from(`admin:${adminToken}`).toString('base64')}`,
+      '',
       'Bearer',
       'Bearer ',
       `Bearer ${adminToken} extra`,

@@ -38,8 +38,8 @@ describe('docs/api.md', () => {
     expect(existsSync(apiDoc), `${apiDoc} is missing`).toBe(true);
   });
 
-  it.each(codes)('documents %s', (code) => {
+  it.each(codes)('lists %s in the Errors table with its status', (code) => {
     const text = existsSync(apiDoc) ? readFileSync(apiDoc, 'utf8') : '';
-    expect(text).toMatch(new RegExp(`\\b${code}\\b`));
+    expect(text).toMatch(new RegExp(`^\\| \`${code}\` +\\| ${statusOf[code]} +\\|`, 'm'));
   });
 });

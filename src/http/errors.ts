@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, StrataError } from '../core/errors.js';
 import { overflowBytesDrainMax } from '../log/blob-store.js';
 
@@ -11,27 +13,44 @@ export const statusOf: Record<ErrorCode, number> = {
   STRATA_UNAUTHORIZED: 401,
   STRATA_FORBIDDEN: 403,
   STRATA_NOT_FOUND: 404,
+  STRATA_REQUEST_TIMEOUT: 408,
   STRATA_CONFLICT: 409,
   STRATA_PRECONDITION_FAILED: 412,
   STRATA_TOO_LARGE: 413,
   STRATA_UNSUPPORTED_MEDIA_TYPE: 415,
   STRATA_RANGE_NOT_SATISFIABLE: 416,
+  STRATA_HEADERS_TOO_LARGE: 431,
   STRATA_UNKNOWN_BLOB: 422,
   STRATA_UNKNOWN_VERSION: 422,
   STRATA_UNAVAILABLE: 503,
   STRATA_INTERNAL: 500,
 };
 
+/** A media type as RFC 9110 §8.3.1 writes it: `type/subtype`, then `; name=value` parameters. */
+const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const mediaType = new RegExp(
+  `^${token}/${token}(?:[ \\t]*;[ \\t]*(?:${token}=(?:${token}|"(?:[^"\\\\]|\\\\.)*"))?)*[ \\t]*$`,
+);
+
 /** Fastify's own errors for bad input, mapped onto the catalogue. */
-function fromFastify(error: FastifyError): StrataError | undefined {
+function fromFastify(error: FastifyError, request: FastifyRequest): StrataError | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new StrataError('STRATA_TOO_LARGE', 'request body exceeds the limit for this endpoint');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      // Fastify answers 415 both to a header it cannot parse and to a type no parser takes.
+      const given = request.headers['content-type'];
+      if (given !== undefined && !mediaType.test(given)) {
+        return new StrataError(
+          'STRATA_BAD_REQUEST',
+          `Content-Type "${given.slice(0, 100)}" is not a valid media type (type/subtype; name=value)`,
+        );
+      }
       return new StrataError(
         'STRATA_UNSUPPORTED_MEDIA_TYPE',
         'this endpoint takes Content-Type: application/json',
       );
+    }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new StrataError('STRATA_BAD_REQUEST', 'the JSON body is empty');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
@@ -67,11 +86,28 @@ function closeAfterHugeBody(request: FastifyRequest, reply: FastifyReply): void 
   reply.raw.once('finish', () => request.raw.socket?.destroy());
 }
 
+function clientWentAway(error: Error & { code?: string }, request: FastifyRequest): boolean {
+  return (
+    request.raw.aborted ||
+    error.code === 'ECONNRESET' ||
+    error.code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    error.message === 'aborted'
+  );
+}
+
 export function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-  const known = error instanceof StrataError ? error : fromFastify(error as FastifyError);
+  const known = error instanceof StrataError ? error : fromFastify(error as FastifyError, request);
   if (known) {
     if (known.code === 'STRATA_TOO_LARGE') closeAfterHugeBody(request, reply);
     void reply.status(statusOf[known.code]).send(errorBody(known));
+    return;
+  }
+  if (clientWentAway(error, request)) {
+    // Not a fault of the node: the upload was discarded (no partial state, DESIGN §2).
+    request.log.info({ err: error }, 'the client disconnected before its request was read');
+    void reply
+      .status(400)
+      .send(errorBody(new StrataError('STRATA_BAD_REQUEST', 'the request body was cut off')));
     return;
   }
   request.log.error({ err: error }, 'internal error');
@@ -82,4 +118,39 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
         new StrataError('STRATA_INTERNAL', 'internal error; the request had no effect, see the node log'),
       ),
     );
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a malformed Content-Length, a bad
+ * header character, headers over the limit): answered with a Strata error body, then closed, as
+ * the rest of the connection cannot be trusted to be framed.
+ */
+export function clientErrorHandler(
+  this: FastifyInstance,
+  error: Error & { code?: string; reason?: string },
+  socket: Socket,
+): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const strataError =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? new StrataError(
+          'STRATA_HEADERS_TOO_LARGE',
+          `the request line and headers exceed ${maxHeaderSize} bytes`,
+        )
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new StrataError('STRATA_REQUEST_TIMEOUT', 'the request did not arrive in full in time')
+        : new StrataError(
+            'STRATA_BAD_REQUEST',
+            `the request is not valid HTTP/1.1: ${(error.reason ?? error.code ?? error.message).slice(0, 200)}`,
+          );
+  this.log.debug({ err: error }, 'refused a request the HTTP parser could not read');
+  if (socket.writable) {
+    const status = statusOf[strataError.code];
+    const body = JSON.stringify(errorBody(strataError));
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { isTextLike } from '../core/content-kind.js';
-import { fail } from '../core/errors.js';
+import { fail, onlyFields } from '../core/errors.js';
 import { hlcWall } from '../core/hlc.js';
 import type { VersionId } from '../core/ids.js';
 import { Lru } from '../core/lru.js';
@@ -310,6 +310,7 @@ export class Releases {
     ) {
       fail('STRATA_BAD_REQUEST', 'a route is "<version>" or {"bucket": "...", "key": "..."}');
     }
+    onlyFields(target, ['bucket', 'key'], 'a route');
     return snapshot.live(checkBucketName(target.bucket), checkKey(target.key))?.version;
   }
 

@@ -14,7 +14,7 @@ export function expectError(response: LightMyRequestResponse, status: number, co
   expect(response.json()).toMatchObject({ error: { code, message: expect.any(String) } });
 }
 
-/** POSTs `body` as JSON; a string is sent as it is, so that malformed JSON can be sent too. */
+/** POSTs `body` as JSON; a string or Buffer is sent as it is, so that malformed JSON can be sent too. */
 export async function postJson(
   node: Injectable,
   url: string,
@@ -25,7 +25,7 @@ export async function postJson(
     method: 'POST',
     url,
     headers: { ...headers, 'content-type': 'application/json' },
-    payload: typeof body === 'string' ? body : JSON.stringify(body),
+    payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
   });
 }
 

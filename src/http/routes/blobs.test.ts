@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
+import {
+  expectError,
+  expectJsonOnly,
+  makePublic,
+  postJson,
+  tokenHeaders,
+} from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 function sha256(bytes: Buffer | string): string {
@@ -140,5 +146,32 @@ describe('GET and HEAD /v1/blobs/{hash}', () => {
       401,
       'STRATA_UNAUTHORIZED',
     );
+  });
+
+  it('answers POST /v1/blobs/missing with the hashes it does not hold, and refuses other bodies', async () => {
+    const unknown = '0'.repeat(64);
+    const asked = await postJson(node, '/v1/blobs/missing', {
+      hashes: [sha256(small), unknown, sha256(large)],
+    });
+    expect(asked.statusCode, asked.body).toBe(200);
+    expect(asked.json()).toEqual({ missing: [unknown] });
+    for (const body of [
+      {},
+      { hashes: 'abc' },
+      { hashes: ['abc'] },
+      { hashes: [unknown], since: 1 },
+      '[]',
+      '{"hashes":[',
+    ]) {
+      expectError(await postJson(node, '/v1/blobs/missing', body), 400, 'STRATA_BAD_REQUEST');
+    }
+    await expectJsonOnly(node, '/v1/blobs/missing', JSON.stringify({ hashes: [unknown] }));
+    const undeclared = await node.app.inject({
+      method: 'POST',
+      url: '/v1/blobs/missing',
+      headers: auth,
+      payload: JSON.stringify({ hashes: [unknown] }),
+    });
+    expectError(undeclared, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
   });
 });

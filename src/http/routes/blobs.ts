@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { fail } from '../../core/errors.js';
+import { fail, onlyFields } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
 import { type Context, requireRole } from '../context.js';
 import { rawBodies, readJson } from '../raw-body.js';
@@ -46,6 +46,7 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
         `body must be {"hashes": [<up to ${hashesPerQueryMax} sha256 hex strings>]}`,
       );
     }
+    onlyFields(body as object, ['hashes'], 'the query');
     return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.has(hash)) };
   });
 

@@ -67,10 +67,13 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
 }
 
 function cursorOf(request: FastifyRequest): number {
-  const value = single(request, 'since') ?? header(request, 'last-event-id');
+  const given = single(request, 'since');
+  const value = given ?? header(request, 'last-event-id');
   if (value === undefined || value === '') return 0;
-  if (!/^\d{1,15}$/.test(value))
-    fail('STRATA_BAD_REQUEST', 'since must be a cursor returned by the feed (a non-negative integer)');
+  if (!/^\d{1,15}$/.test(value)) {
+    const what = given !== undefined ? 'since' : 'Last-Event-ID';
+    fail('STRATA_BAD_REQUEST', `${what} must be a cursor returned by the feed (a non-negative integer)`);
+  }
   return Number(value);
 }
 

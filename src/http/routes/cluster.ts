@@ -19,8 +19,14 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
     });
     // Peer links. The upgrade is authenticated with the cluster key inside `accept`, which also
     // needs the dialer's nonce for its answer.
-    app.get('/v1/cluster/link', { websocket: true }, (socket: WebSocket, request) => {
-      cluster.accept(socket, request.headers);
+    app.route({
+      method: 'GET',
+      url: '/v1/cluster/link',
+      handler: async () =>
+        fail('STRATA_BAD_REQUEST', '/v1/cluster/link is a WebSocket between peers: send Upgrade: websocket'),
+      wsHandler: (socket: WebSocket, request) => {
+        cluster.accept(socket, request.headers);
+      },
     });
 
     // Bulk pulls by peers: a blob by hash, streamed.

@@ -202,6 +202,8 @@ describe('POST /v1/apps/{app}/releases', () => {
     ['a non-boolean spa', { routes: { '/a': 'x' }, spa: 'yes' }],
     ['a non-string message', { routes: { '/a': 'x' }, message: 42 }],
     ['a too long message', { routes: { '/a': 'x' }, message: 'x'.repeat(1024 * 1024) }],
+    ['a misspelt field', { routes: { '/a': 'x' }, efectiveAt: '2030-01-01T00:00:00Z' }],
+    ['a route target with a stray field', { routes: { '/a': { bucket: 'objects', key: 'a', at: 1 } } }],
   ])('refuses a body with %s', async (_why, body) => {
     const response = await post('/v1/apps/site/releases', body);
     expectError(response, 400, 'STRATA_BAD_REQUEST');
@@ -462,6 +464,9 @@ describe('POST /v1/apps/{app}/rollback', () => {
       'STRATA_INVALID_TIME',
     );
     expectError(await post('/v1/apps/site/rollback', '[]'), 400, 'STRATA_BAD_REQUEST');
+    const misspelt = await post('/v1/apps/site/rollback', { too: staged.release });
+    expectError(misspelt, 400, 'STRATA_BAD_REQUEST');
+    expect(misspelt.json().error.message).toContain('"too"');
     expectError(await post('/v1/apps/Bad/rollback', {}), 400, 'STRATA_INVALID_NAME');
     expect(await timeline('site')).toHaveLength(2);
   });

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { messageBytesMax } from '../../core/commit.js';
-import { fail } from '../../core/errors.js';
+import { fail, onlyFields } from '../../core/errors.js';
 import { checkBucketName } from '../../core/names.js';
 import { formatTime, parseTime } from '../../core/time.js';
 import type { ReleaseInfo, Releases, RouteTarget } from '../../release/releases.js';
@@ -25,6 +25,7 @@ export function releaseRoutes(releases: Releases) {
         request,
         '{"routes": {"/path": "<version>" | {"bucket","key"}}, "entry"?, "spa"?, "message"?, "effectiveAt"?}',
       );
+      onlyFields(body, ['routes', 'entry', 'spa', 'message', 'effectiveAt'], 'the release');
       const { routes, entry, spa, message, effectiveAt } = body;
       if (typeof routes !== 'object' || routes === null || Array.isArray(routes)) {
         fail(
@@ -84,6 +85,7 @@ export function releaseRoutes(releases: Releases) {
         request.body === undefined
           ? {}
           : objectBody(request, '{"to"?: "<release>", "effectiveAt"?: "<time>"}');
+      onlyFields(body, ['to', 'effectiveAt'], 'the rollback');
       const to = body.to === undefined ? undefined : versionParam(String(body.to), 'to');
       const result = await releases.rollback(name, {
         ...(to !== undefined ? { to } : {}),

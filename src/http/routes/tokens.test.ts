@@ -1,6 +1,6 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bearer, expectError, postJson } from '../../../test/support/api.js';
+import { bearer, expectError, expectJsonOnly, postJson } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNode } from '../../../test/support/temp-node.js';
 
 const tokenPattern = /^strata_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/;
@@ -73,8 +73,10 @@ describe('POST /v1/tokens', () => {
       'null',
       '"read"',
       '{"role":"read",',
+      { role: 'read', name: 'n', expires: '2030-01-01' },
     ];
     for (const body of cases) expectError(await create(body), 400, 'STRATA_BAD_REQUEST');
+    await expectJsonOnly(node, '/v1/tokens', '{"role":"read","name":"n"}');
     const empty = await node.app.inject({
       method: 'POST',
       url: '/v1/tokens',

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { Role } from '../../auth/tokens.js';
-import { fail } from '../../core/errors.js';
+import { fail, onlyFields } from '../../core/errors.js';
 import { type Context, requireRole } from '../context.js';
 
 export async function tokenRoutes(app: FastifyInstance, context: Context): Promise<void> {
+  // JSON only: a text/plain body gets 415 instead of being parsed as a string.
+  app.removeContentTypeParser('text/plain');
   app.post('/v1/tokens', async (request, reply) => {
     requireRole(request, 'admin');
     const body = request.body as { role?: unknown; name?: unknown } | undefined;
@@ -15,6 +17,7 @@ export async function tokenRoutes(app: FastifyInstance, context: Context): Promi
     ) {
       fail('STRATA_BAD_REQUEST', 'body must be {"role": "admin"|"write"|"read", "name": "<label>"}');
     }
+    onlyFields(body, ['role', 'name'], 'the token');
     const created = await context.tokens.create(body.role as Role, body.name);
     return reply.status(201).send(created);
   });

@@ -1,0 +1,127 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
+
+/**
+ * Requests as bytes on a real socket: what app.inject() cannot send (a request line in absolute
+ * form, a malformed Content-Length, no Host) reaches Node's parser and the router as sent.
+ */
+describe('requests on the wire', () => {
+  let node: TempNode;
+  let port: number;
+
+  beforeAll(async () => {
+    node = tempNode();
+    await node.app.listen({ host: '127.0.0.1', port: 0 });
+    port = (node.app.server.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    await node.dispose();
+  });
+
+  interface Answer {
+    status: number;
+    headers: Record<string, string>;
+    body: string;
+  }
+
+  /** Sends `head` (lines joined by CRLF) and `body`, and reads the answer until the server closes. */
+  function send(head: string[], body = ''): Promise<Answer> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(`${head.join('\r\n')}\r\n\r\n${body}`));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk) => chunks.push(chunk));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const split = text.indexOf('\r\n\r\n');
+        const [statusLine = '', ...lines] = text.slice(0, split).split('\r\n');
+        const headers: Record<string, string> = {};
+        for (const line of lines) {
+          const colon = line.indexOf(':');
+          headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+        }
+        resolve({ status: Number(statusLine.split(' ')[1]), headers, body: text.slice(split + 4) });
+      });
+    });
+  }
+
+  const host = 'Host: 127.0.0.1';
+  const bearer = `Authorization: Bearer ${adminToken}`;
+
+  function expectStrataError(answer: Answer, status: number, code: string): string {
+    expect(answer.status, answer.body).toBe(status);
+    const parsed = JSON.parse(answer.body) as { error: { code: string; message: string } };
+    expect(parsed.error.code).toBe(code);
+    return parsed.error.message;
+  }
+
+  async function read(bucket: string, key: string) {
+    return node.app.inject({ url: `/v1/buckets/${bucket}/keys/${key}`, headers: auth });
+  }
+
+  it('writes to the key a request line in absolute form names', async () => {
+    const put = await send(
+      [
+        `PUT http://127.0.0.1:${port}/v1/buckets/wire/keys/a%2Fb HTTP/1.1`,
+        host,
+        bearer,
+        'Content-Length: 5',
+        'Connection: close',
+      ],
+      'bytes',
+    );
+    expect(put.status, put.body).toBe(201);
+    expect((await read('wire', 'a%2Fb')).body).toBe('bytes');
+    const listed = await node.app.inject({ url: '/v1/buckets/wire/keys', headers: auth });
+    expect((listed.json() as { keys: Array<{ key: string }> }).keys.map((k) => k.key)).toEqual(['a/b']);
+    const got = await send([
+      `GET http://127.0.0.1:${port}/v1/buckets/wire/keys/a%2Fb HTTP/1.1`,
+      host,
+      bearer,
+      'Connection: close',
+    ]);
+    expect(got.status).toBe(200);
+    expect(got.body).toBe('bytes');
+  });
+
+  it.each([
+    ['a Content-Length that is not a number', ['Content-Length: five'], 'x'],
+    ['two different Content-Lengths', ['Content-Length: 1', 'Content-Length: 2'], 'xx'],
+    [
+      'Content-Length and chunked together',
+      ['Content-Length: 1', 'Transfer-Encoding: chunked'],
+      '1\r\nx\r\n0\r\n\r\n',
+    ],
+    ['a header name with a space', ['Bad Header: 1', 'Content-Length: 1'], 'x'],
+    ['a header value with a control character', ['X-Note: a\u0001b', 'Content-Length: 1'], 'x'],
+  ])('refuses %s with a Strata 400, writing nothing', async (_why, lines, body) => {
+    const answer = await send(['PUT /v1/buckets/wire/keys/refused HTTP/1.1', host, bearer, ...lines], body);
+    const message = expectStrataError(answer, 400, 'STRATA_BAD_REQUEST');
+    expect(message).toContain('not valid HTTP/1.1');
+    expect(answer.headers.connection).toBe('close');
+    expect((await read('wire', 'refused')).statusCode).toBe(404);
+  });
+
+  it('refuses headers over 16 KiB with 431 STRATA_HEADERS_TOO_LARGE', async () => {
+    const answer = await send(['GET /health HTTP/1.1', host, `X-Pad: ${'p'.repeat(20 * 1024)}`]);
+    expectStrataError(answer, 431, 'STRATA_HEADERS_TOO_LARGE');
+  });
+
+  it('refuses an HTTP/1.1 request without Host in Strata form, and takes HTTP/1.0 without it', async () => {
+    const answer = await send(['GET /health HTTP/1.1', 'Connection: close']);
+    expect(expectStrataError(answer, 400, 'STRATA_BAD_REQUEST')).toContain('Host');
+    const old = await send(['GET /health HTTP/1.0']);
+    expect(old.status, old.body).toBe(200);
+  });
+
+  it('answers a plain GET of the peer link with a Strata error that says it is a WebSocket', async () => {
+    const answer = await send(['GET /v1/cluster/link HTTP/1.1', host, 'Connection: close']);
+    expect(expectStrataError(answer, 400, 'STRATA_BAD_REQUEST')).toContain('WebSocket');
+  });
+
+  it('keeps serving after every refusal', async () => {
+    const health = await send(['GET /health HTTP/1.1', host, 'Connection: close']);
+    expect(health.status).toBe(200);
+  });
+});
