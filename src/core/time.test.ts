@@ -113,6 +113,12 @@ describe('parseTime', () => {
     );
   });
 
+  it('refuses a leap second, saying what to send instead', () => {
+    expect(invalidTimeCode('2016-12-31T23:59:60Z')).toBe('STRATA_INVALID_TIME');
+    expect(() => parseTime('2016-12-31T23:59:60Z', 'at')).toThrow(/leap second.*:59\.999/);
+    expect(parseTime('2016-12-31T23:59:59.999Z')).toBe(Date.UTC(2016, 11, 31, 23, 59, 59, 999));
+  });
+
   it('names the thing being parsed in the message', () => {
     expect(() => parseTime('garbage', 'effectiveAt')).toThrow(/effectiveAt/);
   });

@@ -34,6 +34,12 @@ export function parseTime(value: string, what = 'time'): number {
   const h = Number(hour);
   const mi = Number(minute);
   const s = Number(second);
+  if (s === 60) {
+    fail(
+      'STRATA_INVALID_TIME',
+      `${what} "${value}" is a leap second, which Unix time (and so Strata) cannot hold: use :59.999`,
+    );
+  }
   const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
   if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || s > 59) {
     fail('STRATA_INVALID_TIME', `${what} "${value}" names a date or time that does not exist`);
