@@ -1,4 +1,4 @@
-import { maxHeaderSize, STATUS_CODES } from 'node:http';
+import { maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, StrataError } from '../core/errors.js';
@@ -144,13 +144,25 @@ export function clientErrorHandler(
             `the request is not valid HTTP/1.1: ${(error.reason ?? error.code ?? error.message).slice(0, 200)}`,
           );
   this.log.debug({ err: error }, 'refused a request the HTTP parser could not read');
-  if (socket.writable) {
-    const status = statusOf[strataError.code];
-    const body = JSON.stringify(errorBody(strataError));
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
+  const refuse = () => {
+    if (socket.writable) {
+      const status = statusOf[strataError.code];
+      const body = JSON.stringify(errorBody(strataError));
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
+  // The garbage may follow a request on the same connection that is still being answered (a
+  // write waiting for its fsync): its answer goes out first, or the client would never learn
+  // that the write was acknowledged.
+  const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (answering && !answering.writableFinished) {
+    answering.once('finish', refuse);
+    answering.once('close', () => socket.destroy());
+    return;
   }
-  socket.destroy();
+  refuse();
 }

@@ -103,6 +103,24 @@ describe('requests on the wire', () => {
     expect((await read('wire', 'refused')).statusCode).toBe(404);
   });
 
+  it('answers a write before refusing garbage that follows it on the connection', async () => {
+    // A Content-Length shorter than the body: the rest is read as the next request.
+    const socket = connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk) => received.push(chunk));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(
+      `PUT /v1/buckets/wire/keys/short HTTP/1.1\r\n${host}\r\n${bearer}\r\nContent-Length: 5\r\n\r\n` +
+        'hello world, this is the full body',
+    );
+    await new Promise((resolve) => socket.once('close', resolve));
+    const text = Buffer.concat(received).toString('utf8');
+    const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => match[1]);
+    expect(statuses, text).toEqual(['201', '400']);
+    expect(text).toContain('STRATA_BAD_REQUEST');
+    expect((await read('wire', 'short')).body).toBe('hello');
+  });
+
   it('refuses headers over 16 KiB with 431 STRATA_HEADERS_TOO_LARGE', async () => {
     const answer = await send(['GET /health HTTP/1.1', host, `X-Pad: ${'p'.repeat(20 * 1024)}`]);
     expectStrataError(answer, 431, 'STRATA_HEADERS_TOO_LARGE');
