@@ -47,6 +47,7 @@ export class Queries {
   readonly buckets;
   readonly changes;
   readonly changesInBucket;
+  readonly lastCursor;
 
   constructor(db: Db) {
     this.versionsOfKey = db.prepare('SELECT * FROM versions WHERE bucket = ? AND key = ? AND pos <= ?');
@@ -82,6 +83,10 @@ export class Queries {
       'SELECT cursor, commit_id, bucket, key, version, kind FROM versions WHERE cursor > ? AND pos <= ? ORDER BY cursor LIMIT ?',
     );
     this.changesInBucket = db.prepare(changesInBucketSql);
+    // Cursors grow with log positions, so this reads back from the end to the first row in view.
+    this.lastCursor = db
+      .prepare('SELECT cursor FROM versions WHERE pos <= ? ORDER BY cursor DESC LIMIT 1')
+      .pluck();
   }
 }
 
@@ -197,6 +202,11 @@ export class Snapshot {
       ? this.queries.changesInBucket.all(since, this.pos, bucket, limit)
       : this.queries.changes.all(since, this.pos, limit);
     return rows as ChangeRow[];
+  }
+
+  /** The cursor of the latest change in this snapshot (0 when there is none). */
+  lastCursor(): number {
+    return (this.queries.lastCursor.get(this.pos) as number | undefined) ?? 0;
   }
 
   private readPoint(options: ReadOptions): { at: number; hlcBefore: string } {

@@ -268,7 +268,12 @@ describe('GET /v1/changes', () => {
     const after = await node.app.inject({ url: '/v1/admin/digest', headers: auth });
     expect(after.json()).toEqual(before.json());
     expect((await feed(node, '?since=&limit=')).changes).toHaveLength(1);
-    expect((await feed(node, '?since=999999')).changes).toEqual([]);
+    // A cursor past the end would make a reader skip what comes next: refused, naming the end.
+    const { last } = await feed(node);
+    expect((await feed(node, `?since=${last}`)).changes).toEqual([]);
+    const beyond = await node.app.inject({ url: `/v1/changes?since=${last + 1}`, headers: auth });
+    expectError(beyond, 400, 'STRATA_BAD_REQUEST');
+    expect(beyond.json().error.message).toContain(`past the end of this node's feed (${last})`);
   });
 });
 
@@ -319,6 +324,44 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
     });
   });
 
+  it('catches a reader up from far behind at the pace it reads, never cutting it off', {
+    timeout: 60_000,
+  }, async () => {
+    // 30,000 changes with long keys are about 13 MB of events: more than a node should buffer for one reader.
+    const node = startNode();
+    const opsPerCommit = 10_000;
+    for (let batch = 0; batch < 3; batch++) {
+      const ops = Array.from({ length: opsPerCommit }, (_, index) => ({
+        kind: 'put',
+        bucket: 'bulk',
+        key: `k${batch}-${index}-${'x'.repeat(200)}`,
+        value: 'v',
+      }));
+      const response = await node.app.inject({
+        method: 'POST',
+        url: '/v1/commits',
+        headers: auth,
+        payload: { ops },
+      });
+      expect(response.statusCode, response.body).toBe(201);
+    }
+    const { response } = await openStream(node, '?since=0');
+    const stream = await within(response, 5000, 'the stream response');
+    // The reader holds off for a while, as a slow client would, with the catch-up waiting on it.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const events = await readEvents(
+      stream.body as ReadableStream<Uint8Array>,
+      (seen) => seen.length >= 3 * opsPerCommit,
+      45_000,
+    );
+    expect(events).toHaveLength(3 * opsPerCommit);
+    expect(new Set(events.map((event) => event.key)).size).toBe(3 * opsPerCommit);
+    // Then it follows live writes as before.
+    const fresh = await put(node, 'bulk', 'after', 'v');
+    const next = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);
+    expect(next.map((event) => event.version)).toEqual([fresh]);
+  });
+
   it('sends the response headers at once, before any change happens', async () => {
     // An EventSource reports "open" only once it has the headers; a quiet feed must not leave
     // the client waiting for the first change (or the 15 s keep-alive).
@@ -331,7 +374,7 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
 
   it('refuses bad parameters before it starts streaming', async () => {
     const node = startNode();
-    for (const query of ['?since=x', '?limit=0', '?bucket=_auth']) {
+    for (const query of ['?since=x', '?limit=0', '?bucket=_auth', '?limit=5', '?since=99']) {
       const response = await node.app.inject({
         url: `/v1/changes${query}`,
         headers: { ...auth, accept: 'text/event-stream' },

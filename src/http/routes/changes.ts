@@ -9,8 +9,6 @@ import { header, intParam, single } from '../params.js';
 
 /** Page size of the feed, and of each catch-up step of a live stream. */
 const changesLimitMax = 1000;
-/** A subscriber that has this much unsent output is too slow; it is disconnected and resumes by cursor. */
-const streamBacklogBytesMax = 8 * 1024 * 1024;
 
 export async function changeRoutes(app: FastifyInstance, context: Context): Promise<void> {
   // Live streams never end on their own; close them so that shutting the server down does not wait forever.
@@ -27,6 +25,14 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     const limit = intParam(request, 'limit', 100, changesLimitMax);
     const since = cursorOf(request);
     const visible = visibility(request);
+    const end = context.store.snapshot().lastCursor();
+    if (since > end) {
+      // Answering "nothing yet, last = since" would make a reader skip the changes up to since.
+      fail(
+        'STRATA_BAD_REQUEST',
+        `cursor ${since} is past the end of this node's feed (${end}); cursors count per node, so start again from 0 or a cursor this node gave`,
+      );
+    }
 
     if (!(header(request, 'accept') ?? '').includes('text/event-stream')) {
       const rows = context.store.snapshot().changes(since, limit, bucket);
@@ -34,10 +40,17 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
       const last = rows.length > 0 ? (rows[rows.length - 1] as ChangeRow).cursor : since;
       return { changes: rows.filter(visible).map(changeView), last };
     }
+    if (single(request, 'limit') !== undefined) {
+      fail('STRATA_BAD_REQUEST', 'limit pages the JSON feed; a live stream sends every change');
+    }
 
     const raw = openEventStream(reply);
     let cursor = since;
+    // Flow control: a page is written only when the previous one has drained, so a reader far
+    // behind catches up at the pace it reads, and the node holds at most a page for it.
+    let draining = false;
     const pump = () => {
+      if (draining) return;
       for (;;) {
         const rows = context.store.snapshot().changes(cursor, changesLimitMax, bucket);
         // One write per page: a batch of commits is one chunk on the wire, not one per change.
@@ -47,9 +60,12 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
           if (visible(row))
             events += `id: ${row.cursor}\nevent: change\ndata: ${JSON.stringify(changeView(row))}\n\n`;
         }
-        if (events !== '') raw.write(events);
-        if (raw.writableLength > streamBacklogBytesMax) {
-          raw.destroy();
+        if (events !== '' && !raw.write(events)) {
+          draining = true;
+          raw.once('drain', () => {
+            draining = false;
+            pump();
+          });
           return;
         }
         if (rows.length < changesLimitMax) return;
