@@ -78,6 +78,11 @@ export class Tokens {
     if (!roles.includes(role)) fail('STRATA_BAD_REQUEST', `role must be one of ${roles.join(', ')}`);
     if (name.length === 0 || name.length > 128)
       fail('STRATA_BAD_REQUEST', 'token name must be 1–128 characters');
+    // The name becomes the author of the token's commits, printed by the CLI and written to logs.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
+    if (/[\u0000-\u001f\u007f-\u009f]/.test(name) || !name.isWellFormed()) {
+      fail('STRATA_BAD_REQUEST', 'token name must not contain control characters or lone surrogates');
+    }
     const { id, token } = generateToken();
     const createdAt = formatTime(this.store.clock.now());
     const stored: StoredToken = { name, role, hash: hashToken(token), createdAt };

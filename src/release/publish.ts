@@ -406,7 +406,7 @@ async function activeRelease(client: ApiClient, app: string): Promise<ActiveRele
 
 /** The server's default entry (see Releases.create), so an unchanged publish compares equal. */
 function defaultEntry(routes: Record<string, string>): string | undefined {
-  return routes['/index.html'] ? '/index.html' : undefined;
+  return Object.hasOwn(routes, '/index.html') ? '/index.html' : undefined;
 }
 
 function sameRoutes(a: Record<string, string>, b: Record<string, string>): boolean {

@@ -105,8 +105,8 @@ export class Releases {
         },
       );
     }
-    const entry = request.entry ?? (routes['/index.html'] ? '/index.html' : undefined);
-    if (entry !== undefined && !routes[entry])
+    const entry = request.entry ?? (Object.hasOwn(routes, '/index.html') ? '/index.html' : undefined);
+    if (entry !== undefined && !Object.hasOwn(routes, entry))
       fail('STRATA_BAD_REQUEST', `entry ${entry} is not one of the routes`);
     const table: RouteTable = { routes };
     if (entry !== undefined) table.entry = entry;

@@ -23,7 +23,10 @@ export function checkRoutePath(path: string): string {
   if (!path.startsWith('/')) bad('must start with /');
   if (Buffer.byteLength(path) > routePathBytesMax) bad(`is longer than ${routePathBytesMax} bytes`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
-  if (/[?#\s\u0000-\u001f]/.test(path)) bad('must not contain ?, #, white space or control characters');
+  if (/[?#\s\u0000-\u001f\u007f-\u009f]/.test(path))
+    bad('must not contain ?, #, white space or control characters');
+  // A lone surrogate has no UTF-8 form, so no URL could ever request the route.
+  if (!path.isWellFormed()) bad('is not well-formed Unicode (a lone surrogate)');
   const segments = path.slice(1).split('/');
   if (
     segments.some(

@@ -146,13 +146,14 @@ function routeFor(
   const candidates = [path];
   if (path === '/' && table.entry) candidates.unshift(table.entry);
   if (path.endsWith('/')) candidates.push(`${path}index.html`);
+  // Own properties only: a stored entry such as "constructor" must not find Object.prototype's.
   for (const candidate of candidates) {
-    const version = table.routes[candidate];
+    const version = Object.hasOwn(table.routes, candidate) ? table.routes[candidate] : undefined;
     if (version) return { path: candidate, version };
   }
   const wantsDocument =
     !/\.[a-z0-9]{1,8}$/i.test(path) || (request.headers.accept ?? '').includes('text/html');
-  if (table.spa && table.entry && wantsDocument) {
+  if (table.spa && table.entry && wantsDocument && Object.hasOwn(table.routes, table.entry)) {
     const version = table.routes[table.entry];
     if (version) return { path: table.entry, version };
   }

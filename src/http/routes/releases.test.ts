@@ -172,6 +172,9 @@ describe('POST /v1/apps/{app}/releases', () => {
     ['route table', '/_routes.json'],
     ['query', '/index.html?v=1'],
     ['white space', '/index .html'],
+    ['DEL', '/a\u007fb'],
+    ['C1 control', '/a\u0085b'],
+    ['lone surrogate', '/a\ud800b'],
   ])('refuses a %s route path', async (_why, path) => {
     const version = await putFile('objects/keys/a.txt', 'a');
     expectError(
@@ -181,13 +184,18 @@ describe('POST /v1/apps/{app}/releases', () => {
     );
   });
 
-  it('refuses an entry that is not among the routes', async () => {
+  it('refuses an entry that is not among the routes, built-in object properties included', async () => {
     const version = await putFile('objects/keys/a.txt', 'a');
-    expectError(
-      await post('/v1/apps/site/releases', { routes: { '/a.txt': version }, entry: '/index.html' }),
-      400,
-      'STRATA_BAD_REQUEST',
-    );
+    for (const entry of ['/index.html', 'constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const response = await post('/v1/apps/site/releases', {
+        routes: { '/a.txt': version },
+        entry,
+        spa: true,
+      });
+      expectError(response, 400, 'STRATA_BAD_REQUEST');
+      expect(response.json().error.message).toContain('is not one of the routes');
+    }
+    expectError(await get('/v1/apps/site/releases'), 404, 'STRATA_NOT_FOUND');
   });
 
   it.each([

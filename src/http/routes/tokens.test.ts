@@ -74,6 +74,10 @@ describe('POST /v1/tokens', () => {
       '"read"',
       '{"role":"read",',
       { role: 'read', name: 'n', expires: '2030-01-01' },
+      { role: 'read', name: 'red\u001b[31m\r\nX-Injected: 1' },
+      { role: 'read', name: 'bell\u0007' },
+      { role: 'read', name: 'c1\u0085' },
+      { role: 'read', name: 'lone \ud800' },
     ];
     for (const body of cases) expectError(await create(body), 400, 'STRATA_BAD_REQUEST');
     await expectJsonOnly(node, '/v1/tokens', '{"role":"read","name":"n"}');
