@@ -100,6 +100,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
         fail('STRATA_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)');
       }
+      checkQueryEncoding(request.url);
       request.principal = context.tokens.authenticate(request.headers.authorization);
       done();
     } catch (error) {
@@ -142,4 +143,23 @@ export function buildApp(options: AppOptions): FastifyInstance {
     context,
   );
   return app;
+}
+
+/**
+ * The query parser keeps a malformed escape (`%FF`, `%zz`) as literal text, so `q=%FF` would
+ * search for "%FF": refuse it as the path's escapes are refused. Only on the API: an app page
+ * ignores its query string, and a stray link to it should still load.
+ */
+function checkQueryEncoding(url: string): void {
+  if (!url.startsWith('/v1/')) return;
+  const start = url.indexOf('?');
+  if (start < 0 || !url.includes('%', start)) return;
+  try {
+    decodeURIComponent(url.slice(start + 1));
+  } catch {
+    fail(
+      'STRATA_BAD_REQUEST',
+      'the query string has a malformed percent-encoding (each % must start an escape of UTF-8, such as %C3%A9)',
+    );
+  }
 }

@@ -92,6 +92,14 @@ function isHeaderValue(value: string): boolean {
   return /^[\t\x20-\x7e]*$/.test(value);
 }
 
+/** Refuses a body declared over the limit before reading any of it (the limit is also enforced while it streams). */
+export function refuseDeclaredOverLimit(request: FastifyRequest, bytesMax: number): void {
+  const declared = header(request, 'content-length');
+  if (declared !== undefined && Number(declared) > bytesMax) {
+    fail('STRATA_TOO_LARGE', `object of ${declared} bytes exceeds --max-object-bytes ${bytesMax}`);
+  }
+}
+
 export function effectiveAtHeader(request: FastifyRequest): number | undefined {
   const value = header(request, 'strata-effective-at');
   return value === undefined ? undefined : parseTime(value, 'Strata-Effective-At');

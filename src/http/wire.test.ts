@@ -121,6 +121,18 @@ describe('requests on the wire', () => {
     expect((await read('wire', 'short')).body).toBe('hello');
   });
 
+  it.each([
+    ['a key', '/v1/buckets/wire/keys/huge'],
+    ['a blob', `/v1/blobs/${'ab'.repeat(32)}`],
+  ])(
+    'refuses %s declared over --max-object-bytes at once, without waiting for the body',
+    async (_what, path) => {
+      // The body never comes: only an answer from the headers alone ends this.
+      const answer = await send([`PUT ${path} HTTP/1.1`, host, bearer, 'Content-Length: 999999999999']);
+      expect(expectStrataError(answer, 413, 'STRATA_TOO_LARGE')).toContain('--max-object-bytes');
+    },
+  );
+
   it('refuses headers over 16 KiB with 431 STRATA_HEADERS_TOO_LARGE', async () => {
     const answer = await send(['GET /health HTTP/1.1', host, `X-Pad: ${'p'.repeat(20 * 1024)}`]);
     expectStrataError(answer, 431, 'STRATA_HEADERS_TOO_LARGE');

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { fail, onlyFields } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
 import { type Context, requireRole } from '../context.js';
+import { refuseDeclaredOverLimit } from '../params.js';
 import { rawBodies, readJson } from '../raw-body.js';
 import { sendBlob } from '../send-blob.js';
 
@@ -20,6 +21,7 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
       request.raw.resume();
       return reply.status(200).send({ blob: hash, created: false });
     }
+    refuseDeclaredOverLimit(request, context.limits.objectBytesMax);
     const body = request.body as Readable | undefined;
     const staged = body
       ? await context.store.blobs.ingest(body, context.limits.objectBytesMax)

@@ -539,6 +539,12 @@ describe('GET and HEAD /v1/buckets/{bucket}/keys/{key}', () => {
       expectError(await get(node, path), 400, 'STRATA_BAD_REQUEST');
       expectError(await put(node, path, 'x'), 400, 'STRATA_BAD_REQUEST');
     }
+    // The same in the query string, which the parser would otherwise keep as literal text.
+    for (const query of ['?at=%ZZ', '?at=%FF', '?version=%ED%A0%80', '?at=100%']) {
+      const response = await get(node, `b/keys/k${query}`);
+      expectError(response, 400, 'STRATA_BAD_REQUEST');
+      expect(response.json().error.message).toContain('query string');
+    }
     expect(await digest(node)).toBe(before);
     expect((await get(node, 'b/keys/k')).body).toBe('kept');
   });

@@ -16,6 +16,7 @@ import {
   ifNoneMatchAny,
   intParam,
   keyTarget,
+  refuseDeclaredOverLimit,
   servedContentType,
   single,
   timeParam,
@@ -192,13 +193,7 @@ async function putObject(
     'Content-Type',
   );
   const effectiveAt = effectiveAtHeader(request);
-  const declared = header(request, 'content-length');
-  if (declared !== undefined && Number(declared) > context.limits.objectBytesMax) {
-    fail(
-      'STRATA_TOO_LARGE',
-      `object of ${declared} bytes exceeds --max-object-bytes ${context.limits.objectBytesMax}`,
-    );
-  }
+  refuseDeclaredOverLimit(request, context.limits.objectBytesMax);
   const body = request.body as Readable | undefined;
   const blob = body
     ? await context.store.blobs.ingest(body, context.limits.objectBytesMax)
