@@ -41,12 +41,32 @@ function integer(value: string): number {
   return Number(value);
 }
 
+function tcpPort(value: string): number {
+  if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
+    throw new InvalidArgumentError('expected a TCP port from 0 to 65535');
+  }
+  return Number(value);
+}
+
+/** A file to upload: it must exist and be a regular file (a directory would fail mid-request). */
+function inputFileSize(file: string): number {
+  let stats: ReturnType<typeof statSync>;
+  try {
+    stats = statSync(file);
+  } catch (error) {
+    throw new StrataError('STRATA_BAD_REQUEST', `cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (!stats.isFile())
+    throw new StrataError('STRATA_BAD_REQUEST', `${file} is not a file: put uploads one file`);
+  return stats.size;
+}
+
 example(
   program
     .command('serve')
     .description('start a node: embedded SQLite in --data, HTTP API on --host:--port')
     .option('--data <dir>', 'data directory', process.env.STRATA_DATA ?? '.strata')
-    .option('--port <port>', 'TCP port', integer, 7070)
+    .option('--port <port>', 'TCP port', tcpPort, 7070)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option(
       '--max-object-bytes <n>',
@@ -222,7 +242,7 @@ example(
       if (options.effectiveAt) headers['strata-effective-at'] = options.effectiveAt;
       let body: NodeJS.ReadableStream;
       if (file && file !== '-') {
-        headers['content-length'] = String(statSync(file).size);
+        headers['content-length'] = String(inputFileSize(file));
         body = createReadStream(file);
       } else {
         body = process.stdin;
@@ -456,9 +476,15 @@ addSearchCommands(program);
 addClusterCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
+  const code = (error as { code?: unknown }).code;
   if (error instanceof ApiError || error instanceof StrataError) {
     process.stderr.write(`error: ${error.code}: ${error.message}\n`);
+  } else if (typeof code === 'string') {
+    // A system error (a file that cannot be written, a port in use): its code says it all.
+    const message = (error as Error).message.replace(`${code}: `, '');
+    process.stderr.write(`error: ${code}: ${message}\n`);
   } else {
+    // Anything else is a bug: the stack is what a report needs.
     process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
   }
   process.exit(1);

@@ -30,5 +30,12 @@ export function describeSummary(summary: PublishSummary): string {
   ];
   if (summary.unchangedRelease) lines.push(`nothing changed: release ${summary.release} stays in effect`);
   else if (summary.release) lines.push(`release ${summary.release} effective ${summary.effectiveAt}`);
+  if (summary.behind) {
+    lines.push(
+      `warning: it takes effect before the active release ${summary.behind.release} ` +
+        `(effective ${summary.behind.effectiveAt}), so it is history, not served now; ` +
+        'publish without --effective-at, or roll back to it, to serve it',
+    );
+  }
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ApiClient, callJson, clientConfig } from '../client/api-client.js';
@@ -29,6 +29,8 @@ export async function publishPath(
   reporter = publishReporter(),
 ) {
   if (!existsSync(root)) fail('STRATA_BAD_REQUEST', `${root} does not exist`);
+  if (!statSync(root).isDirectory())
+    fail('STRATA_BAD_REQUEST', `${root} is not a directory: publish takes one`);
   const config = readPublishConfig(root);
   let files: Awaited<ReturnType<typeof directoryFiles>>;
   let message = options.message;

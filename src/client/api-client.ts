@@ -9,7 +9,7 @@ export interface ApiClient {
 }
 
 export function clientConfig(): ApiClient {
-  const url = (process.env.STRATA_URL ?? 'http://127.0.0.1:7070').replace(/\/+$/, '');
+  const url = nodeUrl(process.env.STRATA_URL || 'http://127.0.0.1:7070');
   let token = process.env.STRATA_TOKEN;
   if (!token) {
     // On the machine that runs the node, fall back to the admin token it saved.
@@ -17,6 +17,27 @@ export function clientConfig(): ApiClient {
     if (existsSync(file)) token = readFileSync(file, 'utf8').trim();
   }
   return token ? { url, token } : { url };
+}
+
+/** STRATA_URL names a node: http(s), a host, maybe a port; the API's paths are appended to it. */
+function nodeUrl(value: string): string {
+  const refuse = (): never => {
+    throw new ApiError(
+      0,
+      'STRATA_BAD_REQUEST',
+      `STRATA_URL "${value.slice(0, 200)}" must be http://host[:port] or https://host[:port], with no path or query`,
+    );
+  };
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    return refuse();
+  }
+  if (!['http:', 'https:'].includes(parsed.protocol) || parsed.hostname === '') refuse();
+  if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '')
+    refuse();
+  return parsed.origin;
 }
 
 export class ApiError extends Error {

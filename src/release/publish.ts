@@ -58,6 +58,8 @@ export interface PublishSummary {
   dryRun: boolean;
   /** Every file was unchanged and the active release already routes them: no release was written. */
   unchangedRelease?: boolean;
+  /** The active release when the new one takes effect before it: the new one is never served now. */
+  behind?: { release: string; effectiveAt: string };
 }
 
 /** The file a directory may hold to configure publishing. */
@@ -367,6 +369,9 @@ export async function publish(
   );
   summary.release = release.release;
   summary.effectiveAt = release.effectiveAt;
+  if (active && Date.parse(release.effectiveAt) < Date.parse(active.effectiveAt)) {
+    summary.behind = { release: active.release, effectiveAt: active.effectiveAt };
+  }
   reporter.done(summary);
   return summary;
 }

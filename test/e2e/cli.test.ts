@@ -126,6 +126,14 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
     }
   });
 
+  it('refuses a --port out of range before it creates anything', async () => {
+    const dataDir = join(temporaryDirectory(), 'never-made');
+    const result = await runCli(['serve', '--port', '99999', '--data', dataDir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('expected a TCP port from 0 to 65535');
+    expect(() => statSync(dataDir)).toThrow(/ENOENT/);
+  });
+
   it('reports an unreachable STRATA_URL clearly and exits 1', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const result = await runCli(['get', 'notes', 'a.txt'], {
@@ -272,6 +280,39 @@ describe('strata client commands', () => {
       succeeded(await cli(['rm', 'notes', 'guarded.txt', '--if-match', second]));
       const history = json<HistoryJson>(await cli(['history', 'notes', 'guarded.txt', '--json']));
       expect(history.versions.map((v) => v.kind)).toEqual(['delete', 'put', 'put']);
+    });
+
+    it('refuses unreadable inputs, unwritable outputs and a malformed STRATA_URL in one line, no stack', async () => {
+      succeeded(await cli(['put', 'notes', 'out.txt', '-'], 'bytes'));
+      const badUrl = (url: string) =>
+        runCli(['ls'], { env: { STRATA_URL: url, STRATA_TOKEN: adminToken }, cwd: workDir });
+      const results = await Promise.all([
+        cli(['put', 'notes', 'missing.txt', join(workDir, 'no-such-file')]),
+        cli(['put', 'notes', 'dir.txt', workDir]),
+        cli(['get', 'notes', 'out.txt', '-o', join(workDir, 'no-such-dir', 'x')]),
+        cli(['get', 'notes', 'out.txt', '-o', workDir]),
+        badUrl('garbage'),
+        badUrl('ftp://127.0.0.1'),
+        badUrl(`${server.url}/v1`),
+        badUrl(`${server.url}?x=1`),
+      ]);
+      const expected = [
+        /^error: STRATA_BAD_REQUEST: cannot read .*no-such-file: ENOENT/,
+        /^error: STRATA_BAD_REQUEST: .* is not a file: put uploads one file/,
+        /^error: ENOENT: no such file or directory/,
+        /^error: EISDIR: /,
+        /^error: STRATA_BAD_REQUEST: STRATA_URL "garbage" must be http:\/\/host\[:port\]/,
+        /^error: STRATA_BAD_REQUEST: STRATA_URL "ftp:/,
+        /^error: STRATA_BAD_REQUEST: STRATA_URL ".*\/v1" must be/,
+        /^error: STRATA_BAD_REQUEST: STRATA_URL ".*\?x=1" must be/,
+      ];
+      for (const [index, result] of results.entries()) {
+        expect(result.code, result.stderr).toBe(1);
+        expect(result.stderr).toMatch(expected[index] as RegExp);
+        expect(result.stderr.trim().split('\n'), result.stderr).toHaveLength(1);
+      }
+      const history = json<HistoryJson>(await cli(['history', 'notes', 'dir.txt', '--json']));
+      expect(history.versions).toEqual([]);
     });
 
     it('rm deletes a key; get then fails with STRATA_NOT_FOUND', async () => {

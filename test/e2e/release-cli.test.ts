@@ -318,6 +318,11 @@ describe('strata release commands', () => {
       [['rollback', app, '--effective-at', 'soon'], 'STRATA_INVALID_TIME', /soon/],
       [['rollback', 'single'], 'STRATA_CONFLICT', /no release before/],
       [['publish', join(single, 'missing'), '--app', 'single'], 'STRATA_BAD_REQUEST', /does not exist/],
+      [
+        ['publish', join(single, 'index.html'), '--app', 'single'],
+        'STRATA_BAD_REQUEST',
+        /is not a directory/,
+      ],
     ];
     // Each is a Node start-up: run them a few at a time on the two cores.
     for (let start = 0; start < expectations.length; start += cliConcurrency) {
@@ -329,6 +334,26 @@ describe('strata release commands', () => {
     }
     // Nothing of the failed commands shows in the timelines.
     expect(await node.releases('single')).toHaveLength(1);
+  });
+
+  it('warns when a published release takes effect before the active one, so it is never served now', async () => {
+    const site = join(temporaryDirectory('strata-retro-'), 'retro');
+    writeApp(site, 'current');
+    const current = await node.publish(site, 'retro');
+    writeApp(site, 'retroactive');
+    const retro = await node.publish(site, 'retro', ['--effective-at', '2001-01-01T00:00:00Z']);
+    expect(retro.behind).toEqual({ release: current.release, effectiveAt: current.effectiveAt });
+    writeApp(site, 'retroactive again');
+    const text = await runCli(['publish', site, '--app', 'retro', '--effective-at', '2002-01-01T00:00:00Z'], {
+      env: node.env,
+    });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(`warning: it takes effect before the active release ${current.release}`);
+    const timeline = await node.releases('retro');
+    expect(timeline.find((info) => info.state === 'active')?.release).toBe(current.release);
+    // A release effective now is not behind anything.
+    writeApp(site, 'newest');
+    expect((await node.publish(site, 'retro')).behind).toBeUndefined();
   });
 
   it('open refuses a bad --at instead of printing a URL that cannot work', async () => {

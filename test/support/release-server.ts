@@ -19,6 +19,7 @@ export interface PublishSummary {
   effectiveAt?: string;
   dryRun: boolean;
   unchangedRelease?: boolean;
+  behind?: { release: string; effectiveAt: string };
 }
 
 export interface ReleaseInfo {
