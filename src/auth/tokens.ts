@@ -117,7 +117,13 @@ export class Tokens {
   }
 
   async revoke(id: string): Promise<VersionId> {
-    if (!/^[0-9a-f]{16}$/.test(id)) fail('STRATA_NOT_FOUND', `no token ${id}`);
+    if (id === 'admin') {
+      fail(
+        'STRATA_CONFLICT',
+        'the admin token is not stored as a token: change it with STRATA_ADMIN_TOKEN (or <data>/admin-token) and restart',
+      );
+    }
+    if (!/^[0-9a-f]{16}$/.test(id)) fail('STRATA_NOT_FOUND', `no token ${id.slice(0, 80)}`);
     if (!this.lookup(id)) fail('STRATA_NOT_FOUND', `no token ${id}`);
     const result = await this.store.write({
       ops: [{ kind: 'delete', bucket: authBucket, key: id }],

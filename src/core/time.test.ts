@@ -113,6 +113,10 @@ describe('parseTime', () => {
     );
   });
 
+  it('says that epoch milliseconds past year 9999 are out of range, not that they are not a time', () => {
+    expect(() => parseTime('1234567890123456', 'at')).toThrow(/at 1234567890123456 is out of range/);
+  });
+
   it('refuses a leap second, saying what to send instead', () => {
     expect(invalidTimeCode('2016-12-31T23:59:60Z')).toBe('STRATA_INVALID_TIME');
     expect(() => parseTime('2016-12-31T23:59:60Z', 'at')).toThrow(/leap second.*:59\.999/);

@@ -6,7 +6,8 @@ import { fail } from './errors.js';
  * rolled over the way `Date.parse` would.
  */
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/;
-const epochMs = /^-?\d{1,15}$/;
+/** Digits alone are epoch milliseconds; more than 15 is out of range, and is said to be. */
+const epochMs = /^-?\d{1,30}$/;
 
 /** Accepted instants: the Unix epoch to the end of year 9999, the last year RFC 3339 can write. */
 const minMs = 0;

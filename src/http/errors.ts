@@ -36,7 +36,10 @@ const mediaType = new RegExp(
 function fromFastify(error: FastifyError, request: FastifyRequest): StrataError | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new StrataError('STRATA_TOO_LARGE', 'request body exceeds the limit for this endpoint');
+      return new StrataError(
+        'STRATA_TOO_LARGE',
+        `the JSON body exceeds this endpoint's limit of ${request.routeOptions.bodyLimit} bytes`,
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       // Fastify answers 415 both to a header it cannot parse and to a type no parser takes.
       const given = request.headers['content-type'];

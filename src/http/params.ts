@@ -11,6 +11,21 @@ export function query(request: FastifyRequest): Query {
   return (request.query ?? {}) as Query;
 }
 
+/**
+ * Refuses a query parameter the endpoint does not take: on a paged endpoint an ignored `offset`
+ * or a misspelt `cursor` would answer page 1 again and again.
+ */
+export function onlyParams(request: FastifyRequest, names: readonly string[]): void {
+  for (const name of Object.keys(query(request))) {
+    if (!names.includes(name)) {
+      fail(
+        'STRATA_BAD_REQUEST',
+        `unknown query parameter "${name.slice(0, 80)}" (this endpoint takes ${names.join(', ')})`,
+      );
+    }
+  }
+}
+
 /** A single-valued query parameter; repeating it is an error rather than a silent pick. */
 export function single(request: FastifyRequest, name: string): string | undefined {
   const value = query(request)[name];

@@ -135,6 +135,15 @@ export class SearchQueries {
   }
 
   search(snapshot: Snapshot, request: SearchRequest, visible: BucketFilter): SearchResult {
+    // FTS5 reads a NUL as the end of the query, and would then report a different fault.
+    for (const [name, value] of [
+      ['q', request.q],
+      ['def', request.def],
+      ['ref', request.ref],
+    ] as const) {
+      if (value?.includes('\u0000'))
+        fail('STRATA_BAD_QUERY', `${name} must not contain a NUL character (%00)`);
+    }
     try {
       return this.run(snapshot, request, visible);
     } catch (error) {

@@ -252,6 +252,8 @@ describe('GET /v1/changes', () => {
       ['?limit=ten', 'STRATA_BAD_REQUEST'],
       ['?limit=1&limit=2', 'STRATA_BAD_REQUEST'],
       ['?bucket=a&bucket=b', 'STRATA_BAD_REQUEST'],
+      ['?cursor=1', 'STRATA_BAD_REQUEST'],
+      ['?after=1', 'STRATA_BAD_REQUEST'],
       ['?bucket=Upper', 'STRATA_INVALID_NAME'],
       ['?bucket=_auth', 'STRATA_INVALID_NAME'],
       [`?bucket=${'x'.repeat(64)}`, 'STRATA_INVALID_NAME'],

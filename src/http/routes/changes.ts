@@ -5,7 +5,7 @@ import { eventsBucket } from '../../release/activation.js';
 import type { ChangeRow } from '../../store/snapshot.js';
 import { type Context, requireRead } from '../context.js';
 import { openEventStream } from '../event-stream.js';
-import { header, intParam, single } from '../params.js';
+import { header, intParam, onlyParams, single } from '../params.js';
 
 /** Page size of the feed, and of each catch-up step of a live stream. */
 const changesLimitMax = 1000;
@@ -18,6 +18,7 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
   });
 
   app.get('/v1/changes', async (request, reply) => {
+    onlyParams(request, ['since', 'bucket', 'limit']);
     const bucketParam = single(request, 'bucket');
     const bucket = bucketParam === undefined ? undefined : checkBucketName(bucketParam);
     if (bucket !== undefined) requireRead(request, context, bucket);

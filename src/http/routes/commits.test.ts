@@ -257,6 +257,7 @@ describe('POST /v1/commits', () => {
       ops: [{ kind: 'put', bucket: 'b', key: 'x', value: 'x'.repeat(5000) }],
     });
     expectError(bodyTooLarge, 413, 'STRATA_TOO_LARGE');
+    expect(bodyTooLarge.json().error.message).toContain('limit of 4096 bytes');
     const valueTooLarge = await postCommit(node, {
       ops: [{ kind: 'put', bucket: 'b', key: 'x', value: 'x'.repeat(1025) }],
     });

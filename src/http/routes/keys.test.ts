@@ -766,6 +766,8 @@ describe('GET /v1/buckets/{bucket}/keys (listing)', () => {
       'limit=1&limit=2',
       'prefix=a&prefix=b',
       'after=a&after=b',
+      'page=2',
+      'offset=100',
     ]) {
       expectError(await get(node, `b/keys?${query}`), 400, 'STRATA_BAD_REQUEST');
     }

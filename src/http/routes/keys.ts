@@ -16,6 +16,7 @@ import {
   ifNoneMatchAny,
   intParam,
   keyTarget,
+  onlyParams,
   refuseDeclaredOverLimit,
   servedContentType,
   single,
@@ -67,6 +68,7 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
   app.get('/v1/buckets/:bucket/keys', async (request) => {
     const bucket = checkBucketName((request.params as { bucket: string }).bucket);
     requireRead(request, context, bucket);
+    onlyParams(request, ['prefix', 'after', 'limit', 'at']);
     const listing = context.store.snapshot().listKeys(bucket, {
       prefix: single(request, 'prefix'),
       after: single(request, 'after'),

@@ -472,6 +472,9 @@ describe('POST /v1/apps/{app}/rollback', () => {
       'STRATA_INVALID_TIME',
     );
     expectError(await post('/v1/apps/site/rollback', '[]'), 400, 'STRATA_BAD_REQUEST');
+    const notString = await post('/v1/apps/site/rollback', { to: { release: staged.release } });
+    expectError(notString, 400, 'STRATA_BAD_REQUEST');
+    expect(notString.json().error.message).not.toContain('[object Object]');
     const misspelt = await post('/v1/apps/site/rollback', { too: staged.release });
     expectError(misspelt, 400, 'STRATA_BAD_REQUEST');
     expect(misspelt.json().error.message).toContain('"too"');

@@ -86,7 +86,9 @@ export function releaseRoutes(releases: Releases) {
           ? {}
           : objectBody(request, '{"to"?: "<release>", "effectiveAt"?: "<time>"}');
       onlyFields(body, ['to', 'effectiveAt'], 'the rollback');
-      const to = body.to === undefined ? undefined : versionParam(String(body.to), 'to');
+      if (body.to !== undefined && typeof body.to !== 'string')
+        fail('STRATA_BAD_REQUEST', '"to" must be a release id (a string, as `strata releases` prints it)');
+      const to = body.to === undefined ? undefined : versionParam(body.to as string, 'to');
       const result = await releases.rollback(name, {
         ...(to !== undefined ? { to } : {}),
         ...(body.effectiveAt !== undefined ? { effectiveAt: timeOf(body.effectiveAt) } : {}),

@@ -368,6 +368,9 @@ describe('GET /v1/search', () => {
     ['an upper-case bucket name', 'q=x&bucket=Docs', 400, 'STRATA_INVALID_NAME'],
     ['a too long bucket name', `q=x&bucket=${'b'.repeat(64)}`, 400, 'STRATA_INVALID_NAME'],
     ['an empty bucket name', 'q=x&bucket=', 400, 'STRATA_INVALID_NAME'],
+    ['offset paging, which it does not do', 'q=x&offset=20', 400, 'STRATA_BAD_REQUEST'],
+    ['a misspelt cursor', 'q=x&curser=abc', 400, 'STRATA_BAD_REQUEST'],
+    ['a NUL in q', 'q=a%00b', 400, 'STRATA_BAD_QUERY'],
   ])('refuses %s', async (_what, parameters, status, code) => {
     const { node } = startNode();
     await put(node, 'docs', 'a', 'lighthouse keeper');
@@ -612,6 +615,7 @@ describe('GET /v1/recent', () => {
     ['an invalid bucket', 'bucket=No%20Such', 400, 'STRATA_INVALID_NAME'],
     ['a system bucket', 'bucket=_auth', 400, 'STRATA_INVALID_NAME'],
     ['a repeated parameter', 'limit=1&limit=2', 400, 'STRATA_BAD_REQUEST'],
+    ['from= (recent takes since= and until=)', 'from=2030-01-01T00:00:00Z', 400, 'STRATA_BAD_REQUEST'],
   ])('refuses %s', async (_what, parameters, status, code) => {
     const { node } = startNode();
     await put(node, 'docs', 'a', 'x');

@@ -4,7 +4,7 @@ import { checkBucketName } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
 import type { BucketFilter, SearchKind } from '../../search/search-query.js';
 import { type Context, requireRead } from '../context.js';
-import { intParam, single, timeParam } from '../params.js';
+import { intParam, onlyParams, single, timeParam } from '../params.js';
 
 /** Hits per page: the bound. */
 const searchLimitMax = 1000;
@@ -12,6 +12,20 @@ const kinds: readonly SearchKind[] = ['text', 'code', 'diff'];
 
 export async function searchRoutes(app: FastifyInstance, context: Context): Promise<void> {
   app.get('/v1/search', async (request) => {
+    onlyParams(request, [
+      'q',
+      'kind',
+      'def',
+      'ref',
+      'versions',
+      'bucket',
+      'prefix',
+      'at',
+      'from',
+      'to',
+      'limit',
+      'cursor',
+    ]);
     const bucket = optionalBucket(request);
     const kind = (single(request, 'kind') ?? 'text') as SearchKind;
     if (!kinds.includes(kind)) fail('STRATA_BAD_REQUEST', 'kind must be text, code or diff');
@@ -61,6 +75,7 @@ export async function searchRoutes(app: FastifyInstance, context: Context): Prom
   });
 
   app.get('/v1/recent', async (request) => {
+    onlyParams(request, ['bucket', 'since', 'until', 'limit']);
     const bucket = optionalBucket(request);
     const since = timeParam(request, 'since');
     const until = timeParam(request, 'until');

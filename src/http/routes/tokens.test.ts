@@ -145,17 +145,21 @@ describe('DELETE /v1/tokens/{id}', () => {
     expect(listed.tokens.map((token) => token.id)).not.toContain(reader.id);
   });
 
-  it('answers 404 for unknown, malformed and already revoked ids', async () => {
+  it('answers 404 for unknown, malformed and already revoked ids, and 409 for the admin token', async () => {
     const reader = await createOk('read', 'reader');
     await node.app.inject({ method: 'DELETE', url: `/v1/tokens/${reader.id}`, headers: auth });
     const before = await digest();
-    for (const id of [reader.id, '0123456789abcdef', 'not-an-id', reader.id.toUpperCase(), 'admin']) {
+    for (const id of [reader.id, '0123456789abcdef', 'not-an-id', reader.id.toUpperCase()]) {
       expectError(
         await node.app.inject({ method: 'DELETE', url: `/v1/tokens/${id}`, headers: auth }),
         404,
         'STRATA_NOT_FOUND',
       );
     }
+    // The admin token lives outside the token store: the answer says where to change it.
+    const admin = await node.app.inject({ method: 'DELETE', url: '/v1/tokens/admin', headers: auth });
+    expectError(admin, 409, 'STRATA_CONFLICT');
+    expect(admin.json().error.message).toContain('STRATA_ADMIN_TOKEN');
     expect(await digest()).toBe(before);
   });
 
