@@ -19,7 +19,8 @@ export function sendBlob(
   const ifNoneMatch = request.headers['if-none-match'];
   if (
     typeof ifNoneMatch === 'string' &&
-    ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')
+    // Weak comparison (RFC 9110 §13.1.2): a cache may send back W/"…" for the same bytes.
+    ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')
   ) {
     return reply.status(304).send();
   }
