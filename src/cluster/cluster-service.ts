@@ -343,7 +343,24 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         batches: true,
       }),
     );
-    socket.on('unexpected-response', () => socket.terminate());
+    // A peer that refuses before upgrading (403: it has no cluster key) says why in its body.
+    socket.on('unexpected-response', (_request, response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (body.length < 1024) body += chunk;
+      });
+      response.once('end', () => {
+        let reason = body.slice(0, 1024);
+        try {
+          reason = (JSON.parse(body) as { error: { message: string } }).error.message ?? reason;
+        } catch {}
+        this.options.log.warn({ url, status: response.statusCode, reason }, 'a peer refused the link');
+      });
+      response.once('error', () => {});
+      setTimeout(() => socket.terminate(), 1_000).unref();
+      response.once('end', () => socket.terminate());
+    });
   }
 
   /** Pulls blobs by hash from the peer that sent the commit naming them, streaming each to disk. */

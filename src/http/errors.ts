@@ -160,9 +160,10 @@ export function clientErrorHandler(
   };
   // The garbage may follow a request on the same connection that is still being answered (a
   // write waiting for its fsync): its answer goes out first, or the client would never learn
-  // that the write was acknowledged.
+  // that the write was acknowledged. A request whose body is still arriving is the one that
+  // broke (a client that hung up mid-upload): its socket goes at once, so the upload is discarded.
   const answering = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (answering && !answering.writableFinished) {
+  if (answering && !answering.writableFinished && answering.req.complete) {
     answering.once('finish', refuse);
     answering.once('close', () => socket.destroy());
     return;

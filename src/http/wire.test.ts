@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { adminToken, auth, type TempNode, tempNode } from '../../test/support/temp-node.js';
 
 /**
@@ -148,6 +149,22 @@ describe('requests on the wire', () => {
   it('answers a plain GET of the peer link with a Strata error that says it is a WebSocket', async () => {
     const answer = await send(['GET /v1/cluster/link HTTP/1.1', host, 'Connection: close']);
     expect(expectStrataError(answer, 400, 'STRATA_BAD_REQUEST')).toContain('WebSocket');
+  });
+
+  it('refuses a peer link before upgrading when the node has no cluster key', async () => {
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/cluster/link`);
+      socket.on('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => {
+          body += chunk.toString('utf8');
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      socket.on('open', () => reject(new Error('the link was upgraded')));
+    });
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body).error.code).toBe('STRATA_FORBIDDEN');
   });
 
   it('keeps serving after every refusal', async () => {

@@ -22,6 +22,10 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
     app.route({
       method: 'GET',
       url: '/v1/cluster/link',
+      // A node without a cluster key refuses before upgrading: a dialer learns why from the status.
+      preValidation: async (request) => {
+        if (!cluster.enabled && request.headers.upgrade !== undefined) cluster.verifyPeer(request.headers);
+      },
       handler: async () =>
         fail('STRATA_BAD_REQUEST', '/v1/cluster/link is a WebSocket between peers: send Upgrade: websocket'),
       wsHandler: (socket: WebSocket, request) => {
