@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -148,6 +148,7 @@ example(
         if (adminToken !== undefined && adminToken.length < 16) {
           throw new StrataError('STRATA_BAD_REQUEST', 'STRATA_ADMIN_TOKEN must be at least 16 characters');
         }
+        const dataExisted = existsSync(options.data);
         const node = startNode({
           dataDir: options.data,
           clock: systemClock,
@@ -170,7 +171,17 @@ example(
           onLeave: () => void stop(),
           searchRankedMatchesMax: options.searchRankedMax,
         });
-        const address = await node.app.listen({ port: options.port, host: options.host });
+        let address: string;
+        try {
+          address = await node.app.listen({ port: options.port, host: options.host });
+        } catch (error) {
+          // A start that cannot listen (the port is taken) leaves nothing behind: a token nobody
+          // saw would otherwise never be shown, since the next start finds it and keeps it.
+          await node.close();
+          if (!dataExisted) rmSync(options.data, { recursive: true, force: true });
+          else if (node.generatedAdminToken) rmSync(join(options.data, 'admin-token'), { force: true });
+          throw error;
+        }
         process.stdout.write(
           `Strata node ${node.store.nodeId} listening on ${address} (data: ${options.data})\n`,
         );
@@ -482,7 +493,8 @@ program.parseAsync(process.argv).catch((error: unknown) => {
   } else if (typeof code === 'string') {
     // A system error (a file that cannot be written, a port in use): its code says it all.
     const message = (error as Error).message.replace(`${code}: `, '');
-    process.stderr.write(`error: ${code}: ${message}\n`);
+    const hint = code === 'EADDRINUSE' ? ' (another process holds it: stop that one or pick --port)' : '';
+    process.stderr.write(`error: ${code}: ${message}${hint}\n`);
   } else {
     // Anything else is a bug: the stack is what a report needs.
     process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);

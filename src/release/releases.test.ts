@@ -165,6 +165,7 @@ describe('Releases.create', () => {
     expect(new Set(error.details?.missing as string[])).toEqual(
       new Set([tombstone, systemVersion, retraction]),
     );
+    expect(error.message).toMatch(/3 target\(s\) with no value to serve .*a put in a user bucket/);
   });
 
   it('refuses bad app names, empty tables, bad paths and malformed targets', async () => {

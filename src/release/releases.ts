@@ -99,7 +99,9 @@ export class Releases {
     if (missing.length > 0) {
       fail(
         'STRATA_UNKNOWN_VERSION',
-        `the release routes to ${missing.length} version(s) that do not exist: ${missing.slice(0, 10).join(', ')}`,
+        `the release routes to ${missing.length} target(s) with no value to serve (a route needs ` +
+          `a put in a user bucket, not an unknown version, a delete, a retraction or a system version): ` +
+          missing.slice(0, 10).join(', '),
         {
           missing,
         },

@@ -134,6 +134,30 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
     expect(() => statSync(dataDir)).toThrow(/ENOENT/);
   });
 
+  it('leaves no data directory and no unseen admin token when the port is taken', async () => {
+    const running = await startServer({ dataDir: temporaryDirectory(), adminToken });
+    const dataDir = join(temporaryDirectory(), 'never-kept');
+    const busy = await runCli(['serve', '--data', dataDir, '--port', String(running.port)], {
+      timeoutMs: 15_000,
+    });
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toMatch(/^error: EADDRINUSE: .*another process holds it.*--port\)\n$/);
+    expect(busy.stdout).not.toContain('Admin token');
+    expect(() => statSync(dataDir)).toThrow(/ENOENT/);
+    // A directory that was there stays, without the token that was never shown.
+    const existing = temporaryDirectory();
+    const again = await runCli(['serve', '--data', existing, '--port', String(running.port)], {
+      timeoutMs: 15_000,
+    });
+    expect(again.code).toBe(1);
+    expect(statSync(existing).isDirectory()).toBe(true);
+    expect(() => statSync(join(existing, 'admin-token'))).toThrow(/ENOENT/);
+    // The next start that listens generates a token and prints it.
+    const next = await startServer({ dataDir: existing });
+    await waitFor(() => tokenPattern.test(next.stdout()), { timeoutMs: 5_000, what: 'the admin token' });
+    expect(await next.stop()).toEqual({ code: 0, signal: null });
+  });
+
   it('reports an unreachable STRATA_URL clearly and exits 1', async () => {
     const url = `http://127.0.0.1:${await freePort()}`;
     const result = await runCli(['get', 'notes', 'a.txt'], {
