@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
+import { StrataError } from '../core/errors.js';
+import { errorBody } from './errors.js';
 
 /** A comment line every 15 s keeps proxies from closing an idle stream. */
 const keepAliveMs = 15_000;
@@ -21,4 +23,25 @@ export function openEventStream(reply: FastifyReply): ServerResponse {
   const keepAlive = setInterval(() => raw.write(': keep-alive\n\n'), keepAliveMs);
   raw.on('close', () => clearInterval(keepAlive));
   return raw;
+}
+
+/**
+ * A stream outlives the checks made when it opened: the token may be revoked, the bucket made
+ * private. `recheck` runs them again before each write; when it throws, the stream sends the
+ * refusal as an `error` event (the body a plain request would get) and ends. Returns whether the
+ * stream may go on.
+ */
+export function stillAllowed(raw: ServerResponse, recheck: () => void): boolean {
+  if (raw.writableEnded) return false;
+  try {
+    recheck();
+    return true;
+  } catch (error) {
+    const refusal =
+      error instanceof StrataError
+        ? error
+        : new StrataError('STRATA_UNAUTHORIZED', 'the stream is no longer allowed');
+    raw.end(`event: error\ndata: ${JSON.stringify(errorBody(refusal))}\n\n`);
+    return false;
+  }
 }

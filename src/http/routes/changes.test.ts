@@ -1,6 +1,6 @@
 import { Agent, fetch, type Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
+import { bearer, createToken, expectError, makePublic, tokenHeaders } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
 import { waitFor } from '../../../test/support/wait.js';
 
@@ -95,6 +95,40 @@ async function readEvents(
   } finally {
     reader.releaseLock();
   }
+}
+
+/** Reads a stream's text until the server ends it. */
+async function readToEnd(body: ReadableStream<Uint8Array>, timeoutMs = 5000): Promise<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const pump = async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+    }
+  };
+  try {
+    return await within(pump(), timeoutMs, 'the end of the stream');
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+/** The `data` of each `event: error` block of a stream's text. */
+function errorEvents(text: string): Array<{ error: { code: string; message: string } }> {
+  return text
+    .split('\n\n')
+    .filter((block) => block.split('\n').includes('event: error'))
+    .map((block) =>
+      JSON.parse(
+        block
+          .split('\n')
+          .find((line) => line.startsWith('data: '))
+          ?.slice(6) ?? '',
+      ),
+    );
 }
 
 async function openStream(
@@ -362,6 +396,66 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
     const fresh = await put(node, 'bulk', 'after', 'v');
     const next = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);
     expect(next.map((event) => event.version)).toEqual([fresh]);
+  });
+
+  it('ends a stream whose token is revoked, before it sends anything more', async () => {
+    const node = startNode();
+    const reader = await createToken(node, 'read', 'streamer');
+    const { response } = await openStream(node, '', bearer(reader.token));
+    const before = await put(node, 'b', 'before', '1');
+    const stream = await within(response, 5000, 'the stream response');
+    const body = stream.body as ReadableStream<Uint8Array>;
+    const seen = await readEvents(body, (events) => events.length >= 1);
+    expect(seen.map((event) => event.version)).toEqual([before]);
+
+    const revoked = await node.app.inject({
+      method: 'DELETE',
+      url: `/v1/tokens/${reader.id}`,
+      headers: auth,
+    });
+    expect(revoked.statusCode, revoked.body).toBe(200);
+    await put(node, 'b', 'after-revoke', '2');
+    const rest = await readToEnd(body);
+    expect(rest).not.toContain('after-revoke');
+    expect(errorEvents(rest)).toEqual([
+      { error: { code: 'STRATA_UNAUTHORIZED', message: 'token is not valid or was revoked' } },
+    ]);
+  });
+
+  it('ends an anonymous stream of a bucket that is made private', async () => {
+    const node = startNode();
+    await makePublic(node, 'pub');
+    const { response } = await openStream(node, '?bucket=pub', {});
+    const open = await put(node, 'pub', 'open', '1');
+    const stream = await within(response, 5000, 'the stream response');
+    const body = stream.body as ReadableStream<Uint8Array>;
+    const seen = await readEvents(body, (events) => events.length >= 1);
+    expect(seen.map((event) => event.version)).toEqual([open]);
+
+    const closed = await node.app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/pub/settings',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"publicRead":false}',
+    });
+    expect(closed.statusCode, closed.body).toBe(200);
+    await put(node, 'pub', 'secret-after', '2');
+    const rest = await readToEnd(body);
+    expect(rest).not.toContain('secret-after');
+    expect(errorEvents(rest).map((event) => event.error.code)).toEqual(['STRATA_UNAUTHORIZED']);
+  });
+
+  it('resumes from Last-Event-ID rather than the since of the URL it reconnects with', async () => {
+    // An EventSource reconnects with its first URL and the id of the last event it saw.
+    const node = startNode();
+    await put(node, 'b', 'one', '1');
+    const { last } = await feed(node);
+    const second = await put(node, 'b', 'two', '2');
+    const { response } = await openStream(node, '?since=0', { ...auth, 'last-event-id': String(last) });
+    const stream = await within(response, 5000, 'the stream response');
+    const third = await put(node, 'b', 'three', '3');
+    const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 2);
+    expect(events.map((event) => event.version)).toEqual([second, third]);
   });
 
   it('sends the response headers at once, before any change happens', async () => {

@@ -4,7 +4,7 @@ import { checkBucketName } from '../../core/names.js';
 import { eventsBucket } from '../../release/activation.js';
 import type { ChangeRow } from '../../store/snapshot.js';
 import { type Context, requireRead } from '../context.js';
-import { openEventStream } from '../event-stream.js';
+import { openEventStream, stillAllowed } from '../event-stream.js';
 import { header, intParam, onlyParams, single } from '../params.js';
 
 /** Page size of the feed, and of each catch-up step of a live stream. */
@@ -21,8 +21,12 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     onlyParams(request, ['since', 'bucket', 'limit']);
     const bucketParam = single(request, 'bucket');
     const bucket = bucketParam === undefined ? undefined : checkBucketName(bucketParam);
-    if (bucket !== undefined) requireRead(request, context, bucket);
-    else if (!request.principal) fail('STRATA_UNAUTHORIZED', 'the change feed of all buckets needs a token');
+    const authorize = () => {
+      if (bucket !== undefined) requireRead(request, context, bucket);
+      else if (!request.principal)
+        fail('STRATA_UNAUTHORIZED', 'the change feed of all buckets needs a token');
+    };
+    authorize();
     const limit = intParam(request, 'limit', 100, changesLimitMax);
     const since = cursorOf(request);
     const visible = visibility(request);
@@ -50,11 +54,17 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
     // Flow control: a page is written only when the previous one has drained, so a reader far
     // behind catches up at the pace it reads, and the node holds at most a page for it.
     let draining = false;
+    // Checked again before each page: a revoked token or a bucket made private ends the stream.
+    const recheck = () => {
+      request.principal = context.tokens.authenticate(request.headers.authorization);
+      authorize();
+    };
     const pump = () => {
       if (draining) return;
       for (;;) {
         const rows = context.store.snapshot().changes(cursor, changesLimitMax, bucket);
         // One write per page: a batch of commits is one chunk on the wire, not one per change.
+        if (rows.length > 0 && !stillAllowed(raw, recheck)) return;
         let events = '';
         for (const row of rows) {
           cursor = row.cursor;
@@ -83,12 +93,17 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
   });
 }
 
+/**
+ * Where the reader resumes. `Last-Event-ID` wins over `since`: an EventSource reconnects with its
+ * first URL (`?since=0`) and the id of the last event it saw, which is where it got to.
+ */
 function cursorOf(request: FastifyRequest): number {
-  const given = single(request, 'since');
-  const value = given ?? header(request, 'last-event-id');
+  const lastEventId = header(request, 'last-event-id');
+  const since = single(request, 'since');
+  const [what, value] =
+    lastEventId !== undefined && lastEventId !== '' ? ['Last-Event-ID', lastEventId] : ['since', since];
   if (value === undefined || value === '') return 0;
   if (!/^\d{1,15}$/.test(value)) {
-    const what = given !== undefined ? 'since' : 'Last-Event-ID';
     fail('STRATA_BAD_REQUEST', `${what} must be a cursor returned by the feed (a non-negative integer)`);
   }
   return Number(value);

@@ -149,6 +149,47 @@ describe('GET /v1/cluster/events', () => {
   it('needs a token', async () => {
     expectError(await withKey().app.inject({ url: '/v1/cluster/events' }), 401, 'STRATA_UNAUTHORIZED');
   });
+
+  it('ends the stream with an error event once its token is revoked', { timeout: 15_000 }, async () => {
+    const node = withKey();
+    const created = await node.app.inject({
+      method: 'POST',
+      url: '/v1/tokens',
+      headers: { ...admin, 'content-type': 'application/json' },
+      payload: JSON.stringify({ role: 'read', name: 'watcher' }),
+    });
+    const { id, token } = created.json() as { id: string; token: string };
+    const address = await node.app.listen({ port: 0, host: '127.0.0.1' });
+    const controller = new AbortController();
+    try {
+      const response = await fetch(`${address}/v1/cluster/events`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: controller.signal,
+      });
+      expect(response.status).toBe(200);
+      const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+      const decoder = new TextDecoder();
+      let text = '';
+      const readUntil = async (done: () => boolean) => {
+        while (!done()) {
+          const { value, done: ended } = await reader.read();
+          if (ended) return;
+          text += decoder.decode(value, { stream: true });
+        }
+      };
+      await readUntil(() => text.includes('event: counters'));
+      const revoked = await node.app.inject({ method: 'DELETE', url: `/v1/tokens/${id}`, headers: admin });
+      expect(revoked.statusCode, revoked.body).toBe(200);
+      const seen = text.length;
+      await readUntil(() => false); // until the server ends the stream
+      // A counters event written before the revocation may still be in flight; the last is the refusal.
+      const blocks = text.slice(seen).trim().split('\n\n');
+      expect(blocks.at(-1)).toMatch(/^event: error\ndata: \{"error":\{"code":"STRATA_UNAUTHORIZED"/);
+      expect(blocks.filter((block) => block.startsWith('event: error'))).toHaveLength(1);
+    } finally {
+      controller.abort();
+    }
+  });
 });
 
 describe('POST /v1/cluster/leave', () => {

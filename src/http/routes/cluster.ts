@@ -5,7 +5,7 @@ import type { ClusterService } from '../../cluster/cluster-service.js';
 import { fail } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
 import { type Context, requireRole } from '../context.js';
-import { openEventStream } from '../event-stream.js';
+import { openEventStream, stillAllowed } from '../event-stream.js';
 import { sendBlob } from '../send-blob.js';
 
 /** Between two `counters` events on the cluster event stream. */
@@ -67,12 +67,16 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
     app.get('/v1/cluster/events', async (request, reply) => {
       requireRole(request, 'read');
       const raw = openEventStream(reply);
-      const onEvent = (event: object & { type: string }) =>
-        raw.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
-      const counters = setInterval(
-        () => raw.write(`event: counters\ndata: ${JSON.stringify(countersOf(cluster))}\n\n`),
-        countersIntervalMs,
-      );
+      // The token is checked again before each event: a revoked one ends the stream.
+      const recheck = () => {
+        request.principal = context.tokens.authenticate(request.headers.authorization);
+        requireRole(request, 'read');
+      };
+      const send = (type: string, data: object) => {
+        if (stillAllowed(raw, recheck)) raw.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
+      };
+      const onEvent = (event: object & { type: string }) => send(event.type, event);
+      const counters = setInterval(() => send('counters', countersOf(cluster)), countersIntervalMs);
       cluster.on('event', onEvent);
       const close = () => {
         clearInterval(counters);
