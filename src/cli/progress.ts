@@ -37,5 +37,12 @@ export function describeSummary(summary: PublishSummary): string {
         'publish without --effective-at, or roll back to it, to serve it',
     );
   }
+  if (summary.unmatchedExcludes) {
+    lines.push(
+      `warning: exclude rule(s) of strata.publish.json matched nothing: ${summary.unmatchedExcludes
+        .map((rule) => JSON.stringify(rule))
+        .join(', ')} (a typo publishes what it meant to leave out)`,
+    );
+  }
   return lines.join('\n');
 }

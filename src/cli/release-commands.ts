@@ -6,7 +6,7 @@ import { type ApiClient, callJson, clientConfig } from '../client/api-client.js'
 import { fail } from '../core/errors.js';
 import { checkBucketName } from '../core/names.js';
 import { parseTime } from '../core/time.js';
-import { directoryFiles, gitFiles, publish, readPublishConfig } from '../release/publish.js';
+import { directoryFiles, Exclusions, gitFiles, publish, readPublishConfig } from '../release/publish.js';
 import { example, print } from './output.js';
 import { describeSummary, publishReporter } from './progress.js';
 
@@ -32,16 +32,18 @@ export async function publishPath(
   if (!statSync(root).isDirectory())
     fail('STRATA_BAD_REQUEST', `${root} is not a directory: publish takes one`);
   const config = readPublishConfig(root);
+  const exclusions = new Exclusions(config);
   let files: Awaited<ReturnType<typeof directoryFiles>>;
   let message = options.message;
   if (options.git) {
-    const tree = gitFiles(root, config);
+    const tree = gitFiles(root, config, exclusions);
     files = tree.files;
     message = `${message ? `${message} ` : ''}(git ${tree.commit}: ${tree.subject})`;
   } else {
-    files = await directoryFiles(root, config);
+    files = await directoryFiles(root, config, exclusions);
   }
-  return publish(
+  const unmatchedExcludes = exclusions.unmatched();
+  const summary = await publish(
     client,
     files,
     {
@@ -54,6 +56,7 @@ export async function publishPath(
     },
     reporter,
   );
+  return unmatchedExcludes.length > 0 ? { ...summary, unmatchedExcludes } : summary;
 }
 
 /** A repository directory name as an app name: lower case, other characters as '-'. */

@@ -53,6 +53,26 @@ describe('pinDocument', () => {
     expect(pinned.startsWith(`<head><base href="${base}">`)).toBe(true);
   });
 
+  it('pins a document whose only <base href> is in a comment, a script or a template', () => {
+    for (const html of [
+      '<html><head><!-- <base href="x"> --></head></html>',
+      '<html><head><script src="app.js"></script></head><body><script>const t=`<base href="/x/">`;</script></body></html>',
+      '<head><style>/* <base href=x> */</style></head>',
+      '<head><title>&lt;base href=</title><template><base href="/t/"></template></head>',
+      '<head><noscript><base href="/n/"></noscript></head>',
+    ]) {
+      const pinned = pinDocument(html, base);
+      expect(pinned, html).toBe(html.replace(/<head>/, `<head><base href="${base}">`));
+    }
+  });
+
+  it('finds <head> past a comment or a script that mentions one', () => {
+    const html = '<!-- <head> here --><script>"<head>"</script><head><title>t</title></head>';
+    expect(pinDocument(html, base)).toBe(
+      `<!-- <head> here --><script>"<head>"</script><head><base href="${base}"><title>t</title></head>`,
+    );
+  });
+
   it('escapes the href attribute', () => {
     expect(pinDocument('<head></head>', '/apps/a/@r/x"y&z<w/')).toBe(
       '<head><base href="/apps/a/@r/x&quot;y&amp;z&lt;w/"></head>',

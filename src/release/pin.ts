@@ -9,16 +9,29 @@
  */
 const headOpen = /<head(\s[^>]*)?>/i;
 const existingBase = /<base\s[^>]*href\s*=/i;
+/**
+ * Text that is not markup: comments, and the content of elements whose text the parser does not
+ * read as tags. A `<base href` or `<head>` written there (a commented-out tag, a string in a
+ * script) is no element, so the search for them skips it.
+ */
+const notMarkup =
+  /<!--[\s\S]*?(?:-->|$)|<(script|style|textarea|title|template|xmp|noscript)\b[^>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi;
+
+/** `html` with every stretch that is not markup blanked out, same length, so indices still hold. */
+function markupOnly(html: string): string {
+  return html.replace(notMarkup, (text) => ' '.repeat(text.length));
+}
 
 export function pinDocument(html: string, baseHref: string): string {
-  if (existingBase.test(html)) return html;
+  const markup = markupOnly(html);
+  if (existingBase.test(markup)) return html;
   const tag = `<base href="${escapeAttribute(baseHref)}">`;
-  const head = headOpen.exec(html);
+  const head = headOpen.exec(markup);
   if (head) {
     const at = head.index + head[0].length;
     return `${html.slice(0, at)}${tag}${html.slice(at)}`;
   }
-  const doctype = /^\s*<!doctype[^>]*>/i.exec(html);
+  const doctype = /^\s*<!doctype[^>]*>/i.exec(markup);
   if (doctype) return `${doctype[0]}${tag}${html.slice(doctype[0].length)}`;
   return `${tag}${html}`;
 }

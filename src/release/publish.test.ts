@@ -11,6 +11,7 @@ import { messageBytesMax } from '../core/commit.js';
 import type { Limits } from '../http/context.js';
 import {
   directoryFiles,
+  Exclusions,
   gitFiles,
   type PublishReporter,
   publish,
@@ -137,19 +138,67 @@ describe('directoryFiles', () => {
     expect(Buffer.concat(chunks).toString()).toBe(site['js/app.js']);
   });
 
-  it('leaves out version control, dependencies, the config file and symlinks', async () => {
+  it('leaves out dotfiles but .well-known, dependencies, the config file and symlinks', async () => {
+    const dotted = {
+      '.git/HEAD': 'ref',
+      '.strata/admin-token': 'secret',
+      '.env': 'API_KEY=secret',
+      'sub/.hidden/x.txt': 'x',
+      'sub/.npmrc': 'token',
+    };
     const root = tempDir({
       'index.html': 'i',
-      '.git/HEAD': 'ref',
+      ...dotted,
+      '.well-known/security.txt': 'contact',
       'node_modules/x/index.js': 'x',
       'lib/node_modules/y/index.js': 'y',
-      '.strata/admin-token': 'secret',
       'strata.publish.json': '{}',
       'sub/strata.publish.json': '{"kept": true}',
     });
     symlinkSync(join(root, 'index.html'), join(root, 'link.html'));
     const files = await directoryFiles(root, readPublishConfig(root));
-    expect(files.map((f) => f.path)).toEqual(['index.html', 'sub/strata.publish.json']);
+    expect(files.map((f) => f.path)).toEqual([
+      '.well-known/security.txt',
+      'index.html',
+      'sub/strata.publish.json',
+    ]);
+    // "dotfiles": true publishes them, the rules of `exclude` still apply.
+    writeFileSync(join(root, 'strata.publish.json'), '{"dotfiles": true, "exclude": [".git/", ".strata/"]}');
+    const withDots = await directoryFiles(root, readPublishConfig(root));
+    expect(withDots.map((f) => f.path)).toEqual([
+      '.env',
+      '.well-known/security.txt',
+      'index.html',
+      'sub/.hidden/x.txt',
+      'sub/.npmrc',
+      'sub/strata.publish.json',
+    ]);
+  });
+
+  it('reads exclude rules as .gitignore does: directories by name, anchored paths, globs', async () => {
+    const root = tempDir({
+      'index.html': 'i',
+      'private/key.txt': 'secret',
+      'docs/private/notes.txt': 'secret too',
+      'docs/secret.txt': 'secret',
+      'docs/sub/secret.txt': 'kept: the anchored rule names docs/secret.txt only',
+      'js/app.js': 'app',
+      'js/app.js.map': 'map',
+      'css/site.css.map': 'map',
+      'drafts.txt': 'a file named like a directory rule is kept',
+      'drafts/wip.html': 'wip',
+    });
+    const exclusions = new Exclusions({
+      exclude: ['private', '/docs/secret.txt', '*.map', 'drafts/', 'no-such-file.txt', 'typo/'],
+    });
+    const files = await directoryFiles(root, {}, exclusions);
+    expect(files.map((f) => f.path)).toEqual([
+      'docs/sub/secret.txt',
+      'drafts.txt',
+      'index.html',
+      'js/app.js',
+    ]);
+    expect(exclusions.unmatched()).toEqual(['no-such-file.txt', 'typo/']);
   });
 
   it.each([
@@ -160,6 +209,9 @@ describe('directoryFiles', () => {
     ['exclude as one string', '{"exclude": "drafts/"}', 'exclude must be a list of paths'],
     ['entry as a list', '{"entry": ["/a.html"]}', 'entry must be a path'],
     ['spa as a string', '{"spa": "yes"}', 'spa must be true or false'],
+    ['an extension with its dot', '{"buckets": {".html": "pages"}}', 'without the dot: "html", not ".html"'],
+    ['an empty exclude rule', '{"exclude": [""]}', 'exclude must be a list of paths or globs'],
+    ['dotfiles as a string', '{"dotfiles": "yes"}', 'dotfiles must be true or false'],
   ])('refuses a strata.publish.json with %s', (_what, text, message) => {
     const root = tempDir({ 'index.html': 'i', 'strata.publish.json': text });
     expect(() => readPublishConfig(root)).toThrow(message);
@@ -176,7 +228,7 @@ describe('directoryFiles', () => {
       'docs/secret.txt': 'kept',
       'strata.publish.json': JSON.stringify({
         buckets: { png: 'textures', jpg: 'photos' },
-        exclude: ['drafts/', 'secret.txt'],
+        exclude: ['drafts/', '/secret.txt'],
       }),
     });
     const config = readPublishConfig(root);
@@ -462,22 +514,43 @@ describe('publish', () => {
     expect((await key(node, 'objects', 'big.txt')).statusCode).toBe(404);
   });
 
-  it('leaves the previous release in effect when the release itself is refused', async () => {
+  it('refuses what the route table would refuse before uploading or writing anything, dry run or not', async () => {
     const { node, client } = await listeningNode();
     const root = tempDir({ 'index.html': 'v1' });
     const first = await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
     writeFileSync(join(root, 'index.html'), 'v2');
-    // The server refuses a release message over its limit, after the files were committed.
-    await expect(
-      publish(
-        client,
-        await directoryFiles(root, {}),
-        { app: 'site', message: 'x'.repeat(messageBytesMax + 1) },
-        reporter(),
-      ),
-    ).rejects.toMatchObject({ status: 400, code: 'STRATA_BAD_REQUEST' });
+    const refusals: Array<[Record<string, string>, { message?: string }, string]> = [
+      [{}, { message: 'x'.repeat(messageBytesMax + 1) }, `longer than ${messageBytesMax} bytes`],
+      [{ '@at.txt': 'x' }, {}, '@at.txt cannot be served by an app: its route "/@at.txt" is reserved'],
+      [{ '_routes.json': '{}' }, {}, '_routes.json cannot be served by an app'],
+      [{ 'no\u00a0break.txt': 'x' }, {}, 'white space other than a plain space'],
+    ];
+    for (const [extra, options, message] of refusals) {
+      const dir = tempDir({ 'index.html': 'v2', ...extra });
+      for (const dryRun of [true, false]) {
+        const recorder = reporter();
+        const files = await directoryFiles(dir, {});
+        await expect(
+          publish(client, files, { app: 'site', ...options, dryRun }, recorder),
+          message,
+        ).rejects.toThrow(message);
+        expect(recorder.calls, message).toEqual([]);
+      }
+    }
+    // Nothing was uploaded or written: the keys hold the first publish's bytes.
+    expect((await key(node, 'application', 'index.html')).body).toBe('v1');
+    expect((await key(node, 'objects', '@at.txt')).statusCode).toBe(404);
     expect((await timeline(node, 'site')).map((r) => r.release)).toEqual([first.release]);
     expect((await node.app.inject({ url: '/apps/site/' })).body).toContain('v1');
+  });
+
+  it('publishes a file whose name has a space, served at its %20 URL', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home', 'logo big.png': 'png bytes' });
+    await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    const served = await node.app.inject({ url: '/apps/site/logo%20big.png' });
+    expect(served.statusCode, served.body).toBe(200);
+    expect(served.body).toBe('png bytes');
   });
 
   it('takes the entry with or without its leading slash, and refuses one that is not published before writing anything', async () => {

@@ -2,12 +2,14 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import picomatch from 'picomatch';
 import { type ApiClient, callJson } from '../client/api-client.js';
-import { opsPerCommitMax } from '../core/commit.js';
+import { messageBytesMax, opsPerCommitMax } from '../core/commit.js';
 import { classifyFile, extensionOf } from '../core/content-kind.js';
-import { fail } from '../core/errors.js';
+import { fail, StrataError } from '../core/errors.js';
 import { checkBucketName, checkKey } from '../core/names.js';
 import { parseTime } from '../core/time.js';
+import { checkRoutePath } from './route-table.js';
 
 /** A file to publish: where its bytes come from, and where they go. */
 export interface SourceFile {
@@ -32,8 +34,10 @@ export interface PublishOptions {
 export interface PublishConfig {
   /** Extension (without dot) → bucket, overriding the kind buckets (application, objects, images, …). */
   buckets?: Record<string, string>;
-  /** Path prefixes or exact paths left out of the release. */
+  /** Paths and globs left out of the release, as in .gitignore (see `Exclusions`). */
   exclude?: string[];
+  /** Publish files and directories whose names start with a dot (by default only `.well-known/`). */
+  dotfiles?: boolean;
   entry?: string;
   spa?: boolean;
 }
@@ -60,12 +64,14 @@ export interface PublishSummary {
   unchangedRelease?: boolean;
   /** The active release when the new one takes effect before it: the new one is never served now. */
   behind?: { release: string; effectiveAt: string };
+  /** Rules of the config's `exclude` that left out nothing: most often a typo. */
+  unmatchedExcludes?: string[];
 }
 
 /** The file a directory may hold to configure publishing. */
 export const configFileName = 'strata.publish.json';
-/** Never published: version control, dependencies, and the config itself. */
-const alwaysExcluded = ['.git/', 'node_modules/', '.strata/', configFileName];
+/** Never published: dependencies and the config itself (version control and data are dotfiles). */
+const alwaysExcluded = ['node_modules/', `/${configFileName}`];
 /** Uploads in flight at once: enough to hide latency, few enough not to flood a small node. */
 const uploadConcurrency = 4;
 
@@ -85,8 +91,8 @@ export function readPublishConfig(root: string): PublishConfig {
 function checkPublishConfig(config: unknown, file: string): PublishConfig {
   const wrong = (what: string) => fail('STRATA_BAD_REQUEST', `${file}: ${what}`);
   if (typeof config !== 'object' || config === null || Array.isArray(config)) wrong('must be a JSON object');
-  const known = ['buckets', 'exclude', 'entry', 'spa'];
-  const { buckets, exclude, entry, spa, ...rest } = config as Record<string, unknown>;
+  const known = ['buckets', 'exclude', 'dotfiles', 'entry', 'spa'];
+  const { buckets, exclude, dotfiles, entry, spa, ...rest } = config as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) wrong(`unknown field ${unknown[0]} (known: ${known.join(', ')})`);
   if (
@@ -97,8 +103,15 @@ function checkPublishConfig(config: unknown, file: string): PublishConfig {
       Object.values(buckets).some((bucket) => typeof bucket !== 'string'))
   )
     wrong('buckets must map extensions to bucket names, e.g. {"md": "docs"}');
-  if (exclude !== undefined && (!Array.isArray(exclude) || exclude.some((rule) => typeof rule !== 'string')))
-    wrong('exclude must be a list of paths, e.g. ["drafts/", "notes.txt"]');
+  const dotted = Object.keys(buckets ?? {}).find((extension) => extension.startsWith('.'));
+  if (dotted !== undefined)
+    wrong(`buckets takes extensions without the dot: "${dotted.slice(1)}", not "${dotted}"`);
+  if (
+    exclude !== undefined &&
+    (!Array.isArray(exclude) || exclude.some((rule) => typeof rule !== 'string' || rule.trim() === ''))
+  )
+    wrong('exclude must be a list of paths or globs, e.g. ["drafts/", "notes.txt", "**/*.map"]');
+  if (dotfiles !== undefined && typeof dotfiles !== 'boolean') wrong('dotfiles must be true or false');
   if (entry !== undefined && typeof entry !== 'string') wrong('entry must be a path, e.g. "/home.html"');
   if (spa !== undefined && typeof spa !== 'boolean') wrong('spa must be true or false');
   return config as PublishConfig;
@@ -124,11 +137,54 @@ function bucketFor(path: string, config: PublishConfig): { bucket: string; conte
   return { bucket: checkBucketName(bucket), contentType };
 }
 
-function excluded(path: string, config: PublishConfig): boolean {
-  const rules = [...alwaysExcluded, ...(config.exclude ?? [])];
-  return rules.some((rule) =>
-    rule.endsWith('/') ? path.startsWith(rule) || path.includes(`/${rule}`) : path === rule,
-  );
+/**
+ * What a publish leaves out, with the rules of .gitignore: a rule matches a file or a directory
+ * (and so everything under it); a trailing `/` matches directories only; a rule with a `/` before
+ * its end is relative to the published directory (a leading `/` anchors it there), any other
+ * matches at every depth; `*`, `?`, `[…]` and `**` are globs. Names that start with a dot (`.git`,
+ * `.env`, `.strata`) are left out too unless `dotfiles` is set, except `.well-known/`.
+ */
+export class Exclusions {
+  private readonly rules: Array<{ rule: string; directoryOnly: boolean; test: (path: string) => boolean }>;
+  private readonly matched = new Set<string>();
+
+  constructor(private readonly config: PublishConfig) {
+    this.rules = [...alwaysExcluded, ...(config.exclude ?? [])].map((rule) => {
+      const directoryOnly = rule.endsWith('/');
+      const pattern = rule.replace(/\/+$/, '');
+      const anchored = pattern.includes('/');
+      const glob = anchored ? pattern.replace(/^\/+/, '') : `**/${pattern}`;
+      return { rule, directoryOnly, test: picomatch(glob, { dot: true }) };
+    });
+  }
+
+  /** Whether `path` (relative, `/`-separated) is left out; call it for a directory before its files. */
+  excludes(path: string, isDirectory: boolean): boolean {
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    if (!this.config.dotfiles && name.startsWith('.') && !(isDirectory && name === '.well-known'))
+      return true;
+    for (const { rule, directoryOnly, test } of this.rules) {
+      if ((!directoryOnly || isDirectory) && test(path)) {
+        this.matched.add(rule);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Whether a file is left out, itself or through a directory above it (for listings of files only). */
+  excludesFile(path: string): boolean {
+    const segments = path.split('/');
+    for (let depth = 1; depth < segments.length; depth += 1) {
+      if (this.excludes(segments.slice(0, depth).join('/'), true)) return true;
+    }
+    return this.excludes(path, false);
+  }
+
+  /** The config's rules that have left out nothing so far. */
+  unmatched(): string[] {
+    return (this.config.exclude ?? []).filter((rule) => !this.matched.has(rule));
+  }
 }
 
 async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {
@@ -138,7 +194,11 @@ async function hashStream(stream: NodeJS.ReadableStream): Promise<string> {
 }
 
 /** Files of a directory tree (regular files only; symlinks are not followed). */
-export async function directoryFiles(root: string, config: PublishConfig): Promise<SourceFile[]> {
+export async function directoryFiles(
+  root: string,
+  config: PublishConfig,
+  exclusions = new Exclusions(config),
+): Promise<SourceFile[]> {
   const files: SourceFile[] = [];
   const walk = async (dir: string) => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
@@ -146,7 +206,7 @@ export async function directoryFiles(root: string, config: PublishConfig): Promi
     )) {
       const full = join(dir, entry.name);
       const path = relative(root, full).split(sep).join('/');
-      if (excluded(entry.isDirectory() ? `${path}/` : path, config)) continue;
+      if (exclusions.excludes(path, entry.isDirectory())) continue;
       if (entry.isDirectory()) await walk(full);
       else if (entry.isFile()) {
         checkKey(path);
@@ -168,6 +228,7 @@ export async function directoryFiles(root: string, config: PublishConfig): Promi
 export function gitFiles(
   root: string,
   config: PublishConfig,
+  exclusions = new Exclusions(config),
 ): { files: SourceFile[]; commit: string; subject: string } {
   const git = (...args: string[]) =>
     execFileSync('git', ['-C', root, ...args], { maxBuffer: 256 * 1024 * 1024 });
@@ -190,7 +251,7 @@ export function gitFiles(
     const object = match[3] as string;
     // Run inside `root`, ls-tree prints paths relative to it already.
     const path = match[5] as string;
-    if (excluded(path, config)) continue;
+    if (exclusions.excludesFile(path)) continue;
     checkKey(path);
     const bytes = git('cat-file', 'blob', object);
     files.push({
@@ -244,6 +305,20 @@ export async function publish(
   // Refuse a bad date before anything is uploaded or written.
   if (options.effectiveAt !== undefined) parseTime(options.effectiveAt, '--effective-at');
   if (files.length === 0) fail('STRATA_BAD_REQUEST', 'nothing to publish: no files');
+  // What the node would refuse in the route table, refused here, before any upload or key write.
+  if (options.message !== undefined && Buffer.byteLength(options.message) > messageBytesMax)
+    fail('STRATA_BAD_REQUEST', `the message is longer than ${messageBytesMax} bytes`);
+  for (const file of files) {
+    try {
+      checkRoutePath(`/${file.path}`);
+    } catch (error) {
+      if (!(error instanceof StrataError)) throw error;
+      fail(
+        'STRATA_BAD_REQUEST',
+        `${file.path} cannot be served by an app: its ${error.message} (rename it, or exclude it in ${configFileName})`,
+      );
+    }
+  }
   const entry = options.entry === undefined ? undefined : entryRoute(options.entry, files);
   const active = await activeRelease(client, options.app);
   const buckets = [...new Set(files.map((file) => file.bucket))];

@@ -24,6 +24,7 @@ describe('checkRoutePath', () => {
     '/sub/_routes.json',
     '/.well-known/security.txt',
     '/file..name',
+    '/logo big.png',
   ])('accepts %s and returns it', (path) => {
     expect(checkRoutePath(path)).toBe(path);
   });
@@ -39,8 +40,9 @@ describe('checkRoutePath', () => {
     ['a leading dot-dot', '/..'],
     ['a query', '/a?b=1'],
     ['a fragment', '/a#top'],
-    ['a space', '/a b'],
     ['a tab', '/a\tb'],
+    ['a no-break space', '/a\u00a0b'],
+    ['a line separator', '/a\u2028b'],
     ['a newline', '/a\nb'],
     ['a NUL', '/a\u0000b'],
     ['the pinned prefix', '/@x'],

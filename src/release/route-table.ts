@@ -22,9 +22,11 @@ export function checkRoutePath(path: string): string {
   const bad = (why: string): never => fail('STRATA_BAD_REQUEST', `route "${path.slice(0, 100)}" ${why}`);
   if (!path.startsWith('/')) bad('must start with /');
   if (Buffer.byteLength(path) > routePathBytesMax) bad(`is longer than ${routePathBytesMax} bytes`);
+  // A plain space is allowed: files are named "logo big.png", and a URL asks for it as %20. Other
+  // white space (tabs, line breaks, no-break spaces) is refused with the control characters.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
-  if (/[?#\s\u0000-\u001f\u007f-\u009f]/.test(path))
-    bad('must not contain ?, #, white space or control characters');
+  if (/[?#\u0000-\u001f\u007f-\u009f]|[^\S ]/.test(path))
+    bad('must not contain ?, #, control characters or white space other than a plain space');
   // A lone surrogate has no UTF-8 form, so no URL could ever request the route.
   if (!path.isWellFormed()) bad('is not well-formed Unicode (a lone surrogate)');
   const segments = path.slice(1).split('/');

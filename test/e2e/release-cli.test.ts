@@ -356,6 +356,23 @@ describe('strata release commands', () => {
     expect((await node.publish(site, 'retro')).behind).toBeUndefined();
   });
 
+  it('warns about an exclude rule that matched nothing, and keeps .env out without one', async () => {
+    const site = join(temporaryDirectory('strata-exclude-'), 'excluding');
+    writeApp(site, 'page');
+    writeFileSync(join(site, '.env'), 'API_KEY=secret\n');
+    writeFileSync(join(site, 'strata.publish.json'), '{"exclude": ["privte/"]}');
+    const text = await runCli(['publish', site, '--app', 'excluding', '--dry-run'], { env: node.env });
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(
+      'warning: exclude rule(s) of strata.publish.json matched nothing: "privte/"',
+    );
+    const summary = await node.publish(site, 'excluding');
+    expect(summary.unmatchedExcludes).toEqual(['privte/']);
+    const routes = await request(`${node.server.url}/apps/excluding/.env`);
+    await routes.body.dump();
+    expect(routes.statusCode).toBe(404);
+  });
+
   it('open refuses a bad --at instead of printing a URL that cannot work', async () => {
     expectFailure(
       await failing(['open', app, '--at', 'next tuesday']),

@@ -20,6 +20,7 @@ export interface PublishSummary {
   dryRun: boolean;
   unchangedRelease?: boolean;
   behind?: { release: string; effectiveAt: string };
+  unmatchedExcludes?: string[];
 }
 
 export interface ReleaseInfo {

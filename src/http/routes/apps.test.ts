@@ -179,7 +179,6 @@ describe('GET /apps/{app}/…', () => {
     await publishSite(n.app);
     expectError(await n.app.inject({ url: '/apps/site/missing.js' }), 404, 'STRATA_NOT_FOUND');
     expectError(await n.app.inject({ url: '/apps/site/some/route' }), 404, 'STRATA_NOT_FOUND');
-    expectError(await n.app.inject({ url: '/apps/site/docs' }), 404, 'STRATA_NOT_FOUND');
     expectError(await n.app.inject({ url: '/apps/nothing/' }), 404, 'STRATA_NOT_FOUND');
     const version = await putFile(n.app, 'objects', 'later.txt', 'later', 'text/plain');
     await createRelease(n.app, 'later', {
@@ -212,7 +211,7 @@ describe('single-page apps', () => {
   it('serves the entry document for paths without an extension or that accept HTML', async () => {
     const { node: n } = node();
     const { release } = await publishSite(n.app, 'site', { spa: true });
-    for (const url of ['/apps/site/users/42', '/apps/site/deep/path/', '/apps/site/docs']) {
+    for (const url of ['/apps/site/users/42', '/apps/site/deep/path/', '/apps/site/doc']) {
       const response = await n.app.inject({ url });
       expect(response.statusCode, url).toBe(200);
       expect(response.body, url).toContain(`<base href="/apps/site/@${release}/">`);
@@ -225,8 +224,9 @@ describe('single-page apps', () => {
     });
     expect(accepting.statusCode).toBe(200);
     expect(accepting.body).toContain('<title>site</title>');
-    // Routed files are still served as themselves.
+    // Routed files are still served as themselves, and a routed directory is one.
     expect((await n.app.inject({ url: '/apps/site/js/app.js' })).body).toBe('export const app = 1;\n');
+    expect((await n.app.inject({ url: '/apps/site/docs' })).headers.location).toBe('/apps/site/docs/');
     expect((await n.app.inject({ url: '/apps/site/docs/page.html' })).body).toContain('page');
   });
 
@@ -285,6 +285,9 @@ describe('pinned URLs /apps/{app}/@{release}/…', () => {
       'STRATA_NOT_FOUND',
     );
     expectError(await n.app.inject({ url: `/apps/site/@${release}/missing.js` }), 404, 'STRATA_NOT_FOUND');
+    const blank = await n.app.inject({ url: '/apps/site/@/js/app.js' });
+    expectError(blank, 404, 'STRATA_NOT_FOUND');
+    expect(blank.json().error.message).toBe('a pinned URL names its release: /@<release>/<path> of app site');
   });
 
   it('serve the route table at _routes.json', async () => {
@@ -364,6 +367,24 @@ describe('other app URLs', () => {
     expect(withQuery.statusCode).toBe(301);
     expect(withQuery.headers.location).toBe('/apps/site/?at=2030-01-01T00:00:00Z');
     expectError(await n.app.inject({ url: '/apps/Bad' }), 400, 'STRATA_INVALID_NAME');
+  });
+
+  it('redirects a directory asked for without its slash, pinned or not, keeping the query', async () => {
+    const { node: n } = node();
+    const { release } = await publishSite(n.app);
+    for (const url of [
+      '/apps/site/docs',
+      `/apps/site/@${release}/docs`,
+      '/apps/site/docs?at=2030-01-01T00:00:00Z',
+    ]) {
+      const response = await n.app.inject({ url });
+      expect(response.statusCode, url).toBe(301);
+      const [path, query] = url.split('?');
+      expect(response.headers.location, url).toBe(`${path}/${query ? `?${query}` : ''}`);
+    }
+    expect((await n.app.inject({ url: '/apps/site/docs/' })).body).toContain('docs home');
+    // Not a directory of the release: still a 404.
+    expectError(await n.app.inject({ url: '/apps/site/js' }), 404, 'STRATA_NOT_FOUND');
   });
 
   it('serves /strata-client.js', async () => {

@@ -88,6 +88,8 @@ async function serve(
   if (rest.startsWith('/@')) {
     const end = rest.indexOf('/', 2);
     const release = rest.slice(2, end < 0 ? undefined : end);
+    if (release === '')
+      fail('STRATA_NOT_FOUND', `a pinned URL names its release: /@<release>/<path> of app ${app}`);
     rest = end < 0 ? '/' : rest.slice(end);
     served = releases.pinned(app, release, snapshot);
     if (!served) fail('STRATA_NOT_FOUND', `app ${app} has no release ${release.slice(0, 80)}`);
@@ -115,6 +117,13 @@ async function serve(
       .send({ release, effectiveAt: formatTime(served.release.effectiveAt), ...served.table });
   }
 
+  // A directory asked for without its slash goes to it, as a web server would (and before an SPA
+  // fallback): relative URLs in its index.html resolve against the directory only with the slash.
+  const routes = served.table.routes;
+  if (!rest.endsWith('/') && !Object.hasOwn(routes, rest) && Object.hasOwn(routes, `${rest}/index.html`)) {
+    const [path, query] = (request.raw.url ?? '').split('?', 2);
+    return reply.redirect(`${path}/${query !== undefined ? `?${query}` : ''}`, 301);
+  }
   const file = routeFor(served.table, rest, request);
   if (!file) fail('STRATA_NOT_FOUND', `release ${release} of app ${app} has no route ${rest.slice(0, 200)}`);
   const row = snapshot.version(file.version);
