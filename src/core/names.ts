@@ -26,6 +26,14 @@ export function checkBucketName(name: string, what = 'bucket'): string {
   return name;
 }
 
+/**
+ * A bucket named to filter a listing (feed, search, recent): a user bucket, or a system one
+ * (`_events`, `_auth`…), whose visibility the route then decides.
+ */
+export function checkBucketFilter(name: string): string {
+  return isSystemBucket(name) ? name : checkBucketName(name);
+}
+
 export function checkKey(key: string): string {
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes === 0 || bytes > keyBytesMax) {

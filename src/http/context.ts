@@ -38,7 +38,10 @@ export function requireRole(request: FastifyRequest, role: Role): void {
   const principal = request.principal;
   if (!principal) fail('STRATA_UNAUTHORIZED', 'this request needs "Authorization: Bearer <token>"');
   if (rank[principal.role] < rank[role]) {
-    fail('STRATA_FORBIDDEN', `this request needs a ${role} token; yours is ${principal.role}`);
+    fail(
+      'STRATA_FORBIDDEN',
+      `this request needs ${role === 'admin' ? 'an' : 'a'} ${role} token; yours is ${principal.role}`,
+    );
   }
 }
 

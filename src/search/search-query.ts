@@ -5,6 +5,7 @@ import { Lru } from '../core/lru.js';
 import type { Db } from '../log/database.js';
 import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
+import { prepareExpression } from './fts5-expression.js';
 import { identifierTerms } from './identifiers.js';
 import { type ContentTable, contentColumns, prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
@@ -158,7 +159,11 @@ export class SearchQueries {
     const pair =
       request.kind === 'text' && !request.def && !request.ref ? phrasePairExpression(request.q) : undefined;
     const match = pair ?? phrase;
-    let offset = decodeCursor(request.cursor);
+    // A cursor holds the log position and the time of the first page: later pages rank the same
+    // versions, so a write made meanwhile neither repeats hits nor pushes one past the reader.
+    const resumed = decodeCursor(request.cursor, snapshot.pos);
+    let offset = resumed.offset;
+    const pos = resumed.pos ?? snapshot.pos;
     const textTable = tables[request.kind];
     const table = pair ? 'search_pairs' : textTable;
     // Search rowids are ordered by transaction time on every node (search-rowids.ts): a from/to
@@ -175,7 +180,7 @@ export class SearchQueries {
       : this.newestMatches(table, match, range ?? { low: 1n, high: 0n });
     if (!range || matched?.count === 0) return { hits: [] };
     const conditions = ['v.pos <= @pos'];
-    const parameters: Record<string, unknown> = { match, pos: snapshot.pos, high: range.high };
+    const parameters: Record<string, unknown> = { match, pos, high: range.high };
     // Exact already, unless a range reaches past the last ms that rowids hold (2109).
     if (request.from !== undefined) {
       conditions.push('v.hlc >= @hlcFrom');
@@ -199,7 +204,7 @@ export class SearchQueries {
       conditions.push(`v.bucket IN (SELECT value FROM json_each(@visible))`);
       parameters.visible = JSON.stringify(visible.buckets);
     }
-    const at = request.at ?? snapshot.now;
+    const at = request.at ?? resumed.at ?? snapshot.now;
     if (request.versions === 'current') {
       // Current = the key's winner at `at`. search_keys holds the winner over all effective times;
       // it is the winner now unless the key has versions effective later: those are checked below.
@@ -270,7 +275,7 @@ export class SearchQueries {
       snippetMatches,
       searchedTerms(request),
     );
-    return complete ? { hits, ...capped } : { hits, cursor: encodeCursor(offset), ...capped };
+    return complete ? { hits, ...capped } : { hits, cursor: encodeCursor({ offset, pos, at }), ...capped };
   }
 
   /** Keys changed most recently first (by transaction time, as on every node), newest version of each. */
@@ -586,7 +591,10 @@ export function explainSyntaxError(message: string, q: string): string {
 function ownExpression(request: SearchRequest): string | undefined {
   if (request.q === undefined || request.q.trim() === '') return undefined;
   const columns = contentColumns(tables[request.kind]);
-  return request.kind === 'text' ? rewriteFieldTerms(request.q, columns) : request.q;
+  // In the text table, plain words are the body's: `fields` holds JSON field names (documents.ts).
+  return request.kind === 'text'
+    ? prepareExpression(rewriteFieldTerms(request.q, columns), 'body')
+    : prepareExpression(request.q);
 }
 
 /**
@@ -647,17 +655,39 @@ function searchedTerms(request: SearchRequest): string[] {
     .filter((term) => term.length > 1 && !reserved.has(term));
 }
 
-function encodeCursor(offset: number): string {
-  return Buffer.from(JSON.stringify({ offset })).toString('base64url');
+interface SearchCursor {
+  offset: number;
+  /** The log position and the time (`at`) the first page was answered at. */
+  pos?: number;
+  at?: number;
 }
 
-function decodeCursor(cursor: string | undefined): number {
-  if (cursor === undefined || cursor === '') return 0;
+function encodeCursor(cursor: Required<SearchCursor>): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+/** A cursor of an earlier page; its position must be this node's (cursors count per node). */
+function decodeCursor(cursor: string | undefined, lastPos: number): SearchCursor {
+  if (cursor === undefined || cursor === '') return { offset: 0 };
+  let decoded: Record<string, unknown> | undefined;
   try {
-    const { offset } = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { offset: unknown };
-    if (Number.isSafeInteger(offset) && (offset as number) >= 0) return offset as number;
+    decoded = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as Record<string, unknown>;
   } catch {
-    // fall through
+    // refused below
   }
-  fail('STRATA_BAD_REQUEST', 'cursor is not one returned by a previous search');
+  const whole = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+  const { offset, pos, at } = decoded ?? {};
+  if (!whole(offset) || (pos !== undefined && !whole(pos)) || (at !== undefined && !whole(at)))
+    fail('STRATA_BAD_REQUEST', 'cursor is not one returned by a previous search');
+  if ((pos as number | undefined) !== undefined && (pos as number) > lastPos) {
+    fail(
+      'STRATA_BAD_REQUEST',
+      "cursor is from another node's search (cursors count per node): start again without it",
+    );
+  }
+  return {
+    offset: offset as number,
+    ...(pos !== undefined ? { pos: pos as number } : {}),
+    ...(at !== undefined ? { at: at as number } : {}),
+  };
 }

@@ -175,8 +175,8 @@ describe('word pairs', () => {
   });
 
   it('answers for a query that is one phrase of exactly two words, and only then', () => {
-    expect(phrasePairExpression('"the year"')).toBe('"the_year"');
-    expect(phrasePairExpression('  "Café,  au"  ')).toBe('"Café_au"');
+    expect(phrasePairExpression('"the year"')).toBe('body : "the_year"');
+    expect(phrasePairExpression('  "Café,  au"  ')).toBe('body : "Café_au"');
     for (const q of [
       undefined,
       '',

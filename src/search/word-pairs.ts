@@ -121,5 +121,6 @@ export function phrasePairExpression(q: string | undefined): string | undefined 
   if (words.length !== 2) return undefined;
   const [first, second] = words as [string, string];
   if (!pairable(first) || !pairable(second)) return undefined;
-  return `"${first}${joiner}${second}"`;
+  // The body's pairs only: the fields column's pairs hold JSON field names (documents.ts).
+  return `body : "${first}${joiner}${second}"`;
 }

@@ -230,7 +230,7 @@ describe('GET /v1/changes', () => {
     expect(resumed.changes.map((change) => change.version)).toEqual([second]);
   });
 
-  it('shows system buckets to admins only', async () => {
+  it('shows system buckets to admins only, events to every reader, filtered or not', async () => {
     const node = startNode();
     const reader = await tokenHeaders(node, 'read');
     await put(node, 'b', 'k', 'v');
@@ -238,6 +238,16 @@ describe('GET /v1/changes', () => {
     expect(asAdmin.changes.some((change) => change.bucket === '_auth')).toBe(true);
     const asReader = await feed(node, '', reader);
     expect(asReader.changes.map((change) => change.bucket)).toEqual(['b']);
+    const authOnly = await feed(node, '?bucket=_auth');
+    expect(authOnly.changes.length).toBeGreaterThan(0);
+    expect(authOnly.changes.every((change) => change.bucket === '_auth')).toBe(true);
+    expectError(
+      await node.app.inject({ url: '/v1/changes?bucket=_auth', headers: reader }),
+      403,
+      'STRATA_FORBIDDEN',
+    );
+    expect((await feed(node, '?bucket=_events', reader)).changes).toEqual([]);
+    expectError(await node.app.inject({ url: '/v1/changes?bucket=_events' }), 401, 'STRATA_UNAUTHORIZED');
   });
 
   it('lets a reader page past system changes it cannot see', async () => {
@@ -289,7 +299,7 @@ describe('GET /v1/changes', () => {
       ['?cursor=1', 'STRATA_BAD_REQUEST'],
       ['?after=1', 'STRATA_BAD_REQUEST'],
       ['?bucket=Upper', 'STRATA_INVALID_NAME'],
-      ['?bucket=_auth', 'STRATA_INVALID_NAME'],
+      ['?bucket=_Auth', 'STRATA_INVALID_NAME'],
       [`?bucket=${'x'.repeat(64)}`, 'STRATA_INVALID_NAME'],
     ];
     for (const [query, code] of cases) {
@@ -470,7 +480,7 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
 
   it('refuses bad parameters before it starts streaming', async () => {
     const node = startNode();
-    for (const query of ['?since=x', '?limit=0', '?bucket=_auth', '?limit=5', '?since=99']) {
+    for (const query of ['?since=x', '?limit=0', '?bucket=_Auth', '?limit=5', '?since=99']) {
       const response = await node.app.inject({
         url: `/v1/changes${query}`,
         headers: { ...auth, accept: 'text/event-stream' },

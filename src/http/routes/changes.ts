@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { fail } from '../../core/errors.js';
-import { checkBucketName } from '../../core/names.js';
+import { checkBucketFilter } from '../../core/names.js';
 import { eventsBucket } from '../../release/activation.js';
 import type { ChangeRow } from '../../store/snapshot.js';
-import { type Context, requireRead } from '../context.js';
+import { type Context, requireRead, requireRole } from '../context.js';
 import { openEventStream, stillAllowed } from '../event-stream.js';
 import { header, intParam, onlyParams, single } from '../params.js';
 
@@ -20,9 +20,11 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
   app.get('/v1/changes', async (request, reply) => {
     onlyParams(request, ['since', 'bucket', 'limit']);
     const bucketParam = single(request, 'bucket');
-    const bucket = bucketParam === undefined ? undefined : checkBucketName(bucketParam);
+    const bucket = bucketParam === undefined ? undefined : checkBucketFilter(bucketParam);
     const authorize = () => {
-      if (bucket !== undefined) requireRead(request, context, bucket);
+      // Events are every reader's (as in the unfiltered feed); other system buckets, admins'.
+      if (bucket === eventsBucket) requireRole(request, 'read');
+      else if (bucket !== undefined) requireRead(request, context, bucket);
       else if (!request.principal)
         fail('STRATA_UNAUTHORIZED', 'the change feed of all buckets needs a token');
     };

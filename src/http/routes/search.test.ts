@@ -200,6 +200,48 @@ describe('GET /v1/search', () => {
     expect(await keys(node, { q: 'keeper' })).toEqual(['books/one.json', 'books/two.json']);
   });
 
+  it('does not find a JSON field name as a word of the document', async () => {
+    const { node } = startNode();
+    const json = { 'content-type': 'application/json' };
+    await put(
+      node,
+      'books',
+      'nested.json',
+      JSON.stringify({ author: { first_name: 'Ada' }, title: 'Lighthouse keeper' }),
+      json,
+    );
+    await put(
+      node,
+      'books',
+      'split.json',
+      JSON.stringify({ a: { text: 'lighthouse' }, b: { text: 'keeper' } }),
+      json,
+    );
+    await put(node, 'books', 'plain.txt', 'the title of a text');
+    // "title" and "text" are words of plain.txt only; in the JSON documents they are field names.
+    expect(await keys(node, { q: 'title' })).toEqual(['books/plain.txt']);
+    expect(await keys(node, { q: 'text' })).toEqual(['books/plain.txt']);
+    expect(await keys(node, { q: '"title lighthouse"' })).toEqual([]);
+    expect(await keys(node, { q: '"text keeper"' })).toEqual([]);
+    expect(await keys(node, { q: 'firstname' })).toEqual([]);
+    // As field queries they find them, alone or beside plain words.
+    expect(await keys(node, { q: 'title:lighthouse' })).toEqual(['books/nested.json']);
+    expect(await keys(node, { q: 'text:keeper OR title' })).toEqual(['books/plain.txt', 'books/split.json']);
+    expect(await keys(node, { q: 'first_name:ada' })).toEqual(['books/nested.json']);
+  });
+
+  it('finds words joined by punctuation as the phrase they are', async () => {
+    const { node } = startNode();
+    await put(node, 'notes', 'mail.txt', 'send an e-mail to the x-ray lab at lab@example.com');
+    await put(node, 'notes', 'apart.txt', 'e is a letter, mail is post');
+    expect(await keys(node, { q: 'e-mail' })).toEqual(['notes/mail.txt']);
+    expect(await keys(node, { q: 'x-ray lab' })).toEqual(['notes/mail.txt']);
+    expect(await keys(node, { q: 'lab@example.com' })).toEqual(['notes/mail.txt']);
+    expect(await keys(node, { q: 'e-ma*' })).toEqual(['notes/mail.txt']);
+    expect(await badQueryMessage('e -mail')).toContain('write NOT mail');
+    expect(await badQueryMessage('title:')).toContain('title: needs what to look for after the colon');
+  });
+
   it('never shows the index-internal pair separator in a snippet of JSON fields', async () => {
     const { node } = startNode();
     const document: Record<string, string> = {};
@@ -326,6 +368,41 @@ describe('GET /v1/search', () => {
     expect(seen.sort()).toEqual(written.sort());
     expect(await hits(node, { q: 'tide', limit: 1000 })).toHaveLength(30);
     expect(await hits(node, { q: 'tide' })).toHaveLength(20);
+  });
+
+  it("pages through the hits of the first page's moment, whatever is written in between", async () => {
+    const { node } = startNode();
+    const written: string[] = [];
+    for (let index = 0; index < 6; index++) written.push(await put(node, 'docs', `z${index}`, 'zebra'));
+    const first = await searchPage(node, { q: 'zebra', versions: 'all', limit: 2 });
+    // Two new matches, which rank first (newest first among equal scores).
+    await put(node, 'docs', 'new-1', 'zebra');
+    await put(node, 'docs', 'new-2', 'zebra');
+    const seen = first.hits.map((hit) => hit.version);
+    let cursor = first.cursor;
+    while (cursor !== undefined) {
+      const page = await searchPage(node, { q: 'zebra', versions: 'all', limit: 2, cursor });
+      seen.push(...page.hits.map((hit) => hit.version));
+      cursor = page.cursor;
+    }
+    expect(seen).toHaveLength(6);
+    expect([...seen].sort()).toEqual([...written].sort());
+    // A fresh search sees the new ones.
+    expect(await hits(node, { q: 'zebra', versions: 'all', limit: 100 })).toHaveLength(8);
+  });
+
+  it("refuses a cursor from a position this node has not reached (another node's)", async () => {
+    const { node } = startNode();
+    await put(node, 'docs', 'a', 'lighthouse');
+    const cursor = Buffer.from(JSON.stringify({ offset: 1, pos: 1_000_000, at: start })).toString(
+      'base64url',
+    );
+    const response = await node.app.inject({
+      url: `/v1/search?q=lighthouse&cursor=${cursor}`,
+      headers: auth,
+    });
+    expectError(response, 400, 'STRATA_BAD_REQUEST');
+    expect(response.json().error.message).toContain('cursors count per node');
   });
 
   it.each<[string, string, number, string]>([
@@ -477,8 +554,8 @@ describe('GET /v1/search', () => {
         expect(await hits(node, { q: 'publicRead:true' }, headers)).toEqual([]);
         expectError(
           await node.app.inject({ url: '/v1/search?q=zebracrossing&bucket=_auth', headers }),
-          400,
-          'STRATA_INVALID_NAME',
+          403,
+          'STRATA_FORBIDDEN',
         );
       }
     });
@@ -490,6 +567,9 @@ describe('GET /v1/search', () => {
       const tokenHits = await hits(node, { q: 'zebracrossing' });
       expect(tokenHits.map((hit) => hit.bucket)).toEqual(['_auth']);
       expect(await keys(node, { q: 'publicRead:true' })).toEqual(['_buckets/pub']);
+      // A system bucket may be named as the filter.
+      expect(await keys(node, { q: 'publicRead:true', bucket: '_buckets' })).toEqual(['_buckets/pub']);
+      expect(await keys(node, { q: 'publicRead:true', bucket: '_auth' })).toEqual([]);
     });
   });
 
@@ -604,6 +684,13 @@ describe('GET /v1/recent', () => {
     const all = names(await recent(node, { limit: 1000 }));
     expect(all).toEqual(expect.arrayContaining(['private/note', 'pub/note', '_buckets/pub']));
     expect(all.some((name) => name.startsWith('_auth/'))).toBe(true);
+    // An admin may filter by a system bucket; a reader may not.
+    expect(names(await recent(node, { bucket: '_buckets' }))).toEqual(['_buckets/pub']);
+    expectError(
+      await node.app.inject({ url: '/v1/recent?bucket=_auth', headers: reader }),
+      403,
+      'STRATA_FORBIDDEN',
+    );
   });
 
   it.each<[string, string, number, string]>([
@@ -613,7 +700,7 @@ describe('GET /v1/recent', () => {
     ['an impossible since=', 'since=2030-02-30T00:00:00Z', 400, 'STRATA_INVALID_TIME'],
     ['a word for since=', 'since=today', 400, 'STRATA_INVALID_TIME'],
     ['an invalid bucket', 'bucket=No%20Such', 400, 'STRATA_INVALID_NAME'],
-    ['a system bucket', 'bucket=_auth', 400, 'STRATA_INVALID_NAME'],
+    ['a malformed system bucket', 'bucket=_Auth', 400, 'STRATA_INVALID_NAME'],
     ['a repeated parameter', 'limit=1&limit=2', 400, 'STRATA_BAD_REQUEST'],
     ['from= (recent takes since= and until=)', 'from=2030-01-01T00:00:00Z', 400, 'STRATA_BAD_REQUEST'],
   ])('refuses %s', async (_what, parameters, status, code) => {

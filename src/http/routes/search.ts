@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { fail } from '../../core/errors.js';
-import { checkBucketName } from '../../core/names.js';
+import { checkBucketFilter } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
 import type { BucketFilter, SearchKind } from '../../search/search-query.js';
 import { type Context, requireRead } from '../context.js';
@@ -103,7 +103,7 @@ export async function searchRoutes(app: FastifyInstance, context: Context): Prom
 
 function optionalBucket(request: FastifyRequest): string | undefined {
   const bucket = single(request, 'bucket');
-  return bucket === undefined ? undefined : checkBucketName(bucket);
+  return bucket === undefined ? undefined : checkBucketFilter(bucket);
 }
 
 /** A reader never sees hits from buckets it may not read (system buckets: admins only). */
