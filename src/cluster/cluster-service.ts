@@ -34,6 +34,8 @@ const blobPullTimeoutMs = 10 * 60 * 1000;
 const arrivingBlobWaitMs = 60_000;
 /** After `leave`, time for the announcement to reach the neighbours before the links close. */
 const leaveFlushMs = 300;
+/** How long a leaving node waits for a peer to hold all its commits before it goes anyway. */
+const leaveHandOffMs = 10_000;
 
 /** Counts on peer links in each direction. */
 export interface Traffic {
@@ -70,6 +72,14 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   private readonly auth: LinkAuth | undefined;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly open = new Set<PeerLink>();
+  /**
+   * Why the last dial of each URL failed, and why each refused peer was refused: a failure is
+   * logged when its reason changes, not at every retry (once a second, for as long as it lasts).
+   */
+  private readonly dialTrouble = new Map<string, string>();
+  private readonly refusedPeers = new Map<string, string>();
+  /** Set once a peer was found holding more of this node's own commits than it has (checkOwnHistory). */
+  private staleHistory = false;
   /** Blob hash → settles when this node's pull of it ends (whether or not it arrived). */
   private readonly arriving = new Map<string, { promise: Promise<void>; resolve(): void }>();
   private timer: NodeJS.Timeout | undefined;
@@ -109,7 +119,10 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   start(): void {
     if (!this.auth) return;
     this.options.store.on('durable', this.onDurable);
-    this.timer = setInterval(() => this.step({ type: 'tick' }), this.replica.timing.tickIntervalMs);
+    this.timer = setInterval(() => {
+      this.step({ type: 'tick' });
+      this.checkOwnHistory();
+    }, this.replica.timing.tickIntervalMs);
     if (this.options.join.length > 0) this.step({ type: 'join', urls: this.options.join });
   }
 
@@ -161,8 +174,21 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       dialer = auth.verifyDial(headers);
     } catch (error) {
       this.counters.refused.unauthenticated += 1;
-      this.options.log.warn({ reason: (error as Error).message }, 'refused a peer link');
-      socket.close(4401, (error as Error).message.slice(0, 120));
+      const claimed = {
+        peer: String(headers['strata-peer-id'] ?? '').slice(0, 32),
+        name: String(headers['strata-peer-name'] ?? '').slice(0, 64),
+      };
+      const reason = (error as Error).message;
+      const seen = `${claimed.peer}/${claimed.name}`;
+      if (this.refusedPeers.get(seen) !== reason) {
+        if (this.refusedPeers.size >= 1000) this.refusedPeers.clear();
+        this.refusedPeers.set(seen, reason);
+        this.options.log.warn(
+          { ...claimed, reason },
+          'refused a peer link (logged again only if the reason changes)',
+        );
+      }
+      socket.close(4401, reason.slice(0, 120));
       return;
     }
     const link = new PeerLink(socket, dialer.peer, this.linkEvents, (hello) =>
@@ -177,10 +203,35 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     });
   }
 
-  async leave(): Promise<void> {
+  /**
+   * Leaves the cluster for good: refuses further writes of its own, waits (up to
+   * `leaveHandOffMs`) until an alive peer holds every commit this node wrote, as the peers'
+   * gossiped revisions say, then announces the departure and closes the links. Returns how many of
+   * its commits no peer was known to hold when it went (0 unless the wait ran out).
+   */
+  async leave(): Promise<{ unreplicated: number }> {
+    const selfId = this.options.self.id;
+    await this.options.store.closeToWrites(
+      'this node is leaving its cluster and takes no more writes: write to another member',
+    );
+    const own = this.options.store.revision()[selfId] ?? 0;
+    const peers = () => this.replica.status().filter((member) => !member.self && member.state === 'alive');
+    const held = () => Math.max(0, ...peers().map((member) => member.revision[selfId] ?? 0));
+    const deadline = Date.now() + leaveHandOffMs;
+    // With no peer alive there is no one to hand the commits to: waiting would change nothing.
+    while (held() < own && peers().length > 0 && Date.now() < deadline && !this.closed) await delay(50);
+    const unreplicated = Math.max(0, own - held());
+    if (unreplicated > 0) {
+      this.options.log.warn(
+        { unreplicated, own },
+        'left with commits no peer was known to hold: keep this data directory until they are elsewhere',
+      );
+    }
+    this.options.log.info({ node: selfId }, 'cluster: left');
     this.step({ type: 'leave' });
     await delay(leaveFlushMs);
     await this.close();
+    return { unreplicated };
   }
 
   async close(): Promise<void> {
@@ -326,14 +377,22 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       return;
     }
     const auth = this.auth;
-    const link = new PeerLink(socket, this.options.self.id, this.linkEvents, (hello) =>
-      auth.verifyAccept(hello.member.id, nonce, hello.proof)
-        ? undefined
-        : 'the peer does not hold the cluster key',
-    );
+    const link = new PeerLink(socket, this.options.self.id, this.linkEvents, (hello) => {
+      if (!auth.verifyAccept(hello.member.id, nonce, hello.proof))
+        return 'the peer does not hold the cluster key';
+      if (this.dialTrouble.delete(url))
+        this.options.log.info({ url }, 'linked to a peer that could not be reached');
+      return undefined;
+    });
     this.open.add(link);
-    socket.once('close', () => {
-      if (link.info === undefined) this.step({ type: 'connect_failed', url });
+    socket.on('error', (error: Error & { code?: string }) =>
+      this.dialFailed(url, error.code ? `${error.code} (${error.message})` : error.message),
+    );
+    socket.once('close', (code: number, reason: Buffer) => {
+      if (link.info !== undefined) return;
+      // 4401: the peer checked the upgrade and refused it, and says why (a wrong cluster key).
+      if (code >= 4000) this.dialFailed(url, `the peer refused the link: ${reason.toString()}`);
+      this.step({ type: 'connect_failed', url });
     });
     socket.on('open', () =>
       link.send({
@@ -351,16 +410,54 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         if (body.length < 1024) body += chunk;
       });
       response.once('end', () => {
-        let reason = body.slice(0, 1024);
+        let reason = `HTTP ${response.statusCode}: the answer is not a Strata node's`;
         try {
-          reason = (JSON.parse(body) as { error: { message: string } }).error.message ?? reason;
+          const message = (JSON.parse(body) as { error: { message: unknown } }).error.message;
+          if (typeof message === 'string') reason = `HTTP ${response.statusCode}: ${message.slice(0, 200)}`;
         } catch {}
-        this.options.log.warn({ url, status: response.statusCode, reason }, 'a peer refused the link');
+        this.dialFailed(url, `the peer refused the link: ${reason}`);
       });
       response.once('error', () => {});
       setTimeout(() => socket.terminate(), 1_000).unref();
       response.once('end', () => socket.terminate());
     });
+  }
+
+  /**
+   * A peer holding commits of this node's own origin past this node's log means its data directory
+   * is older than its history: restored from a backup, or copied to start another node. A write
+   * here would reuse a seq its peers already hold and be refused by all of them as a fork, so the
+   * node takes no more writes (503) and says so once. Its commits are never lost: the peers hold
+   * them. A fresh data directory starts a node with a new id that pulls everything.
+   */
+  private checkOwnHistory(): void {
+    if (this.staleHistory) return;
+    const selfId = this.options.self.id;
+    const own = this.options.store.revision()[selfId] ?? 0;
+    for (const member of this.replica.status()) {
+      const held = member.revision[selfId] ?? 0;
+      if (member.self || held <= own) continue;
+      this.staleHistory = true;
+      const reason =
+        `peer ${member.name} holds this node's commits up to seq ${held}, past its own log (seq ${own}): ` +
+        'this data directory is older than the node it belonged to (restored from a backup, or copied); ' +
+        'it takes no writes, which its peers would refuse as forks. Start it on a fresh data directory ' +
+        'to rejoin as a new node (the commits are safe on the peers)';
+      this.options.log.warn({ peer: member.id, held, own }, reason);
+      void this.options.store.closeToWrites(reason);
+      return;
+    }
+  }
+
+  /** A dial of `url` failed: logged when the reason is new for that URL (dials are retried every few seconds). */
+  private dialFailed(url: string, reason: string): void {
+    if (this.closed || this.dialTrouble.get(url) === reason) return;
+    if (this.dialTrouble.size >= 1000) this.dialTrouble.clear();
+    this.dialTrouble.set(url, reason);
+    this.options.log.warn(
+      { url, reason },
+      'cannot link to a peer; retrying (logged again only if the reason changes)',
+    );
   }
 
   /** Pulls blobs by hash from the peer that sent the commit naming them, streaming each to disk. */

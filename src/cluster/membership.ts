@@ -330,7 +330,8 @@ export class Membership {
     } else {
       view.roundTripMs = view.roundTripMs * 0.9 + roundTripMs * 0.1;
     }
-    const skewed = Math.abs(view.clockOffsetMs ?? 0) > this.timing.maxClockSkewMs;
+    // Whole milliseconds, as status shows the offset: a sub-millisecond one is no skew at a limit of 0.
+    const skewed = Math.round(Math.abs(view.clockOffsetMs ?? 0)) > this.timing.maxClockSkewMs;
     if (skewed && !view.skewed)
       this.event({ type: 'clock_skew', member: from, name: view.info.name, offsetMs: Math.round(offset) });
     view.skewed = skewed;

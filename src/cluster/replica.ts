@@ -96,7 +96,8 @@ export class Replica {
         self: true,
         clockOffsetMs: 0,
         clockOffsetHops: 0,
-        roundTripMs: 0,
+        // No link to itself, so no ping: null, as for any member it has no link to.
+        roundTripMs: null,
         linked: false,
       },
     ];
@@ -261,7 +262,9 @@ export class Replica {
       clockOffsetHops: clock?.hops ?? null,
       roundTripMs: linked && view.roundTripMs !== undefined ? Math.round(view.roundTripMs * 10) / 10 : null,
       // Measured here: the flag the skew event was raised on; estimated: the estimate against the limit.
-      clockSkewed: linked ? view.skewed : Math.abs(clock?.offsetMs ?? 0) > this.timing.maxClockSkewMs,
+      clockSkewed: linked
+        ? view.skewed
+        : Math.round(Math.abs(clock?.offsetMs ?? 0)) > this.timing.maxClockSkewMs,
       linked,
     };
   }

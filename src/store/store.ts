@@ -119,6 +119,10 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
   private durableRevision: Record<string, number>;
   /** Set when a sync failed: the node then refuses writes until it is restarted. */
   private failure: Error | undefined;
+  /** Set when the node stops taking writes of its own (it is leaving its cluster): why. */
+  private closedToWrites: string | undefined;
+  /** Local writes submitted and not yet settled. */
+  private readonly writesInFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly options: StoreOptions) {
     super();
@@ -199,10 +203,27 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
           `writes are refused since the disk failed a sync (${this.failure.message}); restart the node`,
         );
       }
-      return await this.writer.submit({ kind: 'local', request });
+      if (this.closedToWrites !== undefined) fail('STRATA_UNAVAILABLE', this.closedToWrites);
+      const written = this.writer.submit({ kind: 'local', request });
+      this.writesInFlight.add(written);
+      try {
+        return await written;
+      } finally {
+        this.writesInFlight.delete(written);
+      }
     } finally {
       for (const op of request.ops) if (op.kind === 'put') await this.blobs.release(op.blob);
     }
+  }
+
+  /**
+   * Refuses every local write from now on (503 with `reason`; commits from peers still apply), and
+   * resolves once the writes already submitted have settled: after it, this node's own revision
+   * no longer moves.
+   */
+  async closeToWrites(reason: string): Promise<void> {
+    this.closedToWrites = reason;
+    await Promise.allSettled([...this.writesInFlight]);
   }
 
   /**

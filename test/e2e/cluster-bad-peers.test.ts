@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -665,6 +666,42 @@ describe('a node facing bad peers', () => {
     expect(replayed.status).toBe(401);
     expect(errorOf(replayed.body).message).toMatch(/used before/);
     await expectRefused(a, before, 'unauthenticated');
+    await expectServing();
+  });
+
+  it('tells a node that joins with a wrong key, or a dead URL, why it cannot link, once per reason', {
+    timeout: 60_000,
+  }, async () => {
+    const lines = (server: StrataServer, message: string) =>
+      server
+        .stdout()
+        .split('\n')
+        .filter((line) => line.includes(message));
+    const wrong = await startServer({
+      dataDir: temporaryDirectory('strata-bad-peers-wrong-key-'),
+      adminToken,
+      extraArguments: ['--cluster-key', wrongKey, '--node-name', 'wrong', '--join', a.url, '--join', nowhere],
+    });
+    await waitFor(() => lines(wrong, 'cannot link to a peer').length >= 2, {
+      timeoutMs: 20_000,
+      what: `both join failures in the joining node's log:\n${wrong.stdout()}`,
+    });
+    const refused = lines(wrong, 'cannot link to a peer').map(
+      (line) => JSON.parse(line) as { url: string; reason: string },
+    );
+    expect(refused.find((line) => line.url === a.url)?.reason).toMatch(
+      /the peer refused the link: .*cluster key/,
+    );
+    expect(refused.find((line) => line.url === nowhere)?.reason).toMatch(/^ECONNREFUSED/);
+    // The seed says who was refused, once.
+    await waitFor(() => lines(a, '"name":"wrong"').length > 0, {
+      timeoutMs: 10_000,
+      what: "the seed's refusal",
+    });
+    // Dials are retried every few seconds; the log stays at one line per reason.
+    await delay(4_000);
+    expect(lines(wrong, 'cannot link to a peer')).toHaveLength(2);
+    expect(lines(a, '"name":"wrong"')).toHaveLength(1);
     await expectServing();
   });
 

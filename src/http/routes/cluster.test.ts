@@ -226,12 +226,26 @@ describe('POST /v1/cluster/leave', () => {
     const node = withKey(() => {
       left = true;
     });
+    await put(node, 'before-leaving', 'x');
+    const own = node.store.revision()[node.store.nodeId] ?? 0;
+    expect(own).toBeGreaterThan(0);
     const response = await node.app.inject({ method: 'POST', url: '/v1/cluster/leave', headers: admin });
     expect(response.statusCode, response.body).toBe(202);
-    expect(response.json()).toEqual({ left: true, node: node.store.nodeId });
+    // No peer is alive to hand its commits to: it says how many none holds.
+    expect(response.json()).toEqual({ left: true, node: node.store.nodeId, unreplicated: own });
     await waitFor(() => left, { timeoutMs: 5000, what: 'onLeave after the answer' });
     const status = (await node.app.inject({ url: '/v1/cluster/status', headers: admin })).json() as Status;
     expect(status.members[0]).toMatchObject({ self: true, left: true });
+    // A node that has left takes no more writes: they would never reach the cluster.
+    const refused = await node.app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/b/keys/after-leaving',
+      headers: admin,
+      payload: 'y',
+    });
+    expectError(refused, 503, 'STRATA_UNAVAILABLE');
+    expect(refused.json().error.message).toContain('leaving its cluster');
+    expect(node.store.revision()[node.store.nodeId]).toBe(own);
   });
 });
 

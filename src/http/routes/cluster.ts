@@ -92,10 +92,10 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
     app.post('/v1/cluster/leave', async (request, reply) => {
       requireRole(request, 'admin');
       if (!cluster.enabled) fail('STRATA_CONFLICT', 'this node is not in a cluster (it has no cluster key)');
-      await cluster.leave();
+      const { unreplicated } = await cluster.leave();
       // Answer first, then stop the node: a departed node does not serve.
       reply.raw.once('finish', onLeave);
-      return reply.status(202).send({ left: true, node: context.store.nodeId });
+      return reply.status(202).send({ left: true, node: context.store.nodeId, unreplicated });
     });
   };
 }
