@@ -36,6 +36,8 @@ const arrivingBlobWaitMs = 60_000;
 const leaveFlushMs = 300;
 /** How long a leaving node waits for a peer to hold all its commits before it goes anyway. */
 const leaveHandOffMs = 10_000;
+/** How long after starting without --join a node that was in a cluster may have no link before it says so. */
+const aloneWarningMs = 15_000;
 
 /** Counts on peer links in each direction. */
 export interface Traffic {
@@ -80,6 +82,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   private readonly refusedPeers = new Map<string, string>();
   /** Set once a peer was found holding more of this node's own commits than it has (checkOwnHistory). */
   private staleHistory = false;
+  /** Set once checkAlone has looked. */
+  private aloneWarned = false;
   /** Blob hash → settles when this node's pull of it ends (whether or not it arrived). */
   private readonly arriving = new Map<string, { promise: Promise<void>; resolve(): void }>();
   private timer: NodeJS.Timeout | undefined;
@@ -119,9 +123,11 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   start(): void {
     if (!this.auth) return;
     this.options.store.on('durable', this.onDurable);
+    const startedAt = Date.now();
     this.timer = setInterval(() => {
       this.step({ type: 'tick' });
       this.checkOwnHistory();
+      this.checkAlone(startedAt);
     }, this.replica.timing.tickIntervalMs);
     if (this.options.join.length > 0) this.step({ type: 'join', urls: this.options.join });
   }
@@ -344,7 +350,9 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         break;
       case 'event': {
         const event = { ...output.event, at: new Date().toISOString() };
-        this.options.log.info(event, `cluster: ${output.event.type}`);
+        // A skewed clock is the operator's to fix (NTP): a warning, where the rest is news.
+        if (output.event.type === 'clock_skew') this.options.log.warn(event, 'cluster: clock_skew');
+        else this.options.log.info(event, `cluster: ${output.event.type}`);
         this.emit('event', event);
         break;
       }
@@ -447,6 +455,25 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       void this.options.store.closeToWrites(reason);
       return;
     }
+  }
+
+  /**
+   * A node started without `--join` links only with peers that dial it. After a plain restart its
+   * peers do; after a `leave` they never will. A node that has replicated from others before and
+   * still has no link `aloneWarningMs` after starting says so, once.
+   */
+  private checkAlone(startedAt: number): void {
+    if (this.aloneWarned || this.options.join.length > 0 || Date.now() - startedAt < aloneWarningMs) return;
+    this.aloneWarned = true;
+    if (this.links.size > 0) return;
+    const others = Object.keys(this.options.store.revision()).filter(
+      (origin) => origin !== this.options.self.id,
+    );
+    if (others.length === 0) return;
+    this.options.log.warn(
+      { origins: others.length },
+      'no peer has linked to this node, which holds commits of other nodes: start it with --join URL to rejoin its cluster (peers do not dial a node that left)',
+    );
   }
 
   /** A dial of `url` failed: logged when the reason is new for that URL (dials are retried every few seconds). */

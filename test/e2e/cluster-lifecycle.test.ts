@@ -1,7 +1,7 @@
 import { cpSync, rmSync } from 'node:fs';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clusterAuth as auth, cleanUpCluster, startCluster } from '../support/cluster.js';
+import { clusterAuth as auth, cleanUpCluster, startCluster, startClusterNode } from '../support/cluster.js';
 import { temporaryDirectory, waitFor } from '../support/process.js';
 
 /**
@@ -53,6 +53,8 @@ describe('a node leaving its cluster under writes', () => {
         }
       }
     };
+    // A commit of the node that stays, so that the one leaving holds another node's commits too.
+    await stays.put(bucket, 'from-the-node-that-stays', 'x');
     const running = Array.from({ length: writers }, writer);
     await waitFor(() => acknowledged.length >= 100, {
       timeoutMs: 30_000,
@@ -79,6 +81,13 @@ describe('a node leaving its cluster under writes', () => {
       `leave under ${writers} writers: ${acknowledged.length} writes acknowledged, all on the node that stays; ` +
         `${refused.length} refused with 503 while it left`,
     );
+
+    // Started again without --join, no peer dials a node that left: it says how to rejoin.
+    const again = await startClusterNode({ name: 'LEFT-AGAIN', dataDir: leaves.dataDir, proxied: false });
+    await waitFor(() => again.stdout().includes('start it with --join URL to rejoin'), {
+      timeoutMs: 30_000,
+      what: 'the warning of a node alone after leaving',
+    });
   });
 });
 
