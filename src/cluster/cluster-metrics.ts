@@ -65,11 +65,12 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterServi
   gauge(
     'strata_cluster_clock_offset_ms',
     'Clock offset of each member (theirs minus ours): measured on a link, or summed along links',
-    ['member'],
+    // Names are the operator's and may repeat; the id tells two members of one name apart.
+    ['member', 'id'],
     (g) => {
       for (const member of cluster.status())
         if (!member.self && member.clockOffsetMs !== null)
-          g.set({ member: member.name }, member.clockOffsetMs);
+          g.set({ member: member.name, id: member.id }, member.clockOffsetMs);
     },
   );
   gauge(
