@@ -28,6 +28,14 @@ export function describeSummary(summary: PublishSummary): string {
     `${summary.dryRun ? 'dry run: ' : ''}${summary.files} file(s): ${summary.uploaded} ${summary.dryRun ? 'to upload' : 'uploaded'} (${summary.uploadedBytes} bytes), ` +
       `${summary.reused} already stored, ${summary.unchanged} unchanged`,
   ];
+  const shown = 100;
+  for (const change of (summary.changes ?? []).slice(0, shown)) {
+    lines.push(
+      `  ${change.upload ? 'upload' : 'stored '} ${change.bucket}/${change.key} (${change.size} bytes)`,
+    );
+  }
+  if ((summary.changes?.length ?? 0) > shown)
+    lines.push(`  … and ${(summary.changes?.length ?? 0) - shown} more`);
   if (summary.unchangedRelease) lines.push(`nothing changed: release ${summary.release} stays in effect`);
   else if (summary.release) lines.push(`release ${summary.release} effective ${summary.effectiveAt}`);
   if (summary.behind) {
@@ -42,6 +50,12 @@ export function describeSummary(summary: PublishSummary): string {
       `warning: exclude rule(s) of strata.publish.json matched nothing: ${summary.unmatchedExcludes
         .map((rule) => JSON.stringify(rule))
         .join(', ')} (a typo publishes what it meant to leave out)`,
+    );
+  }
+  if (summary.skippedSymlinks) {
+    const links = summary.skippedSymlinks;
+    lines.push(
+      `warning: ${links.length} symbolic link(s) left out (links are not followed): ${links.slice(0, 10).join(', ')}${links.length > 10 ? ', …' : ''}`,
     );
   }
   return lines.join('\n');

@@ -56,7 +56,11 @@ export async function publishPath(
     },
     reporter,
   );
-  return unmatchedExcludes.length > 0 ? { ...summary, unmatchedExcludes } : summary;
+  return {
+    ...summary,
+    ...(unmatchedExcludes.length > 0 ? { unmatchedExcludes } : {}),
+    ...(exclusions.symlinks.length > 0 ? { skippedSymlinks: exclusions.symlinks } : {}),
+  };
 }
 
 /** A repository directory name as an app name: lower case, other characters as '-'. */

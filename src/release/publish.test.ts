@@ -156,7 +156,11 @@ describe('directoryFiles', () => {
       'sub/strata.publish.json': '{"kept": true}',
     });
     symlinkSync(join(root, 'index.html'), join(root, 'link.html'));
-    const files = await directoryFiles(root, readPublishConfig(root));
+    const config = readPublishConfig(root);
+    const exclusions = new Exclusions(config);
+    const files = await directoryFiles(root, config, exclusions);
+    // Links are not followed; the summary names them.
+    expect(exclusions.symlinks).toEqual(['link.html']);
     expect(files.map((f) => f.path)).toEqual([
       '.well-known/security.txt',
       'index.html',
@@ -386,6 +390,9 @@ describe('publish', () => {
     const recorder = reporter();
     const summary = await publish(client, files, { app: 'site', dryRun: true }, recorder);
     expect(summary).toMatchObject({ dryRun: true, files: files.length, uploaded: files.length });
+    expect(summary.changes).toEqual(
+      files.map((file) => ({ bucket: file.bucket, key: file.path, size: file.size, upload: true })),
+    );
     expect(summary.release).toBeUndefined();
     expect(recorder.calls.map((c) => c.call)).toEqual(['done']);
     expect(await getJson(node, '/v1/apps')).toEqual({ apps: [] });

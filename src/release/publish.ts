@@ -64,8 +64,12 @@ export interface PublishSummary {
   unchangedRelease?: boolean;
   /** The active release when the new one takes effect before it: the new one is never served now. */
   behind?: { release: string; effectiveAt: string };
+  /** On a dry run: each key that would get a new version, and whether its bytes would be uploaded. */
+  changes?: Array<{ bucket: string; key: string; size: number; upload: boolean }>;
   /** Rules of the config's `exclude` that left out nothing: most often a typo. */
   unmatchedExcludes?: string[];
+  /** Symbolic links in the directory, left out (not followed). */
+  skippedSymlinks?: string[];
 }
 
 /** The file a directory may hold to configure publishing. */
@@ -147,6 +151,8 @@ function bucketFor(path: string, config: PublishConfig): { bucket: string; conte
 export class Exclusions {
   private readonly rules: Array<{ rule: string; directoryOnly: boolean; test: (path: string) => boolean }>;
   private readonly matched = new Set<string>();
+  /** Symbolic links met in the walk: never followed, so never published (said in the summary). */
+  readonly symlinks: string[] = [];
 
   constructor(private readonly config: PublishConfig) {
     this.rules = [...alwaysExcluded, ...(config.exclude ?? [])].map((rule) => {
@@ -208,6 +214,7 @@ export async function directoryFiles(
       const path = relative(root, full).split(sep).join('/');
       if (exclusions.excludes(path, entry.isDirectory())) continue;
       if (entry.isDirectory()) await walk(full);
+      else if (entry.isSymbolicLink()) exclusions.symlinks.push(path);
       else if (entry.isFile()) {
         checkKey(path);
         files.push({
@@ -361,6 +368,12 @@ export async function publish(
     dryRun: options.dryRun ?? false,
   };
   if (options.dryRun) {
+    summary.changes = changed.map((file) => ({
+      bucket: file.bucket,
+      key: file.path,
+      size: file.size,
+      upload: missing.has(file.hash),
+    }));
     reporter.done(summary);
     return summary;
   }

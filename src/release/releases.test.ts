@@ -382,6 +382,22 @@ describe('Releases.rollback', () => {
     clock.advance(minute);
     const second = await releases.rollback('site', {});
     expect(second.rolledBackTo).toBe(r1.release);
+    // A third has nowhere further to go, and says so in those terms.
+    clock.advance(minute);
+    const third = await expectCode(releases.rollback('site', {}), 'STRATA_CONFLICT');
+    expect(third.message).toContain(
+      `rolled back as far as it goes: the active release restores ${r1.release}`,
+    );
+  });
+
+  it('refuses to roll back to a release that serves what the active one serves', async () => {
+    const r1 = await release('site', 'one');
+    const active = await release('site', 'two');
+    const same = await expectCode(releases.rollback('site', { to: active.release }), 'STRATA_CONFLICT');
+    expect(same.message).toContain('serves what the active release serves');
+    expect(releases.timeline('site', snapshot())).toHaveLength(2);
+    // A release that serves something else is still one to roll back to.
+    expect((await releases.rollback('site', { to: r1.release })).rolledBackTo).toBe(r1.release);
   });
 
   it('rolls back to a release published in the same millisecond as the active one', async () => {

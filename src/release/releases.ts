@@ -225,8 +225,28 @@ export class Releases {
       target = timeline
         .slice(anchorIndex + 1)
         .find((r) => r.state === 'past' && routesOf(r.release) !== activeRoutes);
-      if (!target)
-        fail('STRATA_CONFLICT', `app ${app} has no release before ${active.release} to roll back to`);
+      if (!target) {
+        fail(
+          'STRATA_CONFLICT',
+          anchor === active.release
+            ? `app ${app} has no release before ${active.release} to roll back to`
+            : `app ${app} is rolled back as far as it goes: the active release restores ${anchor}, and ` +
+                'no earlier release serves something else (roll back --to a release to choose one)',
+        );
+      }
+    }
+    if (options.to !== undefined) {
+      const active = timeline.find((r) => r.state === 'active');
+      const serves = (release: VersionId) => {
+        const table = this.pinned(app, release, snapshot)?.table;
+        return JSON.stringify([table?.routes, table?.entry, table?.spa]);
+      };
+      const same = active !== undefined && serves(active.release) === serves(target.release);
+      if (same && options.effectiveAt === undefined)
+        fail(
+          'STRATA_CONFLICT',
+          `release ${target.release} serves what the active release serves: nothing to roll back`,
+        );
     }
     const source = this.pinned(app, target.release, snapshot)?.table as RouteTable;
     const message = `rollback to ${target.release}`;

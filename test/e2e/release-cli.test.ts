@@ -285,7 +285,7 @@ describe('strata release commands', () => {
     expect(fresh.dryRun).toBe(true);
     const text = (await node.cli(['publish', appDir, '--app', app, '--dry-run'])).stdout;
     expect(text).toMatch(
-      /^dry run: 3 file\(s\): 2 to upload \(\d+ bytes\), 0 already stored, 1 unchanged\n$/,
+      /^dry run: 3 file\(s\): 2 to upload \(\d+ bytes\), 0 already stored, 1 unchanged\n {2}upload application\/extra\.css \(\d+ bytes\)\n {2}upload application\/index\.html \(\d+ bytes\)\n$/,
     );
     expect(await changeCursor()).toBe(cursor);
     expect(await node.releases(app)).toEqual(before);
