@@ -215,7 +215,7 @@ export function addReleaseCommands(program: Command): void {
         const result = await callJson<{
           added: string[];
           removed: string[];
-          changed: Array<{ path: string; diff: string | null }>;
+          changed: Array<{ path: string; diff: string | null; notCompared?: string }>;
         }>(clientConfig(), `/v1/apps/${encodeURIComponent(app)}/diff`, { query: { from, to } });
         print(
           result,
@@ -225,7 +225,8 @@ export function addReleaseCommands(program: Command): void {
               ...result.added.map((path) => `added    ${path}`),
               ...result.removed.map((path) => `removed  ${path}`),
               ...result.changed.map(
-                (change) => `changed  ${change.path}${change.diff ? `\n${change.diff}` : ' (binary)'}`,
+                (change) =>
+                  `changed  ${change.path}${change.diff ? `\n${change.diff}` : ` (${change.notCompared ?? 'binary'}: not compared)`}`,
               ),
             ].join('\n') || 'no differences',
         );

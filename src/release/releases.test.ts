@@ -519,7 +519,16 @@ describe('Releases.diff', () => {
     const r1 = await releases.create('site', { routes: { '/big.txt': big1 } });
     const r2 = await releases.create('site', { routes: { '/big.txt': big2 } });
     const diff = releases.diff('site', r1.release, r2.release, snapshot());
-    expect(diff.changed).toEqual([{ path: '/big.txt', from: big1, to: big2, diff: null }]);
+    expect(diff.changed).toEqual([
+      { path: '/big.txt', from: big1, to: big2, diff: null, notCompared: 'text over 1048576 bytes' },
+    ]);
+    const png1 = await putFile('images', 'a.png', Buffer.from([0x89, 0x50, 1]), 'image/png');
+    const png2 = await putFile('images', 'a.png', Buffer.from([0x89, 0x50, 2]), 'image/png');
+    const r3 = await releases.create('pictures', { routes: { '/a.png': png1 } });
+    const r4 = await releases.create('pictures', { routes: { '/a.png': png2 } });
+    expect(releases.diff('pictures', r3.release, r4.release, snapshot()).changed).toEqual([
+      { path: '/a.png', from: png1, to: png2, diff: null, notCompared: 'binary' },
+    ]);
   });
 
   it('diffs text stored as a file blob (above the inline limit)', async () => {

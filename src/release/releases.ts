@@ -292,7 +292,20 @@ export class Releases {
       .map((path) => {
         const before = snapshot.version(a[path] as VersionId);
         const after = snapshot.version(b[path] as VersionId);
-        return { path, from: a[path], to: b[path], diff: this.textDiff(path, before, after, from, to) };
+        const diff = this.textDiff(path, before, after, from, to);
+        const change: {
+          path: string;
+          from?: string;
+          to?: string;
+          diff: string | null;
+          notCompared?: string;
+        } = { path, from: a[path], to: b[path], diff };
+        if (diff === null) {
+          const text = (row: VersionRow | undefined) =>
+            row !== undefined && isTextLike(row.contentType, row.key);
+          change.notCompared = text(before) && text(after) ? `text over ${diffBytesMax} bytes` : 'binary';
+        }
+        return change;
       });
     return { from, to, added, removed, changed };
   }
