@@ -880,7 +880,12 @@ describe('effective time', () => {
     const read = await get(node, 'b/keys/k');
     expect(read.body).toBe('current');
     expect(read.headers['strata-version']).toBe(now);
-    expectError(await get(node, 'b/keys/later'), 404, 'STRATA_NOT_FOUND');
+    const notYet = await get(node, 'b/keys/later');
+    expectError(notYet, 404, 'STRATA_NOT_FOUND');
+    expect(notYet.json().error.message).toBe(
+      `b/later has no value in effect at ${iso(start)}; one takes effect at ${iso(start + hour)} (read it ahead with at=)`,
+    );
+    expect((await get(node, 'b/keys/never')).json().error.message).toBe('b/never does not exist');
 
     const atRelease = await get(node, `b/keys/k?at=${encodeURIComponent(iso(start + hour))}`);
     expect(atRelease.body).toBe('scheduled');

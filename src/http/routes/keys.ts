@@ -167,7 +167,22 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     }
     if (winner?.kind !== 'put' || !winner.blob) {
       if (winner) void reply.header('Strata-Version', winner.version);
-      fail('STRATA_NOT_FOUND', winner ? `${bucket}/${key} was deleted` : `${bucket}/${key} does not exist`);
+      if (winner) fail('STRATA_NOT_FOUND', `${bucket}/${key} was deleted`);
+      // Nothing in effect yet is not "does not exist" when a value is scheduled: say when it starts.
+      const readAt = at ?? snapshot.now;
+      const next = snapshot
+        .history(bucket, key)
+        .filter((row) => row.kind === 'put' && row.retractedBy === undefined && row.effectiveAt > readAt)
+        .reduce<number | undefined>(
+          (first, row) => Math.min(first ?? row.effectiveAt, row.effectiveAt),
+          undefined,
+        );
+      fail(
+        'STRATA_NOT_FOUND',
+        next === undefined || asOf !== undefined || pinned !== undefined
+          ? `${bucket}/${key} does not exist`
+          : `${bucket}/${key} has no value in effect at ${formatTime(readAt)}; one takes effect at ${formatTime(next)} (read it ahead with at=)`,
+      );
     }
     const blob = context.store.blobs.get(winner.blob);
     if (!blob) throw new Error(`blob ${winner.blob} of ${winner.version} is missing`);
