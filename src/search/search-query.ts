@@ -47,6 +47,8 @@ export interface SearchHit {
   truncated?: boolean;
   /** Diff hits: the added and removed lines that contain a searched term. */
   lines?: { added: string[]; removed: string[] };
+  /** With versions=all: the version has been withdrawn (a retraction), as its history says. */
+  retracted?: true;
 }
 
 export interface SearchResult {
@@ -275,6 +277,18 @@ export class SearchQueries {
       snippetMatches,
       searchedTerms(request),
     );
+    // A withdrawn version is still text of the past (versions=all finds it), marked as history marks it.
+    if (request.versions === 'all' && hits.length > 0) {
+      const withdrawn = new Set(
+        this.statement(
+          `SELECT target FROM versions WHERE kind = 'retract' AND pos <= @pos
+             AND target IN (SELECT value FROM json_each(@versions))`,
+        )
+          .pluck()
+          .all({ pos, versions: JSON.stringify(hits.map((hit) => hit.version)) }) as string[],
+      );
+      for (const hit of hits) if (withdrawn.has(hit.version)) hit.retracted = true;
+    }
     return complete ? { hits, ...capped } : { hits, cursor: encodeCursor({ offset, pos, at }), ...capped };
   }
 

@@ -20,6 +20,7 @@ interface Hit {
   snippet: string;
   truncated?: boolean;
   lines?: { added: string[]; removed: string[] };
+  retracted?: true;
 }
 
 interface Change {
@@ -198,6 +199,25 @@ describe('GET /v1/search', () => {
     expect(await keys(node, { q: 'title:"lighthouse keeper"' })).toEqual(['books/one.json']);
     expect(await keys(node, { q: 'title:harb*' })).toEqual(['books/two.json']);
     expect(await keys(node, { q: 'keeper' })).toEqual(['books/one.json', 'books/two.json']);
+  });
+
+  it('marks a retracted version among the hits of versions=all, and never shows it as current', async () => {
+    const { node } = startNode();
+    const leaked = await put(node, 'docs', 'secret', 'the password is swordfish');
+    await put(node, 'docs', 'other', 'a swordfish in the sea');
+    const retracted = await node.app.inject({
+      method: 'POST',
+      url: '/v1/commits',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: JSON.stringify({ ops: [{ kind: 'retract', target: leaked }] }),
+    });
+    expect(retracted.statusCode, retracted.body).toBe(201);
+    const all = await hits(node, { q: 'swordfish', versions: 'all' });
+    expect(all.map((hit) => [hit.key, hit.retracted ?? false]).sort()).toEqual([
+      ['other', false],
+      ['secret', true],
+    ]);
+    expect((await hits(node, { q: 'swordfish' })).map((hit) => hit.key)).toEqual(['other']);
   });
 
   it('does not find a JSON field name as a word of the document', async () => {
