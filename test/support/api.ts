@@ -68,13 +68,13 @@ export async function tokenHeaders(node: Injectable, role: Role, name?: string):
   return bearer((await createToken(node, role, name)).token);
 }
 
-/** Makes `bucket` readable without a token, asserting that the setting was stored. */
-export async function makePublic(node: Injectable, bucket: string): Promise<void> {
+/** Makes `bucket` readable without a token (or, with false, no longer), asserting that the setting was stored. */
+export async function makePublic(node: Injectable, bucket: string, publicRead = true): Promise<void> {
   const response = await node.app.inject({
     method: 'PUT',
     url: `/v1/buckets/${bucket}/settings`,
     headers: { ...auth, 'content-type': 'application/json' },
-    payload: '{"publicRead":true}',
+    payload: JSON.stringify({ publicRead }),
   });
   expect(response.statusCode, response.body).toBe(200);
 }

@@ -442,13 +442,7 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
     const seen = await readEvents(body, (events) => events.length >= 1);
     expect(seen.map((event) => event.version)).toEqual([open]);
 
-    const closed = await node.app.inject({
-      method: 'PUT',
-      url: '/v1/buckets/pub/settings',
-      headers: { ...auth, 'content-type': 'application/json' },
-      payload: '{"publicRead":false}',
-    });
-    expect(closed.statusCode, closed.body).toBe(200);
+    await makePublic(node, 'pub', false);
     await put(node, 'pub', 'secret-after', '2');
     const rest = await readToEnd(body);
     expect(rest).not.toContain('secret-after');
