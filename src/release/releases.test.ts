@@ -390,6 +390,18 @@ describe('Releases.rollback', () => {
     );
   });
 
+  it('takes rollbacks made at once one after the other, each going further back', async () => {
+    const r1 = await release('site', 'one');
+    const r2 = await release('site', 'two');
+    const r3 = await release('site', 'three');
+    await release('site', 'four');
+    clock.advance(minute);
+    const rolled = await Promise.all([1, 2, 3].map(() => releases.rollback('site', {})));
+    expect(rolled.map((r) => r.rolledBackTo)).toEqual([r3.release, r2.release, r1.release]);
+    // A fourth at once with them would have had nowhere to go; one now says so.
+    await expectCode(releases.rollback('site', {}), 'STRATA_CONFLICT');
+  });
+
   it('refuses to roll back to a release that serves what the active one serves', async () => {
     const r1 = await release('site', 'one');
     const active = await release('site', 'two');

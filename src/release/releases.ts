@@ -73,7 +73,25 @@ export class Releases {
     { pos: number; from: number; until: number; served: ServedRelease | undefined }
   >(tableCacheMax);
 
+  /**
+   * Per app, the change of its timeline under way. Creating, rolling back and cancelling decide
+   * from a snapshot and then write: two at once would decide from the same snapshot (two rollbacks
+   * restoring the same release), so on this node they run one after the other.
+   */
+  private readonly changing = new Map<string, Promise<unknown>>();
+
   constructor(private readonly store: Store) {}
+
+  private async oneAtATime<T>(app: string, change: () => Promise<T>): Promise<T> {
+    const before = this.changing.get(app) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(change);
+    this.changing.set(app, mine);
+    try {
+      return await mine;
+    } finally {
+      if (this.changing.get(app) === mine) this.changing.delete(app);
+    }
+  }
 
   apps(snapshot: Snapshot): string[] {
     return snapshot
@@ -81,7 +99,14 @@ export class Releases {
       .keys.map((k) => k.key);
   }
 
-  async create(app: string, request: ReleaseRequest): Promise<{ release: VersionId; effectiveAt: number }> {
+  create(app: string, request: ReleaseRequest): Promise<{ release: VersionId; effectiveAt: number }> {
+    return this.oneAtATime(app, () => this.createNow(app, request));
+  }
+
+  private async createNow(
+    app: string,
+    request: ReleaseRequest,
+  ): Promise<{ release: VersionId; effectiveAt: number }> {
     checkBucketName(app, 'app');
     const snapshot = this.store.snapshot();
     const entries = Object.entries(request.routes);
@@ -189,7 +214,14 @@ export class Releases {
     return { info, table: served.table, files };
   }
 
-  async rollback(
+  rollback(
+    app: string,
+    options: { to?: string; effectiveAt?: number; author?: string },
+  ): Promise<{ release: VersionId; effectiveAt: number; rolledBackTo: VersionId }> {
+    return this.oneAtATime(app, () => this.rollbackNow(app, options));
+  }
+
+  private async rollbackNow(
     app: string,
     options: { to?: string; effectiveAt?: number; author?: string },
   ): Promise<{ release: VersionId; effectiveAt: number; rolledBackTo: VersionId }> {
@@ -255,7 +287,11 @@ export class Releases {
     return { ...written, rolledBackTo: target.release };
   }
 
-  async cancel(app: string, release: string): Promise<VersionId> {
+  cancel(app: string, release: string): Promise<VersionId> {
+    return this.oneAtATime(app, () => this.cancelNow(app, release));
+  }
+
+  private async cancelNow(app: string, release: string): Promise<VersionId> {
     const snapshot = this.store.snapshot();
     const info = this.timeline(app, snapshot).find((r) => r.release === release);
     if (!info) fail('STRATA_NOT_FOUND', `app ${app} has no release ${release}`);

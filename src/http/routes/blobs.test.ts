@@ -175,3 +175,51 @@ describe('GET and HEAD /v1/blobs/{hash}', () => {
     expectError(undeclared, 415, 'STRATA_UNSUPPORTED_MEDIA_TYPE');
   });
 });
+
+describe('PUT /v1/blobs/{hash}', () => {
+  let node: TempNode;
+  beforeAll(() => {
+    node = tempNode();
+  });
+  afterAll(async () => {
+    await node.close();
+  });
+
+  async function upload(hash: string, bytes: Buffer) {
+    return node.app.inject({
+      method: 'PUT',
+      url: `/v1/blobs/${hash}`,
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      payload: bytes,
+    });
+  }
+
+  it('refuses bytes that do not hash to the name, whether or not the store holds that hash', async () => {
+    for (const bytes of [Buffer.from('inline bytes'), randomBytes(100 * 1024)]) {
+      const hash = sha256(bytes);
+      const wrong = Buffer.from('garbage');
+      expectError(await upload(hash, wrong), 400, 'STRATA_BAD_REQUEST');
+      const created = await upload(hash, bytes);
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.json()).toMatchObject({ blob: hash, created: true });
+      // Held now: the wrong bytes are still wrong, the right ones are taken as stored already.
+      const refused = await upload(hash, wrong);
+      expectError(refused, 400, 'STRATA_BAD_REQUEST');
+      expect(refused.json().error.message).toContain(`body hashes to ${sha256(wrong)}, not ${hash}`);
+      const again = await upload(hash, bytes);
+      expect(again.statusCode, again.body).toBe(200);
+      expect(again.json()).toEqual({ blob: hash, created: false });
+      expect(
+        (await node.app.inject({ url: `/v1/blobs/${hash}`, headers: auth })).rawPayload.equals(bytes),
+      ).toBe(true);
+    }
+  });
+
+  it('says created once when the same bytes are uploaded several times at once', async () => {
+    const bytes = randomBytes(100 * 1024);
+    const answers = await Promise.all(Array.from({ length: 6 }, () => upload(sha256(bytes), bytes)));
+    expect(answers.map((answer) => answer.statusCode).sort()).toEqual([200, 200, 200, 200, 200, 201]);
+    const stored = await node.app.inject({ url: `/v1/blobs/${sha256(bytes)}`, headers: auth });
+    expect(stored.rawPayload.equals(bytes)).toBe(true);
+  });
+});

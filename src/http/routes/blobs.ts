@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { fail, onlyFields } from '../../core/errors.js';
@@ -14,15 +15,28 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
   rawBodies(app);
 
   // Upload a blob by its hash, ahead of the commit that will name it (publish uploads only what is missing).
+  /** Uploads of a hash being stored: a second upload of the same bytes waits for the first. */
+  const storing = new Map<string, Promise<void>>();
   app.put('/v1/blobs/:hash', async (request, reply) => {
     requireRole(request, 'write');
     const hash = hashParam(request.params as { hash: string });
-    if (context.store.blobs.has(hash)) {
-      request.raw.resume();
-      return reply.status(200).send({ blob: hash, created: false });
-    }
     refuseDeclaredOverLimit(request, context.limits.objectBytesMax);
     const body = request.body as Readable | undefined;
+    if (context.store.blobs.has(hash)) {
+      // Stored already: the body is only hashed, so that wrong bytes are still refused.
+      const sent = createHash('sha256');
+      let size = 0;
+      for await (const chunk of body ?? []) {
+        size += (chunk as Buffer).length;
+        if (size > context.limits.objectBytesMax)
+          fail('STRATA_TOO_LARGE', `blob exceeds --max-object-bytes ${context.limits.objectBytesMax}`);
+        sent.update(chunk as Buffer);
+      }
+      const sentHash = sent.digest('hex');
+      if (sentHash !== hash)
+        fail('STRATA_BAD_REQUEST', `body hashes to ${sentHash}, not ${hash}; nothing was stored`);
+      return reply.status(200).send({ blob: hash, created: false });
+    }
     const staged = body
       ? await context.store.blobs.ingest(body, context.limits.objectBytesMax)
       : await context.store.blobs.fromBuffer(Buffer.alloc(0));
@@ -30,7 +44,19 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
       await context.store.blobs.release(staged);
       fail('STRATA_BAD_REQUEST', `body hashes to ${staged.hash}, not ${hash}; nothing was stored`);
     }
-    await context.store.putBlob(staged);
+    const first = storing.get(hash);
+    if (first) {
+      await context.store.blobs.release(staged);
+      await first;
+      return reply.status(200).send({ blob: hash, created: false });
+    }
+    const stored = context.store.putBlob(staged);
+    storing.set(hash, stored);
+    try {
+      await stored;
+    } finally {
+      storing.delete(hash);
+    }
     return reply.status(201).send({ blob: hash, size: staged.size, created: true });
   });
 
@@ -48,7 +74,7 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
         `body must be {"hashes": [<up to ${hashesPerQueryMax} sha256 hex strings>]}`,
       );
     }
-    onlyFields(body as object, ['hashes'], 'the query');
+    onlyFields(body as object, ['hashes'], 'the body');
     return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.has(hash)) };
   });
 

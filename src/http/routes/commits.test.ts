@@ -371,6 +371,8 @@ describe('POST /v1/commits', () => {
         'STRATA_BAD_REQUEST',
       ],
       ['a misspelt top-level field', { ops: [put], mesage: 'typo' }, 400, 'STRATA_BAD_REQUEST'],
+      ['a value with a lone surrogate', { ops: [{ ...put, value: 'a\ud800b' }] }, 400, 'STRATA_BAD_REQUEST'],
+      ['a message with a lone surrogate', { ops: [put], message: 'x\udc00' }, 400, 'STRATA_BAD_REQUEST'],
       ['a malformed ifMatch', { ops: [{ ...put, ifMatch: 'abc' }] }, 400, 'STRATA_BAD_REQUEST'],
       ['a numeric ifMatch', { ops: [{ ...put, ifMatch: 12 }] }, 400, 'STRATA_BAD_REQUEST'],
       [

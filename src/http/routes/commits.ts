@@ -23,9 +23,12 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
     const { message, ops } = body as { message?: unknown; ops?: unknown };
     if (
       message !== undefined &&
-      (typeof message !== 'string' || Buffer.byteLength(message) > messageBytesMax)
+      (typeof message !== 'string' || Buffer.byteLength(message) > messageBytesMax || !message.isWellFormed())
     ) {
-      fail('STRATA_BAD_REQUEST', `message must be a string of at most ${messageBytesMax} bytes of UTF-8`);
+      fail(
+        'STRATA_BAD_REQUEST',
+        `message must be a string of at most ${messageBytesMax} bytes of UTF-8 (no lone surrogates)`,
+      );
     }
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsPerCommitMax) {
       fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsPerCommitMax} operations`);
@@ -160,6 +163,12 @@ function opValueBytes(op: Record<string, unknown>, where: string, bytesMax: numb
   if (op.value !== undefined) {
     if (typeof op.value !== 'string')
       fail('STRATA_BAD_REQUEST', `${where}.value must be a string (use valueBase64 for bytes)`);
+    // A lone surrogate (`"\ud800"`) has no UTF-8 form: encoded, it would be stored as U+FFFD.
+    if (!op.value.isWellFormed())
+      fail(
+        'STRATA_BAD_REQUEST',
+        `${where}.value is not well-formed Unicode (a lone surrogate); send bytes with valueBase64`,
+      );
     bytes = Buffer.from(op.value, 'utf8');
   } else {
     if (

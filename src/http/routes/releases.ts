@@ -126,8 +126,11 @@ function objectBody(request: FastifyRequest, shape: string): Record<string, unkn
 }
 
 function messageOf(value: unknown): string {
-  if (typeof value !== 'string' || Buffer.byteLength(value) > messageBytesMax) {
-    fail('STRATA_BAD_REQUEST', `"message" must be a string of at most ${messageBytesMax} bytes of UTF-8`);
+  if (typeof value !== 'string' || Buffer.byteLength(value) > messageBytesMax || !value.isWellFormed()) {
+    fail(
+      'STRATA_BAD_REQUEST',
+      `"message" must be a string of at most ${messageBytesMax} bytes of UTF-8 (no lone surrogates)`,
+    );
   }
   return value;
 }
