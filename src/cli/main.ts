@@ -74,7 +74,11 @@ example(
       integer,
       defaultLimits.objectBytesMax,
     )
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .addOption(
+      new Option('--log-level <level>', 'how much the node logs')
+        .choices(['fatal', 'error', 'warn', 'info', 'debug'])
+        .default('info'),
+    )
     .option('--default-app <name>', 'also serve this app at / (pinned URLs at /@<release>/…)')
     .option(
       '--publish <app=dir>',

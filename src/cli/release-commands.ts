@@ -21,6 +21,9 @@ interface Release {
   conflicts: string[];
 }
 
+/** The line that marks a post-commit hook as the one `strata hook install` wrote (it may replace it). */
+const hookMarker = '# Publishes every commit to Strata (installed by `strata hook install`).';
+
 /** Publishes a directory or the git HEAD of the directory's repository. Shared by `publish` and `serve --publish`. */
 export async function publishPath(
   client: ApiClient,
@@ -118,17 +121,31 @@ export function addReleaseCommands(program: Command): void {
       .requiredOption('--app <name>', 'the app to release')
       .option('--force', 'replace an existing post-commit hook')
       .action((options: { app: string; force?: boolean }) => {
-        const hooks = resolve(execFileSync('git', ['rev-parse', '--git-path', 'hooks']).toString().trim());
+        // The name goes into a shell script: only an app name (a-z, 0-9, . _ -) gets there.
+        const app = checkBucketName(options.app, 'app');
+        let hooks: string;
+        try {
+          hooks = resolve(
+            execFileSync('git', ['rev-parse', '--git-path', 'hooks'], { stdio: ['ignore', 'pipe', 'ignore'] })
+              .toString()
+              .trim(),
+          );
+        } catch {
+          fail(
+            'STRATA_BAD_REQUEST',
+            `${process.cwd()} is not inside a git repository: run hook install in one`,
+          );
+        }
         const file = `${hooks}/post-commit`;
-        if (existsSync(file) && !options.force && !readFileSync(file, 'utf8').includes('strata publish')) {
+        if (existsSync(file) && !options.force && !readFileSync(file, 'utf8').includes(hookMarker)) {
           fail('STRATA_CONFLICT', `${file} exists and is not Strata's; use --force to replace it`);
         }
         const strata = resolve(new URL('../../bin/strata', import.meta.url).pathname);
         writeFileSync(
           file,
-          `#!/bin/sh\n# Publishes every commit to Strata (installed by \`strata hook install\`).\n` +
+          `#!/bin/sh\n${hookMarker}\n` +
             `# Uses STRATA_URL and STRATA_TOKEN from the environment of \`git commit\`.\n` +
-            `exec "${strata}" publish --git --app ${options.app}\n`,
+            `exec '${strata.replaceAll("'", "'\\''")}' publish --git --app '${app}'\n`,
         );
         chmodSync(file, 0o755);
         process.stdout.write(`installed ${file}\n`);

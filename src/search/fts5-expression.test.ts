@@ -37,6 +37,12 @@ describe('prepareExpression', () => {
     expect(prepareExpression('-fields: a', 'body')).toBe('-fields: a');
   });
 
+  it('refuses parentheses that do not pair, saying where, but not those inside a phrase', () => {
+    expect(prepareExpression('"a (b" c', 'body')).toBe('body : "a (b" body : c');
+    expect(() => prepareExpression('(a OR (b')).toThrow('2 ( are not closed');
+    expect(() => prepareExpression('x-y ) z')).toThrow('the ) at character 5 closes no (');
+  });
+
   it('refuses a filter with nothing after it, a lone *, and a -word meant as an exclusion', () => {
     for (const q of ['text:', 'text: AND b', 'a text:)', '*', '(*)', 'e -mail']) {
       expect(

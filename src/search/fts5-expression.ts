@@ -17,6 +17,7 @@ import { fail } from '../core/errors.js';
  */
 export function prepareExpression(q: string, scope?: string): string {
   const tokens = tokenize(q);
+  checkParentheses(tokens);
   let out = '';
   let index = 0;
   /** Per open parenthesis: whether its group is under a column filter. */
@@ -96,6 +97,8 @@ export function prepareExpression(q: string, scope?: string): string {
 interface Token {
   kind: 'space' | 'string' | 'run' | 'punct';
   text: string;
+  /** Characters of the query it came from (a joined word gains its quotes in `text`). */
+  width: number;
 }
 
 const punctuation = new Set(['(', ')', '{', '}', ':', '*', '^', '+', ',']);
@@ -112,7 +115,7 @@ function tokenize(q: string): Token[] {
     if (/\s/.test(character)) {
       const start = index;
       while (index < q.length && /\s/.test(q[index] as string)) index += 1;
-      tokens.push({ kind: 'space', text: q.slice(start, index) });
+      tokens.push({ kind: 'space', text: q.slice(start, index), width: index - start });
     } else if (character === '"') {
       // A string runs to the next lone quote ("" is a quote inside it); unterminated, to the end.
       let end = index + 1;
@@ -128,10 +131,10 @@ function tokenize(q: string): Token[] {
           break;
         }
       }
-      tokens.push({ kind: 'string', text: q.slice(index, end) });
+      tokens.push({ kind: 'string', text: q.slice(index, end), width: end - index });
       index = end;
     } else if (punctuation.has(character)) {
-      tokens.push({ kind: 'punct', text: character });
+      tokens.push({ kind: 'punct', text: character, width: 1 });
       index += 1;
     } else {
       const start = index;
@@ -140,10 +143,33 @@ function tokenize(q: string): Token[] {
       const run = q.slice(start, index);
       // A `-` that starts a column filter stays as typed; any other joined word becomes a phrase.
       const quote = !bareword.test(run) && wordCharacter.test(run) && !/^-[\p{L}\p{N}_]+$/u.test(run);
-      tokens.push({ kind: 'run', text: quote ? `"${run}"` : run });
+      tokens.push({ kind: 'run', text: quote ? `"${run}"` : run, width: run.length });
     }
   }
   return tokens;
+}
+
+/**
+ * Parentheses must pair up. Checked here, on the query as typed: FTS5 would report the scope put
+ * in front of a phrase (`near ":"`), a character the user never wrote.
+ */
+function checkParentheses(tokens: Token[]): void {
+  let depth = 0;
+  let at = 0;
+  for (const token of tokens) {
+    if (token.text === '(') depth += 1;
+    else if (token.text === ')') {
+      depth -= 1;
+      if (depth < 0)
+        fail(
+          'STRATA_BAD_QUERY',
+          `the ) at character ${at + 1} closes no (: remove it, or open one before it`,
+        );
+    }
+    at += token.width;
+  }
+  if (depth > 0)
+    fail('STRATA_BAD_QUERY', `${depth} ( ${depth === 1 ? 'is' : 'are'} not closed: add the missing )`);
 }
 
 function joinText(tokens: Token[], start: number, end: number): string {

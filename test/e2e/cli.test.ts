@@ -126,11 +126,17 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
     }
   });
 
-  it('refuses a --port out of range before it creates anything', async () => {
+  it('refuses a --port out of range or an unknown --log-level before it creates anything', async () => {
     const dataDir = join(temporaryDirectory(), 'never-made');
     const result = await runCli(['serve', '--port', '99999', '--data', dataDir]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('expected a TCP port from 0 to 65535');
+    expect(() => statSync(dataDir)).toThrow(/ENOENT/);
+    const level = await runCli(['serve', '--log-level', 'verbose', '--data', dataDir]);
+    expect(level.code).toBe(1);
+    expect(level.stderr).toMatch(
+      /^error: option '--log-level <level>' argument 'verbose' is invalid\. Allowed choices are fatal, error, warn, info, debug\.\n$/,
+    );
     expect(() => statSync(dataDir)).toThrow(/ENOENT/);
   });
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
@@ -68,8 +68,8 @@ function expectFailure(result: Failure, code: string, message?: RegExp): void {
 }
 
 /** Runs a command expected to fail (its output is checked by `expectFailure`). */
-async function failing(commandArguments: string[]): Promise<Failure> {
-  const result = await runCli(commandArguments, { env: node.env });
+async function failing(commandArguments: string[], options: { cwd?: string } = {}): Promise<Failure> {
+  const result = await runCli(commandArguments, { env: node.env, ...options });
   return { ...result, command: `strata ${commandArguments.join(' ')}` };
 }
 
@@ -224,8 +224,17 @@ describe('strata release commands', () => {
     const repo = temporaryDirectory('strata-git-');
     await git(repo, 'init', '--quiet', '--initial-branch=main');
     writeFileSync(join(repo, 'index.html'), '<p>from git, first</p>\n');
-    const installed = await node.cli(['hook', 'install', '--app', 'gitshop'], { cwd: repo });
-    expect(installed.stdout).toContain(join('.git', 'hooks', 'post-commit'));
+    // Installed twice: the second replaces Strata's own hook without --force. A name that is no app
+    // name never reaches the hook's shell script.
+    for (const app of ['gitshop', 'gitshop']) {
+      const installed = await node.cli(['hook', 'install', '--app', app], { cwd: repo });
+      expect(installed.stdout).toContain(join('.git', 'hooks', 'post-commit'));
+    }
+    expectFailure(
+      await failing(['hook', 'install', '--app', 'my app; rm -rf ~', '--force'], { cwd: repo }),
+      'STRATA_INVALID_NAME',
+    );
+    expect(readFileSync(join(repo, '.git', 'hooks', 'post-commit'), 'utf8')).toContain("--app 'gitshop'");
 
     await git(repo, 'add', '.');
     await git(repo, 'commit', '--quiet', '-m', 'first commit');

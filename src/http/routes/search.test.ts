@@ -484,8 +484,9 @@ describe('GET /v1/search', () => {
   }
 
   it('says where a malformed query broke, in the terms of the query as typed', async () => {
-    const cut = await badQueryMessage('lighthouse AND (keeper');
-    expect(cut).toBe(
+    expect(await badQueryMessage('lighthouse AND (keeper')).toBe('1 ( is not closed: add the missing )');
+    expect(await badQueryMessage('a (b')).toBe('1 ( is not closed: add the missing )');
+    expect(await badQueryMessage('lighthouse AND')).toBe(
       'the query is not valid FTS5 syntax: the query ends too early: an AND, OR, NOT, NEAR( or ( is missing what should follow it',
     );
     // q goes into the expression in parentheses: the message must not name the closing one.
@@ -494,7 +495,10 @@ describe('GET /v1/search', () => {
       'the query is not valid FTS5 syntax: syntax error near "NOT", at character 6',
     );
     expect(await badQueryMessage('keeper ) lighthouse')).toBe(
-      'the query is not valid FTS5 syntax: syntax error near ")", at character 8',
+      'the ) at character 8 closes no (: remove it, or open one before it',
+    );
+    expect(await badQueryMessage('e-mail ) x')).toBe(
+      'the ) at character 8 closes no (: remove it, or open one before it',
     );
     // A token found twice in q cannot be placed.
     expect(await badQueryMessage('a OR OR b')).toBe(
