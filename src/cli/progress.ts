@@ -26,17 +26,21 @@ export function publishReporter(stream: NodeJS.WriteStream = process.stderr): Pu
 export function describeSummary(summary: PublishSummary): string {
   const lines = [
     `${summary.dryRun ? 'dry run: ' : ''}${summary.files} file(s): ${summary.uploaded} ${summary.dryRun ? 'to upload' : 'uploaded'} (${summary.uploadedBytes} bytes), ` +
-      `${summary.reused} already stored, ${summary.unchanged} unchanged`,
+      `${summary.reused} already stored, ${summary.unchanged} unchanged` +
+      (summary.rerouted ? `, ${summary.rerouted} served again from what their keys hold` : ''),
   ];
   const shown = 100;
   for (const change of (summary.changes ?? []).slice(0, shown)) {
     lines.push(
-      `  ${change.upload ? 'upload' : 'stored '} ${change.bucket}/${change.key} (${change.size} bytes)`,
+      `  ${(change.upload ? 'upload' : change.newVersion ? 'stored' : 'route').padEnd(6)} ${change.bucket}/${change.key} (${change.size} bytes)`,
     );
   }
   if ((summary.changes?.length ?? 0) > shown)
     lines.push(`  … and ${(summary.changes?.length ?? 0) - shown} more`);
-  if (summary.unchangedRelease) lines.push(`nothing changed: release ${summary.release} stays in effect`);
+  if (summary.unchangedRelease)
+    lines.push(
+      `nothing changed: release ${summary.release} stays in effect${summary.dryRun ? ' (no release would be cut)' : ''}`,
+    );
   else if (summary.release) lines.push(`release ${summary.release} effective ${summary.effectiveAt}`);
   if (summary.behind) {
     lines.push(

@@ -391,7 +391,13 @@ describe('publish', () => {
     const summary = await publish(client, files, { app: 'site', dryRun: true }, recorder);
     expect(summary).toMatchObject({ dryRun: true, files: files.length, uploaded: files.length });
     expect(summary.changes).toEqual(
-      files.map((file) => ({ bucket: file.bucket, key: file.path, size: file.size, upload: true })),
+      files.map((file) => ({
+        bucket: file.bucket,
+        key: file.path,
+        size: file.size,
+        upload: true,
+        newVersion: true,
+      })),
     );
     expect(summary.release).toBeUndefined();
     expect(recorder.calls.map((c) => c.call)).toEqual(['done']);
@@ -406,6 +412,38 @@ describe('publish', () => {
     expect((missing.json() as { missing: string[] }).missing).toHaveLength(
       new Set(files.map((f) => f.hash)).size,
     );
+  });
+
+  it('counts a file served again from what its key holds (after a rollback) as a change, dry run or not', async () => {
+    const { node, client } = await listeningNode();
+    const root = tempDir({ 'index.html': 'home', 'a.txt': 'one' });
+    await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    writeFileSync(join(root, 'a.txt'), 'two');
+    await publish(client, await directoryFiles(root, {}), { app: 'site' }, reporter());
+    const rolledBack = await node.app.inject({
+      method: 'POST',
+      url: '/v1/apps/site/rollback',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{}',
+    });
+    expect(rolledBack.statusCode, rolledBack.body).toBe(201);
+    expect((await node.app.inject({ url: '/apps/site/a.txt' })).body).toBe('one');
+
+    // a.txt holds "two" as its key's value, but the active release serves "one".
+    const files = await directoryFiles(root, {});
+    const dry = await publish(client, files, { app: 'site', dryRun: true }, reporter());
+    expect(dry).toMatchObject({ unchanged: 1, rerouted: 1, uploaded: 0 });
+    expect(dry.unchangedRelease).toBeUndefined();
+    expect(dry.changes).toEqual([
+      { bucket: 'objects', key: 'a.txt', size: 3, upload: false, newVersion: false },
+    ]);
+    const real = await publish(client, files, { app: 'site' }, reporter());
+    expect(real).toMatchObject({ unchanged: 1, rerouted: 1 });
+    expect(real.unchangedRelease).toBeUndefined();
+    expect((await node.app.inject({ url: '/apps/site/a.txt' })).body).toBe('two');
+    // Now nothing would change, and the dry run says so.
+    const again = await publish(client, files, { app: 'site', dryRun: true }, reporter());
+    expect(again).toMatchObject({ unchanged: 2, unchangedRelease: true, release: real.release, changes: [] });
   });
 
   it('drops files no longer in the directory from the next release', async () => {

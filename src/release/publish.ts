@@ -64,8 +64,16 @@ export interface PublishSummary {
   unchangedRelease?: boolean;
   /** The active release when the new one takes effect before it: the new one is never served now. */
   behind?: { release: string; effectiveAt: string };
-  /** On a dry run: each key that would get a new version, and whether its bytes would be uploaded. */
-  changes?: Array<{ bucket: string; key: string; size: number; upload: boolean }>;
+  /**
+   * Files whose key holds these bytes already but which the active release does not serve (after
+   * a rollback, say): no new version, yet the release changes. Counted apart from `unchanged`.
+   */
+  rerouted?: number;
+  /**
+   * On a dry run: each file the release would serve differently, whether its key gets a new
+   * version, and whether its bytes would be uploaded.
+   */
+  changes?: Array<{ bucket: string; key: string; size: number; upload: boolean; newVersion: boolean }>;
   /** Rules of the config's `exclude` that left out nothing: most often a typo. */
   unmatchedExcludes?: string[];
   /** Symbolic links in the directory, left out (not followed). */
@@ -334,6 +342,8 @@ export async function publish(
 
   const routes: Record<string, string> = {};
   const changed: SourceFile[] = [];
+  /** Files whose key holds these bytes already, which the active release does not serve (a rollback's). */
+  const rerouted: SourceFile[] = [];
   for (const file of files) {
     const route = `/${file.path}`;
     // Unchanged means: this app's active release already serves these bytes from this key. Apps
@@ -341,8 +351,10 @@ export async function publish(
     const served = active?.files[route];
     const current = listings.get(file.bucket)?.get(file.path);
     if (served && active && sameFile(served, file)) routes[route] = active.routes[route] as string;
-    else if (current && sameFile({ ...current, bucket: file.bucket }, file)) routes[route] = current.version;
-    else changed.push(file);
+    else if (current && sameFile({ ...current, bucket: file.bucket }, file)) {
+      routes[route] = current.version;
+      rerouted.push(file);
+    } else changed.push(file);
   }
   const hashes = [...new Set(changed.map((file) => file.hash))];
   const missing = new Set<string>();
@@ -363,17 +375,39 @@ export async function publish(
     files: files.length,
     uploaded: uploads.length,
     uploadedBytes: uploadBytes,
-    unchanged: files.length - changed.length,
+    unchanged: files.length - changed.length - rerouted.length,
     reused: changed.length - changed.filter((file) => missing.has(file.hash)).length,
     dryRun: options.dryRun ?? false,
   };
+  if (rerouted.length > 0) summary.rerouted = rerouted.length;
+  const sameAsActive = () =>
+    active !== undefined &&
+    options.effectiveAt === undefined &&
+    sameRoutes(active.routes, routes) &&
+    (entry ?? defaultEntry(routes)) === active.entry &&
+    (options.spa ?? false) === (active.spa ?? false);
   if (options.dryRun) {
-    summary.changes = changed.map((file) => ({
-      bucket: file.bucket,
-      key: file.path,
-      size: file.size,
-      upload: missing.has(file.hash),
-    }));
+    summary.changes = [
+      ...changed.map((file) => ({
+        bucket: file.bucket,
+        key: file.path,
+        size: file.size,
+        upload: missing.has(file.hash),
+        newVersion: true,
+      })),
+      ...rerouted.map((file) => ({
+        bucket: file.bucket,
+        key: file.path,
+        size: file.size,
+        upload: false,
+        newVersion: false,
+      })),
+    ].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (changed.length === 0 && active && sameAsActive()) {
+      summary.release = active.release;
+      summary.effectiveAt = active.effectiveAt;
+      summary.unchangedRelease = true;
+    }
     reporter.done(summary);
     return summary;
   }
@@ -426,13 +460,7 @@ export async function publish(
     });
   }
 
-  if (
-    active &&
-    options.effectiveAt === undefined &&
-    sameRoutes(active.routes, routes) &&
-    (entry ?? defaultEntry(routes)) === active.entry &&
-    (options.spa ?? false) === (active.spa ?? false)
-  ) {
+  if (active && sameAsActive()) {
     // Nothing changed: a new release would only add noise to the timeline.
     summary.release = active.release;
     summary.effectiveAt = active.effectiveAt;
