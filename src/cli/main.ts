@@ -28,7 +28,8 @@ program
     'after',
     `
 Client commands talk to STRATA_URL (default http://127.0.0.1:7070) with STRATA_TOKEN
-(default: the admin token in ./.strata/admin-token, when it exists).
+(default: the admin token in $STRATA_DATA/admin-token, STRATA_DATA being ./.strata unless set,
+when it exists). serve takes its admin token from STRATA_ADMIN_TOKEN, or makes one.
 
 Example:
   strata serve &
@@ -232,13 +233,18 @@ function parseGeo(value: string): { lat: number; lon: number } {
  * request is made.
  */
 function ifMatchHeader(value: string): string {
+  return `"${versionOption(value, '--if-match')}"`;
+}
+
+/** A version given on the command line, bare or quoted as an ETag; anything else is refused unsent. */
+function versionOption(value: string, option: string): string {
   const version = value.trim().replace(/^"(.*)"$/, '$1');
   if (!isVersionId(version))
     throw new StrataError(
       'STRATA_BAD_REQUEST',
-      `--if-match takes a version id as put and history print it (<64 hex digits>.<n>), got ${JSON.stringify(value)}`,
+      `${option} takes a version id as put and history print it (<64 hex digits>.<n>), got ${JSON.stringify(value)}`,
     );
-  return `"${version}"`;
+  return version;
 }
 
 example(
@@ -286,7 +292,11 @@ example(
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(async (bucket: string, key: string, options) => {
       const response = await call(clientConfig(), keyPath(bucket, key), {
-        query: { at: options.at, asOf: options.asOf, version: options.version },
+        query: {
+          at: options.at,
+          asOf: options.asOf,
+          version: options.version === undefined ? undefined : versionOption(options.version, '--version'),
+        },
       });
       const conflicts = response.headers['strata-conflicts'];
       if (conflicts) process.stderr.write(`warning: conflicting versions: ${conflicts}\n`);
@@ -324,6 +334,14 @@ example(
     .option('--json', 'print JSON')
     .action(async (bucket: string | undefined, options) => {
       const config = clientConfig();
+      if (
+        !bucket &&
+        (options.prefix !== undefined || options.after !== undefined || options.at !== undefined)
+      )
+        throw new StrataError(
+          'STRATA_BAD_REQUEST',
+          '--prefix, --after and --at list the keys of a bucket: name one',
+        );
       if (!bucket) {
         const result = await callJson<{ buckets: Array<{ name: string; publicRead: boolean }> }>(
           config,

@@ -7,5 +7,11 @@ export function example(command: Command, text: string): Command {
 
 /** JSON with --json, otherwise the human form. */
 export function print(value: unknown, json: boolean | undefined, text: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+  if (json) {
+    process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    return;
+  }
+  // Nothing to show prints nothing (an empty listing), not a blank line.
+  const shown = text();
+  if (shown !== '') process.stdout.write(`${shown}\n`);
 }

@@ -307,6 +307,12 @@ describe('strata client commands', () => {
       // Refused by the HTTP client before sending: not reported as an unreachable server.
       expect(badHeader).toMatchObject({ code: 1, stdout: '' });
       expect(badHeader.stderr).toMatch(/^error: STRATA_BAD_REQUEST: request not sent: /);
+      // get --version takes the same forms.
+      expect(succeeded(await cli(['get', 'notes', 'guarded.txt', '--version', `"${first}"`])).stdout).toBe(
+        'one',
+      );
+      const badVersion = await cli(['get', 'notes', 'guarded.txt', '--version', 'W/"abc"']);
+      expect(badVersion.stderr).toMatch(/^error: STRATA_BAD_REQUEST: --version takes a version id/);
       succeeded(await cli(['rm', 'notes', 'guarded.txt', '--if-match', second]));
       const history = json<HistoryJson>(await cli(['history', 'notes', 'guarded.txt', '--json']));
       expect(history.versions.map((v) => v.kind)).toEqual(['delete', 'put', 'put']);
@@ -374,12 +380,20 @@ describe('strata client commands', () => {
       );
       for (const result of puts) succeeded(result);
       succeeded(await cli(['rm', 'listing', 'd.txt']));
-      const [buckets, text, listed, prefixed] = await Promise.all([
+      const [buckets, text, listed, prefixed, empty, noBucket] = await Promise.all([
         cli(['ls']),
         cli(['ls', 'listing']),
         cli(['ls', 'listing', '--json']),
         cli(['ls', 'listing', '--prefix', 'b/', '--json']),
+        cli(['ls', 'listing', '--prefix', 'zzz']),
+        cli(['ls', '--prefix', 'b/']),
       ]);
+      // Nothing to list prints nothing; a key option without a bucket is refused.
+      expect(succeeded(empty).stdout).toBe('');
+      expect(noBucket).toMatchObject({ code: 1, stdout: '' });
+      expect(noBucket.stderr).toMatch(
+        /^error: STRATA_BAD_REQUEST: --prefix, --after and --at list the keys of a bucket/,
+      );
       expect(succeeded(buckets).stdout.split('\n')).toContain('listing');
       const lines = succeeded(text).stdout.trimEnd().split('\n');
       expect(lines).toHaveLength(2);
