@@ -66,7 +66,11 @@ example(
   program
     .command('serve')
     .description('start a node: embedded SQLite in --data, HTTP API on --host:--port')
-    .option('--data <dir>', 'data directory', process.env.STRATA_DATA ?? '.strata')
+    .option(
+      '--data <dir>',
+      'data directory (default: $STRATA_DATA, else .strata)',
+      process.env.STRATA_DATA ?? '.strata',
+    )
     .option('--port <port>', 'TCP port', tcpPort, 7070)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option(
