@@ -66,11 +66,7 @@ example(
   program
     .command('serve')
     .description('start a node: embedded SQLite in --data, HTTP API on --host:--port')
-    .option(
-      '--data <dir>',
-      'data directory (default: $STRATA_DATA, else .strata)',
-      process.env.STRATA_DATA ?? '.strata',
-    )
+    .addOption(new Option('--data <dir>', 'data directory').env('STRATA_DATA').default('.strata'))
     .option('--port <port>', 'TCP port', tcpPort, 7070)
     .option('--host <host>', 'interface to listen on', '127.0.0.1')
     .option(
