@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { strataErrorCode } from '../../test/support/errors.js';
-import { checkBucketName, checkKey, isBucketName, isSystemBucket } from './names.js';
+import { checkBucketName, checkKey, checkNewKey, isBucketName, isSystemBucket } from './names.js';
 
 const firstChars = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const restChars = `${firstChars}._-`;
@@ -122,5 +122,20 @@ describe('keys', () => {
 
   it.each(['\ud800', 'a\udc00', 'x\ud83d', '\ude00\ud83d'])('rejects the lone surrogate in %j', (key) => {
     expect(strataErrorCode(() => checkKey(key))).toBe('STRATA_INVALID_NAME');
+  });
+});
+
+describe('checkNewKey', () => {
+  it.each(['a/../b', '..', '.', 'a/.', './a', 'x/y/..'])(
+    'refuses %j: a URL would fold its dot segments',
+    (key) => {
+      expect(strataErrorCode(() => checkNewKey(key))).toBe('STRATA_INVALID_NAME');
+      // Such a key written before stays addressable for reads and deletes.
+      expect(checkKey(key)).toBe(key);
+    },
+  );
+
+  it.each(['a..b', '.hidden', 'a/.well-known/b', '...', 'a/b.'])('accepts %j', (key) => {
+    expect(checkNewKey(key)).toBe(key);
   });
 });

@@ -44,6 +44,22 @@ export function checkKey(key: string): string {
   return key;
 }
 
+/**
+ * A key a put may create: also free of `.` and `..` path segments, which every URL parser
+ * (browsers, fetch, curl without --path-as-is) folds away, so that no client could read the key
+ * back at its own URL. Keys written before this rule stay readable and deletable: reads and
+ * deletes check `checkKey` only.
+ */
+export function checkNewKey(key: string): string {
+  checkKey(key);
+  if (key.split('/').some((segment) => segment === '.' || segment === '..'))
+    fail(
+      'STRATA_INVALID_NAME',
+      'key must not have . or .. segments: URLs fold them away, so none could reach it',
+    );
+  return key;
+}
+
 function truncate(value: string): string {
   return value.length > 80 ? `${value.slice(0, 80)}…` : value;
 }

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { messageBytesMax, opsPerCommitMax } from '../../core/commit.js';
 import { fail, onlyFields } from '../../core/errors.js';
 import { isSha256Hex, type VersionId } from '../../core/ids.js';
-import { checkBucketName, checkKey, isSystemBucket } from '../../core/names.js';
+import { checkBucketName, checkKey, checkNewKey, isSystemBucket } from '../../core/names.js';
 import { parseTime } from '../../core/time.js';
 import type { StagedBlob } from '../../log/blob-store.js';
 import type { WriteOp } from '../../store/store.js';
@@ -110,7 +110,7 @@ async function toWriteOp(
         fail('STRATA_BAD_REQUEST', `${where} needs "bucket" and "key" strings`);
       }
       const bucket = checkBucketName(op.bucket);
-      const key = checkKey(op.key);
+      const key = op.kind === 'put' ? checkNewKey(op.key) : checkKey(op.key);
       const effectiveAt = effectiveAtOf(op.effectiveAt, where);
       if (op.kind === 'delete') return { kind: 'delete', bucket, key, ifMatch, effectiveAt };
       const contentType =

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { LightMyRequestResponse } from 'fastify';
+import { Client } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { createToken, expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
@@ -870,6 +871,52 @@ describe('bucket settings', () => {
 });
 
 describe('effective time', () => {
+  it('refuses to create a key with . or .. segments, but reads and deletes one written before', async () => {
+    const node = startNode();
+    // Sent as written: app.inject, like fetch, would fold the dot segments before the node saw them.
+    const origin = await node.app.listen({ port: 0, host: '127.0.0.1' });
+    const client = new Client(origin);
+    try {
+      for (const path of ['a/../c', 'a/%2E%2E/c', 'x/%2e', '%2E%2E']) {
+        const refused = await client.request({
+          method: 'PUT',
+          path: `/v1/buckets/b/keys/${path}`,
+          headers: { ...auth, 'content-type': 'text/plain' },
+          body: 'x',
+        });
+        const body = JSON.parse(await refused.body.text()) as { error: { code: string } };
+        expect([refused.statusCode, body.error.code], path).toEqual([400, 'STRATA_INVALID_NAME']);
+      }
+      const viaCommit = await node.app.inject({
+        method: 'POST',
+        url: '/v1/commits',
+        headers: { ...auth, 'content-type': 'application/json' },
+        payload: JSON.stringify({ ops: [{ kind: 'put', bucket: 'b', key: 'a/../c', value: 'x' }] }),
+      });
+      expectError(viaCommit, 400, 'STRATA_INVALID_NAME');
+      // Written before the rule (straight into the store): still readable and deletable.
+      const blob = await node.store.blobs.fromBuffer(Buffer.from('old'));
+      await node.store.write({
+        ops: [{ kind: 'put', bucket: 'b', key: 'a/../c', blob, contentType: 'text/plain' }],
+      });
+      const read = await client.request({
+        method: 'GET',
+        path: '/v1/buckets/b/keys/a/%2E%2E/c',
+        headers: auth,
+      });
+      expect(await read.body.text()).toBe('old');
+      const removed = await client.request({
+        method: 'DELETE',
+        path: '/v1/buckets/b/keys/a/%2E%2E/c',
+        headers: auth,
+      });
+      await removed.body.dump();
+      expect(removed.statusCode).toBe(200);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('hides a future-dated value until its time, and shows it with at= after it', async () => {
     const clock = new ManualClock(start);
     const node = startNode({ clock });

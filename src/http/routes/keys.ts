@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { fail, onlyFields } from '../../core/errors.js';
 import { hlcWall } from '../../core/hlc.js';
 import type { VersionId } from '../../core/ids.js';
-import { checkBucketName } from '../../core/names.js';
+import { checkBucketName, checkNewKey } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
 import type { VersionRow } from '../../store/derived.js';
 import { type Context, requireRead, requireRole } from '../context.js';
@@ -205,6 +205,7 @@ async function putObject(
   key: string,
   conditions: { ifMatch?: VersionId; ifExists?: boolean; ifNoneMatch?: boolean },
 ): Promise<{ version: VersionId; commit: string }> {
+  checkNewKey(key);
   const contentType = checkContentType(
     header(request, 'content-type') ?? 'application/octet-stream',
     'Content-Type',
