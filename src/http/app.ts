@@ -11,7 +11,7 @@ import type { ClusterService } from '../cluster/cluster-service.js';
 import { linkMessageBytesMax } from '../cluster/peer-link.js';
 import { fail, StrataError } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
-import { clientErrorHandler, errorBody, handleError, statusOf } from './errors.js';
+import { clientErrorHandlerCounting, errorBody, handleError, statusOf } from './errors.js';
 import { parseJsonBytes } from './raw-body.js';
 import { adminRoutes } from './routes/admin.js';
 import { appRoutes, serveDefaultApp } from './routes/apps.js';
@@ -49,7 +49,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Per-request lines would drown the log at thousands of writes per second; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.limits.jsonBodyBytesMax,
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandlerCounting((status) =>
+      options.metrics.requests.inc({ method: '(unparsed)', route: '(unparsed)', status: String(status) }),
+    ),
     // Node would answer a missing Host with a bare 400; the onRequest hook refuses it in Strata's form.
     http: { requireHostHeader: false },
     // Keys may be long and contain encoded characters; find-my-way's default of 100 is too short.

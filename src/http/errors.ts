@@ -128,6 +128,25 @@ export function handleError(error: FastifyError | Error, request: FastifyRequest
  * header character, headers over the limit): answered with a Strata error body, then closed, as
  * the rest of the connection cannot be trusted to be framed.
  */
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused never reaches a route or a
+ * hook, so `onRefused` is told its status (for the request counters).
+ */
+export function clientErrorHandlerCounting(onRefused: (status: number) => void) {
+  return function handler(
+    this: FastifyInstance,
+    error: Error & { code?: string; reason?: string },
+    socket: Socket,
+  ): void {
+    if (error.code !== 'ECONNRESET' && !socket.destroyed) onRefused(statusOfClientError(error));
+    clientErrorHandler.call(this, error, socket);
+  };
+}
+
+function statusOfClientError(error: Error & { code?: string }): number {
+  return error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+}
+
 export function clientErrorHandler(
   this: FastifyInstance,
   error: Error & { code?: string; reason?: string },

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
 import { StrataError } from '../core/errors.js';
 import { errorBody } from './errors.js';
+import type { Metrics } from './metrics.js';
 
 /** A comment line every 15 s keeps proxies from closing an idle stream. */
 const keepAliveMs = 15_000;
@@ -11,9 +12,19 @@ const keepAliveMs = 15_000;
  * must not leave the client waiting for its first event. Sends a keep-alive comment every 15 s
  * until the stream closes.
  */
-export function openEventStream(reply: FastifyReply): ServerResponse {
+export function openEventStream(reply: FastifyReply, metrics: Metrics): ServerResponse {
   reply.hijack();
   const raw = reply.raw;
+  // A hijacked reply skips the onResponse hook: the stream is counted when it closes, with its length.
+  const route = reply.request.routeOptions.url ?? 'unmatched';
+  const opened = performance.now();
+  raw.once('close', () => {
+    metrics.requests.inc({ method: reply.request.method, route, status: '200' });
+    metrics.requestSeconds.observe(
+      { method: reply.request.method, route },
+      (performance.now() - opened) / 1000,
+    );
+  });
   raw.writeHead(200, {
     'Content-Type': 'text/event-stream; charset=utf-8',
     'Cache-Control': 'no-cache',

@@ -139,6 +139,26 @@ describe('requests on the wire', () => {
     expectStrataError(answer, 431, 'STRATA_HEADERS_TOO_LARGE');
   });
 
+  it('counts the requests the parser refuses in the request metrics', async () => {
+    const counted = async (status: number) => {
+      const text = (await node.app.inject({ url: '/metrics', headers: auth })).body;
+      const line = new RegExp(
+        `^strata_http_requests_total\\{method="\\(unparsed\\)",route="\\(unparsed\\)",status="${status}"\\} (\\d+)$`,
+        'm',
+      ).exec(text);
+      return Number(line?.[1] ?? 0);
+    };
+    const [before400, before431] = [await counted(400), await counted(431)];
+    expectStrataError(await send(['BREW /coffee HTTP/1.1', host]), 400, 'STRATA_BAD_REQUEST');
+    expectStrataError(
+      await send(['GET /health HTTP/1.1', host, `X-Pad: ${'p'.repeat(20 * 1024)}`]),
+      431,
+      'STRATA_HEADERS_TOO_LARGE',
+    );
+    expect(await counted(400)).toBe(before400 + 1);
+    expect(await counted(431)).toBe(before431 + 1);
+  });
+
   it('refuses an HTTP/1.1 request without Host in Strata form, and takes HTTP/1.0 without it', async () => {
     const answer = await send(['GET /health HTTP/1.1', 'Connection: close']);
     expect(expectStrataError(answer, 400, 'STRATA_BAD_REQUEST')).toContain('Host');

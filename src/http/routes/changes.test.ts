@@ -362,11 +362,25 @@ describe('GET /v1/changes as a live stream (text/event-stream)', () => {
     const events = await readEvents(stream.body as ReadableStream<Uint8Array>, (seen) => seen.length >= 1);
     expect(events.map((event) => event.version)).toEqual([version]);
 
+    const streamsCounted = async () => {
+      const text = (await node.app.inject({ url: '/metrics', headers: auth })).body;
+      return Number(
+        /^strata_http_requests_total\{method="GET",route="\/v1\/changes",status="200"\} (\d+)$/m.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    };
+    const before = await streamsCounted();
     controller.abort();
     await waitFor(() => node.store.listenerCount('durable') === listeners, {
       what: 'the stream to unsubscribe',
       timeoutMs: 5000,
       intervalMs: 5,
+    });
+    // A stream skips the onResponse hook; it is counted when it closes.
+    await waitFor(async () => (await streamsCounted()) === before + 1, {
+      what: 'the stream to be counted',
+      timeoutMs: 5000,
     });
   });
 

@@ -51,7 +51,7 @@ export async function changeRoutes(app: FastifyInstance, context: Context): Prom
       fail('STRATA_BAD_REQUEST', 'limit pages the JSON feed; a live stream sends every change');
     }
 
-    const raw = openEventStream(reply);
+    const raw = openEventStream(reply, context.metrics);
     let cursor = since;
     // Flow control: a page is written only when the previous one has drained, so a reader far
     // behind catches up at the pace it reads, and the node holds at most a page for it.

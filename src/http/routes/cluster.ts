@@ -66,7 +66,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
 
     app.get('/v1/cluster/events', async (request, reply) => {
       requireRole(request, 'read');
-      const raw = openEventStream(reply);
+      const raw = openEventStream(reply, context.metrics);
       // The token is checked again before each event: a revoked one ends the stream.
       const recheck = () => {
         request.principal = context.tokens.authenticate(request.headers.authorization);
