@@ -259,8 +259,27 @@ export function addReleaseCommands(program: Command): void {
       .action(async (app: string, options: { at?: string }) => {
         if (options.at !== undefined) parseTime(options.at, '--at');
         const client = clientConfig();
-        // A URL that would only answer 404 is no help: check that the app exists.
-        await callJson(client, `/v1/apps/${encodeURIComponent(app)}/releases`);
+        // A URL that would only answer 404 is no help: check that the app exists, and had a
+        // release in effect at --at.
+        const { releases } = await callJson<{ releases: Array<{ effectiveAt: string; state: string }> }>(
+          client,
+          `/v1/apps/${encodeURIComponent(app)}/releases`,
+        );
+        const at = options.at === undefined ? Date.now() : parseTime(options.at, '--at');
+        const inEffect = releases.some(
+          (release) => release.state !== 'cancelled' && Date.parse(release.effectiveAt) <= at,
+        );
+        if (!inEffect) {
+          const first = releases
+            .filter((release) => release.state !== 'cancelled')
+            .map((release) => release.effectiveAt)
+            .sort()[0];
+          fail(
+            'STRATA_NOT_FOUND',
+            `app ${app} had no release in effect ${options.at === undefined ? 'now' : `at ${options.at}`}` +
+              (first ? `; its first takes effect at ${first}` : ''),
+          );
+        }
         const url = new URL(`/apps/${encodeURIComponent(app)}/`, `${client.url}/`);
         if (options.at) url.searchParams.set('at', options.at);
         process.stdout.write(`${url}\n`);

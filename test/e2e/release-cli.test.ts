@@ -390,8 +390,13 @@ describe('strata release commands', () => {
     );
   });
 
-  it('open refuses an unknown app instead of printing a URL that cannot work', async () => {
+  it('open refuses an unknown app, or a time before its first release, instead of printing a URL that cannot work', async () => {
     expectFailure(await failing(['open', 'no-such-app']), 'STRATA_NOT_FOUND', /no-such-app/);
+    expectFailure(
+      await failing(['open', app, '--at', '2001-01-01T00:00:00Z']),
+      'STRATA_NOT_FOUND',
+      /had no release in effect at 2001-01-01T00:00:00Z; its first takes effect at /,
+    );
   });
 
   it('writes no new release for unchanged files after another app published the same paths', async () => {
