@@ -44,8 +44,9 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
       await context.store.blobs.release(staged);
       fail('STRATA_BAD_REQUEST', `body hashes to ${staged.hash}, not ${hash}; nothing was stored`);
     }
+    // Another upload of these bytes may have been stored, or be storing them, meanwhile.
     const first = storing.get(hash);
-    if (first) {
+    if (first || context.store.blobs.has(hash)) {
       await context.store.blobs.release(staged);
       await first;
       return reply.status(200).send({ blob: hash, created: false });
