@@ -52,5 +52,6 @@ describe('prepareExpression', () => {
     }
     expect(() => prepareExpression('text:')).toThrow('text: needs what to look for after the colon');
     expect(() => prepareExpression('e -mail')).toThrow('write NOT mail');
+    expect(() => prepareExpression('a - b')).toThrow('a lone - is no operator here');
   });
 });

@@ -71,7 +71,9 @@ export function prepareExpression(q: string, scope?: string): string {
     } else if (token.kind === 'run' && token.text.startsWith('-')) {
       fail(
         'STRATA_BAD_QUERY',
-        `${token.text} is not an exclusion here: write NOT ${token.text.slice(1)} (after what it excludes from)`,
+        token.text === '-'
+          ? 'a lone - is no operator here: exclude with NOT (a NOT b), or quote it in a phrase'
+          : `${token.text} is not an exclusion here: write NOT ${token.text.slice(1)} (after what it excludes from)`,
       );
     } else if (token.text === '*') {
       fail('STRATA_BAD_QUERY', 'a * must end a word or a phrase (pre*, "some wor"*), not stand alone');
