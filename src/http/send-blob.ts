@@ -16,14 +16,7 @@ export function sendBlob(
   etag: string,
 ): FastifyReply {
   void reply.header('ETag', etag).header('Accept-Ranges', 'bytes');
-  const ifNoneMatch = request.headers['if-none-match'];
-  if (
-    typeof ifNoneMatch === 'string' &&
-    // Weak comparison (RFC 9110 §13.1.2): a cache may send back W/"…" for the same bytes.
-    ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')
-  ) {
-    return reply.status(304).send();
-  }
+  if (isNotModified(request, etag)) return reply.status(304).send();
   let start = 0;
   let end = blob.size - 1;
   let range: [number, number] | undefined;
@@ -49,6 +42,16 @@ export function sendBlob(
   if (blob.data) return reply.send(range ? blob.data.subarray(start, end + 1) : blob.data);
   if (length === 0) return reply.send(Buffer.alloc(0));
   return reply.send(createReadStream(blob.path as string, { start, end }));
+}
+
+/** Whether the client's `If-None-Match` already names `etag`, so a 304 answers it. */
+export function isNotModified(request: FastifyRequest, etag: string): boolean {
+  const ifNoneMatch = request.headers['if-none-match'];
+  return (
+    typeof ifNoneMatch === 'string' &&
+    // Weak comparison (RFC 9110 §13.1.2): a cache may send back W/"…" for the same bytes.
+    ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag || tag.trim() === '*')
+  );
 }
 
 function rangeOf(request: FastifyRequest, etag: string, size: number): [number, number] | undefined {

@@ -171,8 +171,20 @@ describe.skipIf(skipWithoutChromium('test/browser/phosgl.test.ts'))('phosgl in C
 
   it('renders the shader of its release from the store', async () => {
     const page = await newPage();
+    const codings = new Map<string, string | undefined>();
+    page.on('response', (response) => {
+      codings.set(
+        new URL(response.url()).pathname.split('/').pop() ?? '',
+        response.headers()['content-encoding'],
+      );
+    });
     const pageLoad = await load(page, () => page.goto(`${node.server.url}/apps/${app}/`));
     expect(pageLoad.documentRelease).toBe(first.release);
+    // Chromium accepts brotli: the script and the page arrive compressed, the PNG texture as stored.
+    expect(codings.get('main.js')).toBe('br');
+    expect(codings.get('')).toBe('br');
+    expect(codings.has('palette.png')).toBe(true);
+    expect(codings.get('palette.png')).toBeUndefined();
     expect(pageLoad.state.release).toBe(first.release);
     expect(['webgl', 'canvas']).toContain(pageLoad.state.renderer);
     expect(pageLoad.state.shaders.fragment).toBe(readFileSync(join(exampleDir, fragmentPath), 'utf8'));

@@ -1,3 +1,4 @@
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { expectError } from '../../../test/support/api.js';
 import { auth, type TempNode, tempNodesPerTest } from '../../../test/support/temp-node.js';
@@ -203,6 +204,103 @@ describe('GET /apps/{app}/…', () => {
     for (const url of ['/apps/site/', `/apps/site/@${release}/js/app.js`, '/apps/site/_routes.json']) {
       expect((await n.app.inject({ url })).statusCode, url).toBe(200);
       expect((await n.app.inject({ url, headers: auth })).statusCode, url).toBe(200);
+    }
+  });
+});
+
+describe('compression', () => {
+  const script = `${Array.from({ length: 200 }, (_, i) => `export const value${i} = ${i};`).join('\n')}\n`;
+  const page = `<!doctype html><html><head><title>t</title></head><body>${'<p>paragraph</p>'.repeat(100)}</body></html>`;
+
+  async function publishText(app: Inject): Promise<{ release: string; script: string; page: string }> {
+    const versions = {
+      '/app.js': await putFile(app, 'application', 'text/app.js', script, 'text/javascript'),
+      '/index.html': await putFile(app, 'application', 'text/index.html', page, 'text/html'),
+      '/small.css': await putFile(app, 'application', 'text/small.css', 'body{}', 'text/css'),
+      '/data.bin': await putFile(app, 'objects', 'text/data.bin', Buffer.alloc(4096, 7), 'image/png'),
+    };
+    const release = await createRelease(app, 'text', { routes: versions });
+    return { release, script: versions['/app.js'], page: versions['/index.html'] };
+  }
+
+  it('serves text as brotli or gzip, as Accept-Encoding asks, with an ETag per coding', async () => {
+    const { node: n } = node();
+    const { release, script: version, page: pageVersion } = await publishText(n.app);
+    const br = await n.app.inject({
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'gzip, deflate, br' },
+    });
+    expect(br.headers).toMatchObject({
+      'content-encoding': 'br',
+      vary: 'Accept-Encoding',
+      etag: `"${version}-br"`,
+      'content-length': String(br.rawPayload.length),
+    });
+    expect(br.rawPayload.length).toBeLessThan(Buffer.byteLength(script) / 2);
+    expect(brotliDecompressSync(br.rawPayload).toString()).toBe(script);
+
+    const gz = await n.app.inject({
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'gzip, br;q=0' },
+    });
+    expect(gz.headers).toMatchObject({ 'content-encoding': 'gzip', etag: `"${version}-gzip"` });
+    expect(gunzipSync(gz.rawPayload).toString()).toBe(script);
+
+    const html = await n.app.inject({ url: '/apps/text/', headers: { 'accept-encoding': '*' } });
+    expect(html.headers).toMatchObject({ 'content-encoding': 'br', etag: `"${release}:${pageVersion}-br"` });
+    expect(brotliDecompressSync(html.rawPayload).toString()).toContain(
+      `<base href="/apps/text/@${release}/">`,
+    );
+
+    const revalidated = await n.app.inject({
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'br', 'if-none-match': `"${version}-br"` },
+    });
+    expect(revalidated.statusCode).toBe(304);
+    expect(revalidated.headers).toMatchObject({ etag: `"${version}-br"`, vary: 'Accept-Encoding' });
+    // The identity ETag does not validate the brotli copy: they are different bytes.
+    const other = await n.app.inject({
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'br', 'if-none-match': `"${version}"` },
+    });
+    expect(other.statusCode).toBe(200);
+
+    const head = await n.app.inject({
+      method: 'HEAD',
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'br' },
+    });
+    expect(head.headers['content-length']).toBe(br.headers['content-length']);
+    expect(head.headers['content-encoding']).toBe('br');
+    expect(head.rawPayload.length).toBe(0);
+  });
+
+  it('serves the stored bytes without Accept-Encoding, for ranges, refused codings, small files and media', async () => {
+    const { node: n } = node();
+    const { script: version } = await publishText(n.app);
+    for (const headers of [
+      {},
+      { 'accept-encoding': 'identity' },
+      { 'accept-encoding': 'br;q=0, gzip;q=0' },
+      { 'accept-encoding': '*;q=0' },
+    ]) {
+      const plain = await n.app.inject({ url: '/apps/text/app.js', headers });
+      expect(plain.headers['content-encoding'], JSON.stringify(headers)).toBeUndefined();
+      expect(plain.headers).toMatchObject({ etag: `"${version}"`, vary: 'Accept-Encoding' });
+      expect(plain.body).toBe(script);
+    }
+    const range = await n.app.inject({
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'br', range: 'bytes=0-5' },
+    });
+    expect(range.statusCode).toBe(206);
+    expect(range.headers['content-encoding']).toBeUndefined();
+    expect(range.body).toBe(script.slice(0, 6));
+    for (const path of ['/small.css', '/data.bin']) {
+      const response = await n.app.inject({ url: `/apps/text${path}`, headers: { 'accept-encoding': 'br' } });
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-encoding'], path).toBeUndefined();
+      expect(response.headers.vary, path).toBeUndefined();
     }
   });
 });

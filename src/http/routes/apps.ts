@@ -4,16 +4,29 @@ import { fail } from '../../core/errors.js';
 import type { VersionId } from '../../core/ids.js';
 import { checkBucketName } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
+import type { StoredBlob } from '../../log/blob-store.js';
 import { isHtml, pinDocument } from '../../release/pin.js';
 import type { Releases, ServedRelease } from '../../release/releases.js';
 import type { RouteTable } from '../../release/route-table.js';
+import {
+  CodedCopies,
+  codedBytesMax,
+  codedBytesMin,
+  isCompressible,
+  negotiateCoding,
+} from '../content-coding.js';
 import type { Context } from '../context.js';
 import { rawPath, servedContentType, timeParam } from '../params.js';
-import { sendBlob } from '../send-blob.js';
+import { isNotModified, sendBlob } from '../send-blob.js';
 
 /** HTML larger than this is served as stored, without the pinning `<base>` (it is not read into memory). */
 const pinnedHtmlBytesMax = 8 * 1024 * 1024;
 const immutable = 'public, max-age=31536000, immutable';
+/**
+ * One cache for the process: its keys name immutable bytes (versions are unique to their commit),
+ * so apps of every node in the process can share it.
+ */
+const copies = new CodedCopies();
 
 export interface AppServingOptions {
   releases: Releases;
@@ -136,14 +149,48 @@ async function serve(
     const html = (blob.data ?? readFileSync(blob.path as string)).toString('utf8');
     const base = `${prefix}/@${release}${file.path.slice(0, file.path.lastIndexOf('/') + 1)}`;
     const body = Buffer.from(pinDocument(html, base));
-    return sendBlob(
+    const page = { hash: blob.hash, size: body.length, data: body };
+    // The page's bytes depend on where the app is mounted, its ETag only on the release and file.
+    return sendFile(
       request,
       reply,
-      { hash: blob.hash, size: body.length, data: body },
-      `"${release}:${row.version}"`,
+      page,
+      `${release}:${row.version}`,
+      `${prefix}/@${release}:${row.version}`,
     );
   }
-  return sendBlob(request, reply, blob, `"${row.version}"`);
+  return sendFile(request, reply, blob, row.version, row.version);
+}
+
+/**
+ * Sends a file of a release, compressed with brotli or gzip when it is text the client accepts so
+ * (`Vary: Accept-Encoding`). Each coding has its own ETag (RFC 9110 §8.8.3: a strong validator
+ * names one representation).
+ */
+async function sendFile(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  blob: StoredBlob,
+  tag: string,
+  copyName: string,
+): Promise<FastifyReply> {
+  const contentType = String(reply.getHeader('Content-Type'));
+  if (isCompressible(contentType) && blob.size >= codedBytesMin && blob.size <= codedBytesMax) {
+    void reply.header('Vary', 'Accept-Encoding');
+    // A range names bytes of the file as stored (a media player's request), so it is served from them.
+    const coding =
+      request.headers.range === undefined ? negotiateCoding(request.headers['accept-encoding']) : undefined;
+    if (coding) {
+      const etag = `"${tag}-${coding}"`;
+      if (isNotModified(request, etag)) return reply.header('ETag', etag).status(304).send();
+      const coded = await copies.copyOf(copyName, coding, blob);
+      if (coded) {
+        void reply.header('Content-Encoding', coding);
+        return sendBlob(request, reply, { hash: blob.hash, size: coded.length, data: coded }, etag);
+      }
+    }
+  }
+  return sendBlob(request, reply, blob, `"${tag}"`);
 }
 
 /** Maps a request path to a route: exact, then `dir/` → `dir/index.html`, then the entry for `/` or an SPA. */
