@@ -7,6 +7,7 @@ interface StatusAnswer {
   node: string;
   clustered: boolean;
   members: MemberStatus[];
+  unreachable?: Array<{ url: string; reason: string; since: string }>;
   counters: Record<string, unknown>;
 }
 
@@ -80,5 +81,14 @@ function statusTable(answer: StatusAnswer): string {
       .map((cell, column) => cell.padEnd(widths[column] ?? 0))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line), '', '* this node   ~ linked neighbour'].join('\n');
+  const trouble = (answer.unreachable ?? []).map(
+    (entry) => `cannot link to ${entry.url} since ${entry.since}: ${entry.reason}`,
+  );
+  return [
+    line(header),
+    ...rows.map(line),
+    '',
+    '* this node   ~ linked neighbour',
+    ...(trouble.length > 0 ? ['', ...trouble] : []),
+  ].join('\n');
 }

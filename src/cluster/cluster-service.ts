@@ -78,7 +78,7 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
    * Why the last dial of each URL failed, and why each refused peer was refused: a failure is
    * logged when its reason changes, not at every retry (once a second, for as long as it lasts).
    */
-  private readonly dialTrouble = new Map<string, string>();
+  private readonly dialTrouble = new Map<string, { reason: string; since: number }>();
   private readonly refusedPeers = new Map<string, string>();
   /** Set once a peer was found holding more of this node's own commits than it has (checkOwnHistory). */
   private staleHistory = false;
@@ -134,6 +134,11 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
 
   status(): MemberStatus[] {
     return this.replica.status();
+  }
+
+  /** URLs this node dials (seeds and known members) without a link, each with why and since when. */
+  unreachable(): Array<{ url: string; reason: string; since: number }> {
+    return [...this.dialTrouble].map(([url, trouble]) => ({ url, ...trouble }));
   }
 
   /** Headers that authenticate this node to a peer (links and pulls). */
@@ -478,9 +483,10 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
 
   /** A dial of `url` failed: logged when the reason is new for that URL (dials are retried every few seconds). */
   private dialFailed(url: string, reason: string): void {
-    if (this.closed || this.dialTrouble.get(url) === reason) return;
+    const known = this.dialTrouble.get(url);
+    if (this.closed || known?.reason === reason) return;
     if (this.dialTrouble.size >= 1000) this.dialTrouble.clear();
-    this.dialTrouble.set(url, reason);
+    this.dialTrouble.set(url, { reason, since: known?.since ?? Date.now() });
     this.options.log.warn(
       { url, reason },
       'cannot link to a peer; retrying (logged again only if the reason changes)',

@@ -170,6 +170,21 @@ describe('parsePeerMessage', () => {
       { type: 'members', members: [member({ signals: { ...member().signals, errorRate: -0.1 } })] },
     ],
     [
+      'an error rate over 1',
+      { type: 'members', members: [member({ signals: { ...member().signals, errorRate: 7 } })] },
+    ],
+    [
+      'a mean response time over a day',
+      {
+        type: 'members',
+        members: [member({ signals: { ...member().signals, meanResponseMs: 12_345_678_901_234 } })],
+      },
+    ],
+    [
+      'an impossible replication delay',
+      { type: 'members', members: [member({ signals: { ...member().signals, replicationDelayMs: 1e300 } })] },
+    ],
+    [
       'an eager peer that is not a node id',
       { type: 'members', members: [member({ signals: { ...member().signals, eager: ['x' as NodeId] } })] },
     ],

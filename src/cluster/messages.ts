@@ -199,9 +199,23 @@ function commitId(value: unknown): CommitId {
   return value as CommitId;
 }
 
+/** A share of responses: from 0 to 1. */
 function ratio(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0)
-    bad(`${what} must be a non-negative number`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1)
+    bad(`${what} must be a number from 0 to 1`);
+  return value;
+}
+
+/**
+ * A replication delay is at most the age of the oldest commit (the epoch is 1.8e12 ms ago); a mean
+ * response time over a day is no measurement of a serving node either.
+ */
+export const replicationDelayMsMax = 10_000_000_000_000;
+export const meanResponseMsMax = 86_400_000;
+
+function milliseconds(value: unknown, what: string, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > max)
+    bad(`${what} must be a number of ms from 0 to ${max}`);
   return value;
 }
 
@@ -251,8 +265,12 @@ function member(value: unknown): MemberInfo {
     heartbeat: count(input.heartbeat, 'member.heartbeat'),
     signals: {
       revision: revision(signals.revision),
-      replicationDelayMs: ratio(signals.replicationDelayMs, 'replicationDelayMs'),
-      meanResponseMs: ratio(signals.meanResponseMs, 'meanResponseMs'),
+      replicationDelayMs: milliseconds(
+        signals.replicationDelayMs,
+        'replicationDelayMs',
+        replicationDelayMsMax,
+      ),
+      meanResponseMs: milliseconds(signals.meanResponseMs, 'meanResponseMs', meanResponseMsMax),
       errorRate: ratio(signals.errorRate, 'errorRate'),
       eager: list(signals.eager, membersPerMessageMax, 'eager', nodeId),
       lazy: list(signals.lazy, membersPerMessageMax, 'lazy', nodeId),

@@ -2,7 +2,12 @@ import { originOfEncoded } from '../core/commit.js';
 import type { CommitId, NodeId } from '../core/ids.js';
 import { Delivery } from './delivery.js';
 import { Membership, type MemberView } from './membership.js';
-import type { MemberSignals, PeerMessage } from './messages.js';
+import {
+  type MemberSignals,
+  meanResponseMsMax,
+  type PeerMessage,
+  replicationDelayMsMax,
+} from './messages.js';
 import { Plumtree } from './plumtree.js';
 import {
   type ClusterInput,
@@ -240,8 +245,10 @@ export class Replica {
     const clockOffsets = this.membership.linkOffsets();
     return {
       revision: this.options.storage.revision(),
-      replicationDelayMs: Math.round(this.delivery.replicationDelayMs()),
-      meanResponseMs: Math.round(serving.meanResponseMs * 1000) / 1000,
+      // Clamped to what peers accept (messages.ts): a signal out of range would make the whole
+      // members message malformed.
+      replicationDelayMs: Math.min(Math.round(this.delivery.replicationDelayMs()), replicationDelayMsMax),
+      meanResponseMs: Math.min(Math.round(serving.meanResponseMs * 1000) / 1000, meanResponseMsMax),
       errorRate: Math.round(serving.errorRate * 10_000) / 10_000,
       eager: [...this.plumtree.eager],
       lazy: [...this.plumtree.lazy],

@@ -15,6 +15,7 @@ import {
   cleanUpProcesses,
   freePort,
   getJson,
+  runCli,
   type StrataServer,
   startServer,
   temporaryDirectory,
@@ -54,6 +55,7 @@ interface Status {
   node: string;
   clustered: boolean;
   members: Array<{ id: string; name: string; self: boolean; state: string; linked: boolean }>;
+  unreachable: Array<{ url: string; reason: string; since: string }>;
   counters: Counters;
   links: { eager: string[]; lazy: string[] };
 }
@@ -693,6 +695,17 @@ describe('a node facing bad peers', () => {
       /the peer refused the link: .*cluster key/,
     );
     expect(refused.find((line) => line.url === nowhere)?.reason).toMatch(/^ECONNREFUSED/);
+    // Status says the same, with since when.
+    const { unreachable } = await statusOf(wrong);
+    expect(unreachable.map((entry) => entry.url).sort()).toEqual([a.url, nowhere].sort());
+    for (const entry of unreachable) {
+      expect(entry.reason).toBe(refused.find((line) => line.url === entry.url)?.reason);
+      expect(Date.now() - Date.parse(entry.since)).toBeLessThan(60_000);
+    }
+    const cli = await runCli(['cluster', 'status'], {
+      env: { STRATA_URL: wrong.url, STRATA_TOKEN: adminToken },
+    });
+    expect(cli.stdout).toContain(`cannot link to ${a.url} since `);
     // The seed says who was refused, once.
     await waitFor(() => lines(a, '"name":"wrong"').length > 0, {
       timeoutMs: 10_000,

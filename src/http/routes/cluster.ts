@@ -57,6 +57,9 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
         node: context.store.nodeId,
         clustered: cluster.enabled,
         members,
+        unreachable: cluster
+          .unreachable()
+          .map((trouble) => ({ ...trouble, since: new Date(trouble.since).toISOString() })),
         counters: countersOf(cluster),
         timing: { degree: replica.timing.degree, maxClockSkewMs: replica.timing.maxClockSkewMs },
         links: { eager: [...replica.plumtree.eager], lazy: [...replica.plumtree.lazy] },
