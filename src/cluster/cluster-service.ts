@@ -75,7 +75,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly open = new Set<PeerLink>();
   /**
-   * Why the last dial of each URL failed, and why each refused peer was refused: a failure is
+   * Why the last dial of each URL failed (and since when it has been failing, for status), and why
+   * each refused peer was refused: a failure is
    * logged when its reason changes, not at every retry (once a second, for as long as it lasts).
    */
   private readonly dialTrouble = new Map<string, { reason: string; since: number }>();

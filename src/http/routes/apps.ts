@@ -155,11 +155,12 @@ async function serve(
       request,
       reply,
       page,
+      contentType,
       `${release}:${row.version}`,
       `${prefix}/@${release}:${row.version}`,
     );
   }
-  return sendFile(request, reply, blob, row.version, row.version);
+  return sendFile(request, reply, blob, contentType, row.version, row.version);
 }
 
 /**
@@ -171,10 +172,10 @@ async function sendFile(
   request: FastifyRequest,
   reply: FastifyReply,
   blob: StoredBlob,
+  contentType: string,
   tag: string,
   copyName: string,
 ): Promise<FastifyReply> {
-  const contentType = String(reply.getHeader('Content-Type'));
   if (isCompressible(contentType) && blob.size >= codedBytesMin && blob.size <= codedBytesMax) {
     void reply.header('Vary', 'Accept-Encoding');
     // A range names bytes of the file as stored (a media player's request), so it is served from them.
@@ -182,7 +183,8 @@ async function sendFile(
       request.headers.range === undefined ? negotiateCoding(request.headers['accept-encoding']) : undefined;
     if (coding) {
       const etag = `"${tag}-${coding}"`;
-      if (isNotModified(request, etag)) return reply.header('ETag', etag).status(304).send();
+      // A 304 sends no bytes: answer it before compressing anything.
+      if (isNotModified(request, etag)) return sendBlob(request, reply, blob, etag);
       const coded = await copies.copyOf(copyName, coding, blob);
       if (coded) {
         void reply.header('Content-Encoding', coding);

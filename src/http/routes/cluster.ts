@@ -4,6 +4,7 @@ import type WebSocket from 'ws';
 import type { ClusterService } from '../../cluster/cluster-service.js';
 import { fail } from '../../core/errors.js';
 import { isSha256Hex } from '../../core/ids.js';
+import { formatTime } from '../../core/time.js';
 import { type Context, requireRole } from '../context.js';
 import { openEventStream, stillAllowed } from '../event-stream.js';
 import { sendBlob } from '../send-blob.js';
@@ -59,7 +60,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
         members,
         unreachable: cluster
           .unreachable()
-          .map((trouble) => ({ ...trouble, since: new Date(trouble.since).toISOString() })),
+          .map((trouble) => ({ ...trouble, since: formatTime(trouble.since) })),
         counters: countersOf(cluster),
         timing: { degree: replica.timing.degree, maxClockSkewMs: replica.timing.maxClockSkewMs },
         links: { eager: [...replica.plumtree.eager], lazy: [...replica.plumtree.lazy] },
