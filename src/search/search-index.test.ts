@@ -616,6 +616,27 @@ describe('diffs', () => {
     expect(versionsOf({ kind: 'diff', q: 'omega', versions: 'all' })).toHaveLength(2);
   });
 
+  it('shows the changed lines that hold a searched word as a word, not inside another', async () => {
+    await put('main.js', 'const state = {};\n');
+    await put(
+      'main.js',
+      'const state = {};\ngl.enable(gl.DEPTH_TEST);\nwindow.phosgl = state;\nconst Café = 1;\nprefixed();\n',
+    );
+    const lines = (q: string) => search({ kind: 'diff', q })[0]?.lines?.added;
+    expect(lines('"gl.enable(gl.DEPTH_TEST)"')).toEqual(['gl.enable(gl.DEPTH_TEST);']);
+    expect(lines('depth_test')).toEqual(['gl.enable(gl.DEPTH_TEST);']);
+    expect(lines('phosgl')).toEqual(['window.phosgl = state;']);
+    expect(lines('cafe')).toEqual(['const Café = 1;']);
+    expect(lines('prefix*')).toEqual(['prefixed();']);
+    expect(lines('"prefix"*')).toEqual(['prefixed();']);
+    expect(lines('added:phosgl')).toEqual(['window.phosgl = state;']);
+    expect(lines('phosgl OR NEAR(gl enable, 2)')).toEqual([
+      'gl.enable(gl.DEPTH_TEST);',
+      'window.phosgl = state;',
+    ]);
+    expect(lines('phosgl NOT window2')).toEqual(['window.phosgl = state;']);
+  });
+
   it('diffs JSON and code line by line', async () => {
     await put('conf.json', '{\n  "title": "Lighthouse"\n}\n', { contentType: 'application/json' });
     const next = await put('conf.json', '{\n  "title": "Lighthouse keeper"\n}\n', {

@@ -275,7 +275,7 @@ export class SearchQueries {
       request.kind,
       rows,
       snippetMatches,
-      searchedTerms(request),
+      searchedTerms(request.q),
     );
     // A withdrawn version is still text of the past (versions=all finds it), marked as history marks it.
     if (request.versions === 'all' && hits.length > 0) {
@@ -371,7 +371,7 @@ export class SearchQueries {
     kind: SearchKind,
     rows: HitRow[],
     matches: number,
-    terms: string[],
+    terms: SearchedTerm[],
   ): SearchHit[] {
     if (rows.length === 0) return [];
     const rowids = rows.map((row) => BigInt(row.rowid));
@@ -487,7 +487,12 @@ interface SnippetRow {
   removed?: string;
 }
 
-function toHit(row: HitRow, text: SnippetRow | undefined, kind: SearchKind, terms: string[]): SearchHit {
+function toHit(
+  row: HitRow,
+  text: SnippetRow | undefined,
+  kind: SearchKind,
+  terms: SearchedTerm[],
+): SearchHit {
   const hit: SearchHit = {
     bucket: row.bucket,
     key: row.key,
@@ -508,11 +513,7 @@ function toHit(row: HitRow, text: SnippetRow | undefined, kind: SearchKind, term
     const matching = (lines: string | undefined) =>
       (lines ?? '')
         .split('\n')
-        .filter(
-          (line) =>
-            line.length > 0 &&
-            (terms.length === 0 || terms.some((term) => line.toLowerCase().includes(term))),
-        );
+        .filter((line) => line.length > 0 && (terms.length === 0 || holdsTerm(line, terms)));
     hit.lines = { added: matching(text?.added), removed: matching(text?.removed) };
   }
   return hit;
@@ -591,14 +592,34 @@ export function explainSyntaxError(message: string, q: string): string {
   const near = /^syntax error near "(.*)"$/.exec(message)?.[1];
   if (near !== undefined) {
     const at = q.indexOf(near);
-    // Only a token that occurs once can be placed.
-    return at >= 0 && q.indexOf(near, at + 1) < 0 ? `${message}, at character ${at + 1}` : message;
+    // A token that occurs once is placed; an operator, at its first place where no operand precedes it.
+    if (at >= 0 && q.indexOf(near, at + 1) < 0) return `${message}, at character ${at + 1}`;
+    const misplaced = misplacedOperator(near, q);
+    return misplaced === undefined
+      ? message
+      : `${message}, at character ${misplaced + 1} (${near} must follow a word, a phrase or a ))`;
   }
   const column = /^no such column: (.*)$/.exec(message)?.[1];
   if (column !== undefined)
     return `${message} (${column}: is read as a column filter; a JSON field is queried as name:word, name:prefix* or name:"some words")`;
   if (message.startsWith('unknown special query')) return `${message} (a * must end a word: pre*)`;
   return message;
+}
+
+/**
+ * Where an operator (AND, OR, NOT) stands with no operand before it: after another operator, an
+ * opening parenthesis or nothing. FTS5 parses left to right, so the first such place is the one
+ * it refused.
+ */
+function misplacedOperator(operator: string, q: string): number | undefined {
+  if (!['AND', 'OR', 'NOT'].includes(operator)) return undefined;
+  let previous: string | undefined;
+  for (const token of q.matchAll(/"(?:[^"]|"")*"?|[()]|[^\s()"]+/gu)) {
+    if (token[0] === operator && (previous === undefined || ['AND', 'OR', 'NOT', '('].includes(previous)))
+      return token.index;
+    previous = token[0];
+  }
+  return undefined;
 }
 
 /** q's part of the expression, alone (matchExpression), or undefined without a q. */
@@ -660,13 +681,57 @@ function rewriteFieldTerms(q: string, columns: string[]): string {
   );
 }
 
-/** Lower-case words of the request, to pick the changed lines worth showing in diff hits. */
-function searchedTerms(request: SearchRequest): string[] {
-  const reserved = new Set(['and', 'or', 'not', 'near']);
-  return (request.q ?? '')
-    .toLowerCase()
-    .split(/[^\p{L}\p{N}_]+/u)
-    .filter((term) => term.length > 1 && !reserved.has(term));
+/** A word of the request, folded as the index folds it; `prefix` when the query ends it with `*`. */
+export interface SearchedTerm {
+  word: string;
+  prefix: boolean;
+}
+
+/** A word as `unicode61 remove_diacritics 2` folds it (lower case, accents off), near enough to pick lines. */
+function fold(word: string): string {
+  return word.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase();
+}
+
+/**
+ * The words of the request, to pick the changed lines worth showing in diff hits: the words the
+ * query searches for, cut as the index cuts them (`gl.DEPTH_TEST` is `gl`, `depth`, `test`). The
+ * operators (AND, OR, NOT, NEAR: FTS5 knows them in capitals only) and column names (`added:`)
+ * are no searched words.
+ */
+export function searchedTerms(q = ''): SearchedTerm[] {
+  const terms: SearchedTerm[] = [];
+  const add = (text: string, starred: boolean) => {
+    const words = wordsOf(text);
+    words.forEach((word, index) => {
+      terms.push({ word: fold(word), prefix: starred && index === words.length - 1 });
+    });
+  };
+  for (const segment of q.matchAll(/"(?:[^"]|"")*"?|[^"]+/gu)) {
+    const part = segment[0];
+    const rest = q.slice((segment.index ?? 0) + part.length);
+    if (part.startsWith('"')) {
+      add(part, /^\s*\*/u.test(rest));
+      continue;
+    }
+    // Column filters (`added:`, `{added removed}:`) and NEAR's name and distance are no words.
+    const runs = part
+      .replace(/-?\{[^}]*\}\s*:|-?[\p{L}\p{N}_]+\s*:|\bNEAR\s*\(|,\s*\d+\s*\)/gu, ' ')
+      .split(/\s+/u);
+    runs.forEach((run, index) => {
+      if (['AND', 'OR', 'NOT', 'NEAR'].includes(run)) return;
+      const following = index === runs.length - 1 ? rest : runs.slice(index + 1).join(' ');
+      add(run, run.endsWith('*') || following.startsWith('*'));
+    });
+  }
+  return terms;
+}
+
+/** Whether a changed line holds a searched word, as a whole word (or a word it begins, for `pre*`). */
+function holdsTerm(line: string, terms: SearchedTerm[]): boolean {
+  const words = wordsOf(line).map(fold);
+  return terms.some((term) =>
+    words.some((word) => (term.prefix ? word.startsWith(term.word) : word === term.word)),
+  );
 }
 
 interface SearchCursor {

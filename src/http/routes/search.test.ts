@@ -500,10 +500,14 @@ describe('GET /v1/search', () => {
     expect(await badQueryMessage('e-mail ) x')).toBe(
       'the ) at character 8 closes no (: remove it, or open one before it',
     );
-    // A token found twice in q cannot be placed.
+    // An operator found twice in q is placed where no operand precedes it.
     expect(await badQueryMessage('a OR OR b')).toBe(
-      'the query is not valid FTS5 syntax: syntax error near "OR"',
+      'the query is not valid FTS5 syntax: syntax error near "OR", at character 6 (OR must follow a word, a phrase or a ))',
     );
+    expect(await badQueryMessage('a NOT b OR (NOT c)')).toBe(
+      'the query is not valid FTS5 syntax: syntax error near "NOT", at character 13 (NOT must follow a word, a phrase or a ))',
+    );
+    expect(await badQueryMessage('a NOT NOT b')).toContain('at character 7');
     expect(await badQueryMessage('"lighthouse')).toContain('a phrase\'s closing " is missing');
     expect(await badQueryMessage('*')).toContain('a * must end a word');
   });
