@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import type { PublishReporter, PublishSummary, SourceFile } from '../release/publish.js';
+import { keyOf, type PublishReporter, type PublishSummary, type SourceFile } from '../release/publish.js';
 
 /** A progress bar on a terminal, one plain line per upload otherwise (logs, CI). */
 export function publishReporter(stream: NodeJS.WriteStream = process.stderr): PublishReporter {
@@ -15,7 +15,7 @@ export function publishReporter(stream: NodeJS.WriteStream = process.stderr): Pu
     },
     uploaded(file: SourceFile) {
       if (bar) bar.increment(file.size);
-      else stream.write(`uploaded ${file.bucket}/${file.path} (${file.size} bytes)\n`);
+      else stream.write(`uploaded ${file.bucket}/${keyOf(file)} (${file.size} bytes)\n`);
     },
     done() {
       bar?.stop();

@@ -88,7 +88,9 @@ export function addReleaseCommands(program: Command): void {
   example(
     program
       .command('publish [dir]')
-      .description('upload a directory (or the git HEAD) into buckets by file kind, and cut a release')
+      .description(
+        'upload a directory (or the git HEAD) into buckets by file kind, and cut a release; a strata.publish.json in it sets buckets, exclude, dotfiles, entry, spa and keyPrefix',
+      )
       .option('--app <name>', 'the app to release (with --git, default: the repository directory name)')
       .option(
         '--git',

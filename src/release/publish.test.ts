@@ -509,6 +509,56 @@ describe('publish', () => {
     expect((await node.app.inject({ url: '/apps/beta/' })).body).toContain('beta home');
   });
 
+  it("keeps two apps' keys apart with keyPrefix, each app serving its own files", async () => {
+    const { node, client } = await listeningNode();
+    const alpha = tempDir({
+      'index.html': 'alpha home',
+      'strata.publish.json': JSON.stringify({ keyPrefix: 'alpha/' }),
+    });
+    const beta = tempDir({
+      'index.html': 'beta home',
+      'strata.publish.json': JSON.stringify({ keyPrefix: 'beta/' }),
+    });
+    const log = reporter();
+    const first = await publish(
+      client,
+      await directoryFiles(alpha, readPublishConfig(alpha)),
+      { app: 'alpha' },
+      log,
+    );
+    await publish(client, await directoryFiles(beta, readPublishConfig(beta)), { app: 'beta' }, reporter());
+    expect((await key(node, 'application', 'alpha/index.html')).body).toBe('alpha home');
+    expect((await key(node, 'application', 'beta/index.html')).body).toBe('beta home');
+    expect((await key(node, 'application', 'index.html')).statusCode).toBe(404);
+    // Routes stay the paths: the prefix is the keys' only.
+    expect(Object.keys(await routesOf(node, 'alpha', first.release as string))).toEqual(['/index.html']);
+    expect((await node.app.inject({ url: '/apps/alpha/' })).body).toContain('alpha home');
+    expect((await node.app.inject({ url: '/apps/beta/' })).body).toContain('beta home');
+    const again = await publish(
+      client,
+      await directoryFiles(alpha, readPublishConfig(alpha)),
+      { app: 'alpha' },
+      reporter(),
+    );
+    expect(again).toMatchObject({ unchangedRelease: true, release: first.release });
+    const dry = await publish(
+      client,
+      await directoryFiles(alpha, { keyPrefix: 'moved/' }),
+      { app: 'alpha', dryRun: true },
+      reporter(),
+    );
+    expect(dry.changes?.map((change) => `${change.bucket}/${change.key}`)).toEqual([
+      'application/moved/index.html',
+    ]);
+  });
+
+  it('refuses a keyPrefix that would make bad keys, naming the field', () => {
+    for (const keyPrefix of ['', '/abs/', 7, '../up/', 'tab\there/']) {
+      const root = tempDir({ 'strata.publish.json': JSON.stringify({ keyPrefix }) });
+      expect(() => readPublishConfig(root), JSON.stringify(keyPrefix)).toThrow(/keyPrefix/);
+    }
+  });
+
   it('refuses a malformed effectiveAt before uploading anything', async () => {
     const { node, client } = await listeningNode();
     const files = await directoryFiles(tempDir({ 'index.html': 'home' }), {});

@@ -7,14 +7,16 @@ import { type ApiClient, callJson } from '../client/api-client.js';
 import { messageBytesMax, opsPerCommitMax } from '../core/commit.js';
 import { classifyFile, extensionOf } from '../core/content-kind.js';
 import { fail, StrataError } from '../core/errors.js';
-import { checkBucketName, checkKey } from '../core/names.js';
+import { checkBucketName, checkKey, checkNewKey } from '../core/names.js';
 import { parseTime } from '../core/time.js';
 import { checkRoutePath } from './route-table.js';
 
 /** A file to publish: where its bytes come from, and where they go. */
 export interface SourceFile {
-  /** Path relative to the published root, with `/` separators; also the key and (with a leading `/`) the route. */
+  /** Path relative to the published root, with `/` separators; with a leading `/`, the route. */
   path: string;
+  /** Its key: the path, after the config's `keyPrefix` if it has one (keyOf). */
+  key?: string;
   size: number;
   hash: string;
   bucket: string;
@@ -40,6 +42,8 @@ export interface PublishConfig {
   dotfiles?: boolean;
   entry?: string;
   spa?: boolean;
+  /** Put in front of every key (`blog/` stores `index.html` as `blog/index.html`): keeps apps' keys apart. */
+  keyPrefix?: string;
 }
 
 export interface PublishReporter {
@@ -103,8 +107,8 @@ export function readPublishConfig(root: string): PublishConfig {
 function checkPublishConfig(config: unknown, file: string): PublishConfig {
   const wrong = (what: string) => fail('STRATA_BAD_REQUEST', `${file}: ${what}`);
   if (typeof config !== 'object' || config === null || Array.isArray(config)) wrong('must be a JSON object');
-  const known = ['buckets', 'exclude', 'dotfiles', 'entry', 'spa'];
-  const { buckets, exclude, dotfiles, entry, spa, ...rest } = config as Record<string, unknown>;
+  const known = ['buckets', 'exclude', 'dotfiles', 'entry', 'spa', 'keyPrefix'];
+  const { buckets, exclude, dotfiles, entry, spa, keyPrefix, ...rest } = config as Record<string, unknown>;
   const unknown = Object.keys(rest);
   if (unknown.length > 0) wrong(`unknown field ${unknown[0]} (known: ${known.join(', ')})`);
   if (
@@ -126,6 +130,16 @@ function checkPublishConfig(config: unknown, file: string): PublishConfig {
   if (dotfiles !== undefined && typeof dotfiles !== 'boolean') wrong('dotfiles must be true or false');
   if (entry !== undefined && typeof entry !== 'string') wrong('entry must be a path, e.g. "/home.html"');
   if (spa !== undefined && typeof spa !== 'boolean') wrong('spa must be true or false');
+  if (keyPrefix !== undefined) {
+    if (typeof keyPrefix !== 'string' || keyPrefix === '' || keyPrefix.startsWith('/'))
+      wrong('keyPrefix must be a non-empty string that does not start with /, e.g. "blog/"');
+    try {
+      checkNewKey(`${keyPrefix}x`);
+    } catch (error) {
+      if (!(error instanceof StrataError)) throw error;
+      wrong(`keyPrefix ${JSON.stringify(keyPrefix)} makes bad keys: ${error.message}`);
+    }
+  }
   return config as PublishConfig;
 }
 
@@ -138,6 +152,17 @@ function entryRoute(entry: string, files: SourceFile[]): string {
   if (!files.some((file) => `/${file.path}` === route))
     fail('STRATA_BAD_REQUEST', `entry ${entry} is not one of the files to publish`);
   return route;
+}
+
+/** The key of a published file: its path, after the config's keyPrefix. */
+export function keyOf(file: SourceFile): string {
+  return file.key ?? file.path;
+}
+
+/** Bucket, key and content type of a file at this path. */
+function placeOf(path: string, config: PublishConfig): { bucket: string; key: string; contentType: string } {
+  const key = checkKey(`${config.keyPrefix ?? ''}${path}`);
+  return { ...bucketFor(path, config), key };
 }
 
 function bucketFor(path: string, config: PublishConfig): { bucket: string; contentType: string } {
@@ -224,12 +249,12 @@ export async function directoryFiles(
       if (entry.isDirectory()) await walk(full);
       else if (entry.isSymbolicLink()) exclusions.symlinks.push(path);
       else if (entry.isFile()) {
-        checkKey(path);
+        const place = placeOf(path, config);
         files.push({
           path,
           size: statSync(full).size,
           hash: await hashStream(createReadStream(full)),
-          ...bucketFor(path, config),
+          ...place,
           open: () => createReadStream(full),
         });
       }
@@ -267,13 +292,13 @@ export function gitFiles(
     // Run inside `root`, ls-tree prints paths relative to it already.
     const path = match[5] as string;
     if (exclusions.excludesFile(path)) continue;
-    checkKey(path);
+    const place = placeOf(path, config);
     const bytes = git('cat-file', 'blob', object);
     files.push({
       path,
       size: bytes.length,
       hash: createHash('sha256').update(bytes).digest('hex'),
-      ...bucketFor(path, config),
+      ...place,
       open: () => {
         const child = spawn('git', ['-C', root, 'cat-file', 'blob', object], {
           stdio: ['ignore', 'pipe', 'inherit'],
@@ -349,7 +374,7 @@ export async function publish(
     // Unchanged means: this app's active release already serves these bytes from this key. Apps
     // can share keys, so the key's current value (maybe another app's) is only the second choice.
     const served = active?.files[route];
-    const current = listings.get(file.bucket)?.get(file.path);
+    const current = listings.get(file.bucket)?.get(keyOf(file));
     if (served && active && sameFile(served, file)) routes[route] = active.routes[route] as string;
     else if (current && sameFile({ ...current, bucket: file.bucket }, file)) {
       routes[route] = current.version;
@@ -390,14 +415,14 @@ export async function publish(
     summary.changes = [
       ...changed.map((file) => ({
         bucket: file.bucket,
-        key: file.path,
+        key: keyOf(file),
         size: file.size,
         upload: missing.has(file.hash),
         newVersion: true,
       })),
       ...rerouted.map((file) => ({
         bucket: file.bucket,
-        key: file.path,
+        key: keyOf(file),
         size: file.size,
         upload: false,
         newVersion: false,
@@ -449,7 +474,7 @@ export async function publish(
         ops: batch.map((file) => ({
           kind: 'put',
           bucket: file.bucket,
-          key: file.path,
+          key: keyOf(file),
           blob: file.hash,
           contentType: file.contentType,
         })),
@@ -507,7 +532,7 @@ function sameFile(
 ): boolean {
   return (
     stored.bucket === file.bucket &&
-    stored.key === file.path &&
+    stored.key === keyOf(file) &&
     stored.blob === file.hash &&
     stored.contentType === file.contentType
   );
