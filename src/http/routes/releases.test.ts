@@ -110,6 +110,11 @@ describe('POST /v1/apps/{app}/releases', () => {
       state: 'active',
       conflicts: [],
       entry: '/index.html',
+      spa: false,
+      files: {
+        '/index.html': { bucket: 'application', key: 'index.html', contentType: expect.any(String) },
+        '/data.json': { bucket: 'objects', key: 'data.json' },
+      },
     });
   });
 

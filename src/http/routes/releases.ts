@@ -67,7 +67,8 @@ export function releaseRoutes(releases: Releases) {
         versionParam(release, 'release'),
         context.store.snapshot(),
       );
-      return { ...infoView(info), ...table, files };
+      // spa is always said, true or false; entry only when the release has one.
+      return { ...infoView(info), ...table, spa: table.spa === true, files };
     });
 
     app.delete('/v1/apps/:app/releases/:release', async (request) => {
