@@ -268,6 +268,35 @@ describe('membership', () => {
       return { node, keepB: heartbeats(node, B), learnedAt: node.clock.now() };
     }
 
+    it('forgets a member dead for forgetDeadAfterMs, and takes it back when it is heard again', () => {
+      const node = new Node({ forgetDeadAfterMs: 20_000 });
+      node.linkUp(info(B));
+      node.message(B, { type: 'members', members: [info(B), info(C, { heartbeat: 5 })] });
+      const keepB = heartbeats(node, B);
+      const forgotten = node.runUntil(
+        30_000,
+        (o) => o.type === 'event' && o.event.type === 'forgotten',
+        keepB,
+      );
+      expect(forgotten.afterMs).toBeGreaterThan(20_000);
+      expect(forgotten.output).toMatchObject({ event: { type: 'forgotten', member: C, reason: 'silent' } });
+      expect(node.state(C)).toBeUndefined();
+      // No longer probed.
+      expect(
+        connectsOf(node.run(5 * node.timing.probeDeadIntervalMs, keepB)).map((c) => c.url),
+      ).not.toContain(urlOf(C));
+      // Its old row again is stale; a newer heartbeat (a healed partition) is news.
+      expect(eventsOf(node.message(B, { type: 'members', members: [info(C, { heartbeat: 5 })] }))).toEqual(
+        [],
+      );
+      expect(node.state(C)).toBeUndefined();
+      const healed = node.message(B, { type: 'members', members: [info(C, { heartbeat: 6 })] });
+      expect(eventsOf(healed)).toEqual([
+        { type: 'new_neighbor', member: C, name: 'node-cccc', url: urlOf(C) },
+      ]);
+      expect(node.state(C)).toBe('alive');
+    });
+
     it('suspects a member after suspectAfterMs without heartbeat progress, then declares it dead', () => {
       const { node, keepB, learnedAt } = withSilentC();
       const { suspectAfterMs, deadAfterMs, tickIntervalMs } = node.timing;
@@ -418,6 +447,32 @@ describe('membership', () => {
       expect(eventsOf(later).filter((event) => event.member === B)).toEqual([]);
       expect(connectsOf(later).filter((connect) => connect.url === urlOf(B))).toEqual([]);
       expect(node.state(B)).toBe('dead');
+    });
+
+    it('forgets a departed member after forgetLeftAfterMs, and stale gossip does not bring it back', () => {
+      const node = new Node({ forgetLeftAfterMs: 5_000 });
+      node.linkUp(info(B, { heartbeat: 3 }));
+      node.linkUp(info(D));
+      node.message(B, { type: 'members', members: [info(B, { heartbeat: 4, left: true })] });
+      const keepD = heartbeats(node, D, { stale: [info(B, { heartbeat: 3 })] });
+      const forgotten = node.runUntil(
+        10_000,
+        (o) => o.type === 'event' && o.event.type === 'forgotten',
+        keepD,
+      );
+      expect(forgotten.afterMs).toBeGreaterThan(5_000);
+      expect(forgotten.output).toEqual({
+        type: 'event',
+        event: { type: 'forgotten', member: B, name: 'node-bbbb', reason: 'left' },
+      });
+      expect(node.state(B)).toBeUndefined();
+      const later = node.run(3 * node.timing.heartbeatIntervalMs, keepD);
+      expect(tableIds(sentTo(later, D, 'members').at(-1))).not.toContain(B);
+      expect(eventsOf(later).filter((event) => event.member === B)).toEqual([]);
+      expect(node.state(B)).toBeUndefined();
+      // Restarted, it is a member again.
+      const back = node.message(D, { type: 'members', members: [info(B, { incarnation: 2, heartbeat: 1 })] });
+      expect(eventsOf(back)).toEqual([{ type: 'new_neighbor', member: B, name: 'node-bbbb', url: urlOf(B) }]);
     });
 
     it('a departed member that restarts (newer incarnation) is alive again', () => {

@@ -38,6 +38,9 @@ export interface MembershipHooks {
   linkLost(peer: NodeId): void;
 }
 
+/** Forgotten members remembered (their last row), so that stale gossip does not bring them back. */
+const forgottenMax = 10_000;
+
 /**
  * Membership and the overlay (DESIGN §5). Gossip-style failure detection (van Renesse, Minsky,
  * Hayden, "A Gossip-Style Failure Detection Service", 1998): every node bumps its own heartbeat and
@@ -49,6 +52,11 @@ export interface MembershipHooks {
 export class Membership {
   readonly members = new Map<NodeId, MemberView>();
   readonly links = new Map<NodeId, Link>();
+  /**
+   * The last row of each forgotten member: only a newer one (it came back, or restarted) makes it
+   * a member again, so that stale gossip of it does not. Oldest dropped past `forgottenMax`.
+   */
+  private readonly forgotten = new Map<NodeId, { incarnation: number; heartbeat: number }>();
   private readonly connecting = new Map<string, number>();
   private seeds: string[] = [];
   private heartbeat = 0;
@@ -212,6 +220,14 @@ export class Membership {
       if (!known) {
         // A departed or long-gone member learned second hand is not news.
         if (info.left) continue;
+        const gone = this.forgotten.get(info.id);
+        if (
+          gone &&
+          (info.incarnation < gone.incarnation ||
+            (info.incarnation === gone.incarnation && info.heartbeat <= gone.heartbeat))
+        )
+          continue;
+        this.forgotten.delete(info.id);
         this.members.set(info.id, { info, state: 'alive', progressAt: now, skewed: false });
         this.event({ type: 'new_neighbor', member: info.id, name: info.name, url: info.url });
         this.pushSoon = true;
@@ -240,7 +256,22 @@ export class Membership {
 
   private detectFailures(now: number): void {
     for (const [id, view] of this.members) {
-      if (view.state === 'dead') continue;
+      if (view.state === 'dead') {
+        const left = view.info.left === true;
+        if (now - view.progressAt > (left ? this.timing.forgetLeftAfterMs : this.timing.forgetDeadAfterMs)) {
+          this.members.delete(id);
+          this.forgotten.set(id, { incarnation: view.info.incarnation, heartbeat: view.info.heartbeat });
+          if (this.forgotten.size > forgottenMax)
+            this.forgotten.delete(this.forgotten.keys().next().value as NodeId);
+          this.event({
+            type: 'forgotten',
+            member: id,
+            name: view.info.name,
+            reason: left ? 'left' : 'silent',
+          });
+        }
+        continue;
+      }
       const silentMs = now - view.progressAt;
       if (silentMs > this.timing.deadAfterMs) {
         view.state = 'dead';

@@ -44,6 +44,7 @@ export type ClusterEvent =
   | { type: 'suspect'; member: NodeId; name: string; silentMs: number }
   | { type: 'alive'; member: NodeId; name: string }
   | { type: 'dead_neighbor'; member: NodeId; name: string; reason: 'silent' | 'left' }
+  | { type: 'forgotten'; member: NodeId; name: string; reason: 'silent' | 'left' }
   | { type: 'clock_skew'; member: NodeId; name: string; offsetMs: number };
 
 /** What the protocol asks of the node's storage. Synchronous reads; writes go out as `apply`. */
@@ -109,6 +110,13 @@ export interface ClusterTiming {
   connectRetryMs: number;
   /** This often one suspect or dead (not departed) member without a link, at random, is probed, so that partitions heal by themselves. */
   probeDeadIntervalMs: number;
+  /**
+   * A member silent this long is forgotten: no longer listed, gossiped or probed (a replaced node
+   * does not stay in status for ever). Back again, it is a new member like any other.
+   */
+  forgetDeadAfterMs: number;
+  /** A member that left is forgotten this long after its departure was heard (every node has heard it by then). */
+  forgetLeftAfterMs: number;
   /** Plumtree timer 1: wait this long after an i_have for the eager copy before grafting. */
   graftTimeoutMs: number;
   /** Plumtree timer 2: graft the next announcer if the first graft brought nothing. */
@@ -140,6 +148,8 @@ export const defaultTiming: ClusterTiming = {
   connectTimeoutMs: 5_000,
   connectRetryMs: 1_000,
   probeDeadIntervalMs: 2_000,
+  forgetDeadAfterMs: 24 * 60 * 60_000,
+  forgetLeftAfterMs: 60 * 60_000,
   graftTimeoutMs: 150,
   graftRetryMs: 200,
   antiEntropyIntervalMs: 1_000,
