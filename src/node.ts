@@ -132,11 +132,21 @@ export function startNode(options: NodeOptions): StrataNode {
     async close() {
       scheduler.stop();
       await cluster.close();
-      await app.close();
+      // Requests in flight are answered; a connection still open after closeGraceMs (a client that
+      // stopped sending mid-body, say) is cut, so that a stop never waits on a client.
+      const cut = setTimeout(() => app.server.closeAllConnections(), closeGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(cut);
+      }
       await store.close();
     },
   };
 }
+
+/** How long a stopping node waits for open connections before it cuts them. */
+export const closeGraceMs = 5_000;
 
 /**
  * One `release.activated` per release in a cluster: the node that wrote the release records it;

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, existsSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, fstatSync, rmSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,7 +12,7 @@ import { defaultLimits, startNode } from '../node.js';
 import { rankedMatchesMaxDefault, rankedMatchesMaxRange } from '../search/search-query.js';
 import { Store } from '../store/store.js';
 import { addClusterCommands } from './cluster-commands.js';
-import { example, print } from './output.js';
+import { checkTimeOptions, example, print, shellQuoted } from './output.js';
 import { addReleaseCommands } from './release-commands.js';
 import { addSearchCommands } from './search-commands.js';
 import { watchAndPublish } from './watch-publish.js';
@@ -257,15 +257,19 @@ example(
     .option('--effective-at <time>', 'when the value takes effect (RFC 3339 or epoch ms)')
     .option('--json', 'print JSON')
     .action(async (bucket: string, key: string, file: string | undefined, options) => {
+      checkTimeOptions(options, { effectiveAt: '--effective-at' });
       const headers: Record<string, string> = { 'content-type': options.contentType };
       if (options.ifMatch) headers['if-match'] = ifMatchHeader(options.ifMatch);
       if (options.ifNoneMatch) headers['if-none-match'] = '*';
-      if (options.effectiveAt) headers['strata-effective-at'] = options.effectiveAt;
+      if (options.effectiveAt !== undefined) headers['strata-effective-at'] = options.effectiveAt;
       let body: NodeJS.ReadableStream;
       if (file && file !== '-') {
         headers['content-length'] = String(inputFileSize(file));
         body = createReadStream(file);
       } else {
+        // A directory on stdin (`put b k < dir`) reads as nothing: it would store an empty value.
+        if (fstatSync(0).isDirectory())
+          throw new StrataError('STRATA_BAD_REQUEST', 'stdin is a directory: put uploads one file');
         body = process.stdin;
       }
       const result = await callJson<{ version: string; commit: string }>(
@@ -291,6 +295,7 @@ example(
     .option('--version <version>', 'that exact version')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(async (bucket: string, key: string, options) => {
+      checkTimeOptions(options, { at: '--at', asOf: '--as-of' });
       const response = await call(clientConfig(), keyPath(bucket, key), {
         query: {
           at: options.at,
@@ -333,6 +338,7 @@ example(
     .option('--at <time>', 'list as of this effective time')
     .option('--json', 'print JSON')
     .action(async (bucket: string | undefined, options) => {
+      checkTimeOptions(options, { at: '--at' });
       const config = clientConfig();
       if (
         !bucket &&
@@ -361,7 +367,7 @@ example(
       print(result, options.json, () =>
         [
           ...result.keys.map((k) => `${k.txTime}  ${String(k.size).padStart(10)}  ${k.key}`),
-          ...(result.next ? [`… more: --after '${result.next}'`] : []),
+          ...(result.next ? [`… more: --after ${shellQuoted(result.next)}`] : []),
         ].join('\n'),
       );
     }),

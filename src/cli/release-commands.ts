@@ -7,7 +7,7 @@ import { fail } from '../core/errors.js';
 import { checkBucketName } from '../core/names.js';
 import { parseTime } from '../core/time.js';
 import { directoryFiles, Exclusions, gitFiles, publish, readPublishConfig } from '../release/publish.js';
-import { example, print } from './output.js';
+import { checkTimeOptions, example, print } from './output.js';
 import { describeSummary, publishReporter } from './progress.js';
 
 interface Release {
@@ -78,7 +78,11 @@ function appNameOf(directory: string): string {
 
 function gitTopLevel(dir: string): string {
   try {
-    return execFileSync('git', ['-C', dir, 'rev-parse', '--show-toplevel']).toString().trim();
+    return execFileSync('git', ['-C', dir, 'rev-parse', '--show-toplevel'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+      .toString()
+      .trim();
   } catch {
     fail('STRATA_BAD_REQUEST', `${dir} is not inside a git repository`);
   }
@@ -186,23 +190,28 @@ export function addReleaseCommands(program: Command): void {
       .option('--effective-at <time>', 'when (default now)')
       .option('--json', 'print JSON')
       .action(async (app: string, options) => {
-        const result = await callJson<{ release: string; rolledBackTo: string; effectiveAt: string }>(
-          clientConfig(),
-          `/v1/apps/${encodeURIComponent(app)}/rollback`,
-          {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({
-              ...(options.to ? { to: options.to } : {}),
-              ...(options.effectiveAt ? { effectiveAt: options.effectiveAt } : {}),
-            }),
-          },
-        );
+        checkTimeOptions(options, { effectiveAt: '--effective-at' });
+        const result = await callJson<{
+          release: string;
+          rolledBackTo: string;
+          effectiveAt: string;
+          state: string;
+        }>(clientConfig(), `/v1/apps/${encodeURIComponent(app)}/rollback`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            ...(options.to !== undefined ? { to: options.to } : {}),
+            ...(options.effectiveAt !== undefined ? { effectiveAt: options.effectiveAt } : {}),
+          }),
+        });
         print(
           result,
           options.json,
           () =>
-            `rolled back to ${result.rolledBackTo}: release ${result.release} effective ${result.effectiveAt}`,
+            `rolled back to ${result.rolledBackTo}: release ${result.release} effective ${result.effectiveAt}` +
+            (result.state === 'past'
+              ? '\nwarning: it takes effect before the active release, so it is history, not served now; roll back without --effective-at to serve it'
+              : ''),
         );
       }),
     'strata rollback shop',

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { callJson, clientConfig } from '../client/api-client.js';
-import { example, print } from './output.js';
+import { fail } from '../core/errors.js';
+import { checkRange, checkTimeOptions, example, print } from './output.js';
 
 interface Hit {
   bucket: string;
@@ -29,6 +30,15 @@ export function addSearchCommands(program: Command): void {
       .option('--limit <n>', 'at most this many hits', '20')
       .option('--json', 'print JSON')
       .action(async (query: string | undefined, options) => {
+        const times = checkTimeOptions(options, { at: '--at', from: '--from', to: '--to' });
+        checkRange(times, 'from', 'to');
+        if (query === undefined && !options.def && !options.ref)
+          fail('STRATA_BAD_QUERY', 'give a query, or --def / --ref <identifier>');
+        if (options.at !== undefined && options.allVersions)
+          fail(
+            'STRATA_BAD_REQUEST',
+            '--at picks the versions current then: it does not go with --all-versions',
+          );
         const result = await callJson<{ hits: Hit[]; cursor?: string }>(clientConfig(), '/v1/search', {
           query: {
             q: query,
@@ -76,6 +86,7 @@ export function addSearchCommands(program: Command): void {
       .option('--limit <n>', 'at most this many keys', '20')
       .option('--json', 'print JSON')
       .action(async (options) => {
+        checkRange(checkTimeOptions(options, { since: '--since', until: '--until' }), 'since', 'until');
         const result = await callJson<{
           changes: Array<{ bucket: string; key: string; kind: string; txTime: string }>;
         }>(clientConfig(), '/v1/recent', {

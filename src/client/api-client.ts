@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Dispatcher, request } from 'undici';
+import { type Dispatcher, getGlobalDispatcher } from 'undici';
 
 /** Where client commands send requests: STRATA_URL, STRATA_TOKEN, or the local node's admin token. */
 export interface ApiClient {
@@ -62,15 +62,20 @@ export async function call(
   path: string,
   options: CallOptions = {},
 ): Promise<Dispatcher.ResponseData> {
-  const url = new URL(config.url + path);
+  const query = new URLSearchParams();
   for (const [name, value] of Object.entries(options.query ?? {})) {
-    if (value !== undefined) url.searchParams.set(name, String(value));
+    if (value !== undefined) query.set(name, String(value));
   }
+  const search = query.toString();
   const headers: Record<string, string> = { ...options.headers };
   if (config.token) headers.authorization = `Bearer ${config.token}`;
   let response: Dispatcher.ResponseData;
   try {
-    response = await request(url, {
+    // The path goes out as written: a URL parser would fold a key's `.` and `..` segments away
+    // (`a/../b` is `b` to it), and the request would read, overwrite or delete another key.
+    response = await getGlobalDispatcher().request({
+      origin: config.url,
+      path: search === '' ? path : `${path}?${search}`,
       method: options.method ?? 'GET',
       headers,
       body: options.body as Dispatcher.DispatchOptions['body'],

@@ -245,6 +245,14 @@ describe('directoryFiles', () => {
     ]);
   });
 
+  it('names a file whose name cannot be a key, and says how to leave it out', async () => {
+    const root = tempDir({ 'ok.txt': 'fine', 'tab\there.txt': 'x' });
+    const refusal = await directoryFiles(root, {}).catch((error: Error & { code?: string }) => error);
+    expect(refusal).toMatchObject({ code: 'STRATA_INVALID_NAME' });
+    expect((refusal as Error).message).toContain('"tab\\there.txt" cannot be published');
+    expect((refusal as Error).message).toContain('exclude it in strata.publish.json');
+  });
+
   it('refuses a config that is not JSON, or a bucket override that is not a bucket name', async () => {
     const broken = tempDir({ 'strata.publish.json': '{nope' });
     expect(() => readPublishConfig(broken)).toThrow(/not valid JSON/);

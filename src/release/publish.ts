@@ -161,7 +161,16 @@ export function keyOf(file: SourceFile): string {
 
 /** Bucket, key and content type of a file at this path. */
 function placeOf(path: string, config: PublishConfig): { bucket: string; key: string; contentType: string } {
-  const key = checkKey(`${config.keyPrefix ?? ''}${path}`);
+  let key: string;
+  try {
+    key = checkKey(`${config.keyPrefix ?? ''}${path}`);
+  } catch (error) {
+    if (!(error instanceof StrataError)) throw error;
+    fail(
+      error.code,
+      `${JSON.stringify(path)} cannot be published: its ${error.message} (rename it, or exclude it in ${configFileName})`,
+    );
+  }
   return { ...bucketFor(path, config), key };
 }
 
@@ -271,7 +280,11 @@ export function gitFiles(
   exclusions = new Exclusions(config),
 ): { files: SourceFile[]; commit: string; subject: string } {
   const git = (...args: string[]) =>
-    execFileSync('git', ['-C', root, ...args], { maxBuffer: 256 * 1024 * 1024 });
+    // git's own complaints stay out of the output: a failure is reported below, in one line.
+    execFileSync('git', ['-C', root, ...args], {
+      maxBuffer: 256 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   let commit: string;
   try {
     commit = git('rev-parse', 'HEAD').toString().trim();

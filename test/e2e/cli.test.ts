@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -349,6 +349,44 @@ describe('strata client commands', () => {
       }
       const history = json<HistoryJson>(await cli(['history', 'notes', 'dir.txt', '--json']));
       expect(history.versions).toEqual([]);
+    });
+
+    it('refuses a directory on stdin, an empty time and a key with . or .. segments, changing nothing', async () => {
+      succeeded(await cli(['put', 'notes', 'kept.txt', '-'], 'keep me'));
+      const directory = openSync(workDir, 'r');
+      const fromDirectory = await runCli(['put', 'notes', 'kept.txt'], {
+        env: { STRATA_URL: server.url, STRATA_TOKEN: adminToken },
+        cwd: workDir,
+        stdinFd: directory,
+      }).finally(() => closeSync(directory));
+      const refused = await Promise.all([
+        cli(['put', 'notes', 'kept.txt', '-', '--effective-at', ''], 'empty time'),
+        cli(['get', 'notes', 'kept.txt', '--at', '']),
+        cli(['ls', 'notes', '--at', '']),
+        cli(['put', 'notes', 'zz/../kept.txt', '-'], 'clobbered'),
+        cli(['rm', 'notes', 'q/../kept.txt']),
+        cli(['search', 'keep', '--from', '2026-12-02T00:00:00Z', '--to', '2026-12-01T00:00:00Z']),
+        cli(['search', 'keep', '--at', '2026-12-01T00:00:00Z', '--all-versions']),
+        cli(['search']),
+      ]);
+      const expected = [
+        /^error: STRATA_BAD_REQUEST: stdin is a directory/,
+        /^error: STRATA_INVALID_TIME: --effective-at "" is neither/,
+        /^error: STRATA_INVALID_TIME: --at "" is neither/,
+        /^error: STRATA_INVALID_TIME: --at "" is neither/,
+        /^error: STRATA_INVALID_NAME: key must not have \. or \.\. segments/,
+        /^error: STRATA_NOT_FOUND: /,
+        /^error: STRATA_BAD_REQUEST: --from is after --to/,
+        /^error: STRATA_BAD_REQUEST: --at picks the versions current then/,
+        /^error: STRATA_BAD_QUERY: give a query, or --def/,
+      ];
+      for (const [index, result] of [fromDirectory, ...refused].entries()) {
+        expect(result.code, result.stderr).toBe(1);
+        expect(result.stderr).toMatch(expected[index] as RegExp);
+      }
+      expect(succeeded(await cli(['get', 'notes', 'kept.txt'])).stdout).toBe('keep me');
+      const history = json<HistoryJson>(await cli(['history', 'notes', 'kept.txt', '--json']));
+      expect(history.versions).toHaveLength(1);
     });
 
     it('rm deletes a key; get then fails with STRATA_NOT_FOUND', async () => {

@@ -341,6 +341,14 @@ describe('strata release commands', () => {
         expectFailure(results[index] as Failure, code, message);
       });
     }
+    // Outside a repository, or in one without a commit, publish --git says so in one line, without git's own.
+    const noCommit = temporaryDirectory('strata-no-commit-');
+    await git(noCommit, 'init', '-q');
+    for (const cwd of [temporaryDirectory('strata-no-git-'), noCommit]) {
+      const outside = await failing(['publish', '--git', '--app', 'single'], { cwd });
+      expectFailure(outside, 'STRATA_BAD_REQUEST', /git repository/);
+      expect(outside.stderr.trim().split('\n'), outside.stderr).toHaveLength(1);
+    }
     // Nothing of the failed commands shows in the timelines.
     expect(await node.releases('single')).toHaveLength(1);
   });
@@ -362,7 +370,18 @@ describe('strata release commands', () => {
     expect(timeline.find((info) => info.state === 'active')?.release).toBe(current.release);
     // A release effective now is not behind anything.
     writeApp(site, 'newest');
-    expect((await node.publish(site, 'retro')).behind).toBeUndefined();
+    const newest = await node.publish(site, 'retro');
+    expect(newest.behind).toBeUndefined();
+    // A rollback effective before the active release is history too, and says so.
+    const rollback = await runCli(
+      ['rollback', 'retro', '--to', current.release as string, '--effective-at', '2003-01-01T00:00:00Z'],
+      { env: node.env },
+    );
+    expect(rollback.code, rollback.stderr).toBe(0);
+    expect(rollback.stdout).toContain('warning: it takes effect before the active release');
+    expect((await node.releases('retro')).find((info) => info.state === 'active')?.release).toBe(
+      newest.release,
+    );
   });
 
   it('warns about an exclude rule that matched nothing, and keeps .env out without one', async () => {

@@ -288,6 +288,8 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   /** Written to stdin, which is then closed; stdin is closed at once when absent. */
   input?: string | Buffer;
+  /** A file descriptor to give the command as its stdin instead (a directory, say); `input` is then unused. */
+  stdinFd?: number;
   /** Defaults to the system temporary directory, so that no ./.strata/admin-token is picked up. */
   cwd?: string;
   timeoutMs?: number;
@@ -299,7 +301,7 @@ export async function runCli(commandArguments: string[], options: CliOptions = {
     spawn(strataBin, commandArguments, {
       cwd: options.cwd ?? tmpdir(),
       env: childEnvironment(options.env),
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.stdinFd ?? 'pipe', 'pipe', 'pipe'],
     }),
   );
   const stdout: Buffer[] = [];

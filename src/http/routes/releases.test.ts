@@ -421,6 +421,7 @@ describe('POST /v1/apps/{app}/rollback', () => {
       release: expect.stringMatching(versionPattern),
       effectiveAt: iso(clock.now()),
       rolledBackTo: r1.release,
+      state: 'active',
     });
     const releases = await timeline('site');
     expect(releases[0]).toMatchObject({
@@ -448,8 +449,15 @@ describe('POST /v1/apps/{app}/rollback', () => {
     await release('site', 'three');
     const response = await post('/v1/apps/site/rollback', { to: r1.release, effectiveAt: iso(start + hour) });
     expect(response.statusCode, response.body).toBe(201);
-    expect(response.json()).toMatchObject({ rolledBackTo: r1.release, effectiveAt: iso(start + hour) });
+    expect(response.json()).toMatchObject({
+      rolledBackTo: r1.release,
+      effectiveAt: iso(start + hour),
+      state: 'scheduled',
+    });
     expect((await timeline('site'))[0]).toMatchObject({ state: 'scheduled', effectiveAt: iso(start + hour) });
+    // Effective before the active release, a rollback is history: the answer says so.
+    const behind = await post('/v1/apps/site/rollback', { to: r1.release, effectiveAt: iso(start - hour) });
+    expect(behind.json()).toMatchObject({ rolledBackTo: r1.release, state: 'past' });
   });
 
   it('answers 409 when there is no earlier release to go back to', async () => {

@@ -95,7 +95,11 @@ export function releaseRoutes(releases: Releases) {
         ...(body.effectiveAt !== undefined ? { effectiveAt: timeOf(body.effectiveAt) } : {}),
         ...(request.principal ? { author: request.principal.name } : {}),
       });
-      return reply.status(201).send({ ...result, effectiveAt: formatTime(result.effectiveAt) });
+      // A rollback effective before the active release is history, not served: the state says so.
+      const state = releases
+        .timeline(name, context.store.snapshot())
+        .find((entry) => entry.release === result.release)?.state;
+      return reply.status(201).send({ ...result, effectiveAt: formatTime(result.effectiveAt), state });
     });
 
     app.get('/v1/apps/:app/diff', async (request) => {

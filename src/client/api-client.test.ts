@@ -1,0 +1,131 @@
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminToken, type TempNode, tempNode } from '../../test/support/temp-node.js';
+import { closeGraceMs } from '../node.js';
+import { type ApiClient, ApiError, call, callJson, keyPath } from './api-client.js';
+
+/** What a call failed with, as the CLI would print it. */
+async function failureOf(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ApiError) return error;
+    throw error;
+  }
+  throw new Error('the call succeeded');
+}
+
+describe('requests of the client', () => {
+  let node: TempNode;
+  let client: ApiClient;
+  let port: number;
+  const files = mkdtempSync(join(tmpdir(), 'strata-client-'));
+
+  beforeAll(async () => {
+    node = tempNode({ limits: { objectBytesMax: 1000 } });
+    await node.app.listen({ host: '127.0.0.1', port: 0 });
+    port = (node.app.server.address() as AddressInfo).port;
+    client = { url: `http://127.0.0.1:${port}`, token: adminToken };
+  });
+  afterAll(async () => {
+    await node.dispose();
+    rmSync(files, { recursive: true, force: true });
+  });
+
+  async function put(key: string, value: string) {
+    return callJson<{ version: string }>(client, keyPath('notes', key), {
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain' },
+      body: value,
+    });
+  }
+
+  it('sends . and .. segments of a key as written, so that they never name another key', async () => {
+    await put('greeting.txt', 'hello');
+    for (const key of ['zz/../greeting.txt', 'x/./greeting.txt', '..', 'x/..']) {
+      const refused = await failureOf(put(key, 'clobbered'));
+      expect(refused.code, key).toBe('STRATA_INVALID_NAME');
+      expect(refused.message).toContain('. or .. segments');
+      const read = await failureOf(call(client, keyPath('notes', key)));
+      expect(read.code, key).toBe('STRATA_NOT_FOUND');
+      const removed = await failureOf(call(client, keyPath('notes', key), { method: 'DELETE' }));
+      expect(removed.code, key).toBe('STRATA_NOT_FOUND');
+    }
+    const response = await call(client, keyPath('notes', 'greeting.txt'));
+    expect(await response.body.text()).toBe('hello');
+  });
+
+  it('gets the 413 of a file far over the limit every time, not a reset connection', async () => {
+    const file = join(files, 'big');
+    writeFileSync(file, Buffer.alloc(20_000_000, 7));
+    for (let attempt = 0; attempt < 6; attempt += 1) {
+      const refused = await failureOf(
+        call(client, keyPath('notes', 'big'), {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', 'content-length': '20000000' },
+          body: createReadStream(file),
+        }),
+      );
+      expect(`${refused.code}: ${refused.message}`, `attempt ${attempt}`).toMatch(/^STRATA_TOO_LARGE/);
+    }
+  });
+
+  it('cuts a connection whose refused body is still coming two seconds after the 413', async () => {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(
+      [
+        'PUT /v1/buckets/notes/keys/endless HTTP/1.1',
+        'Host: 127.0.0.1',
+        `Authorization: Bearer ${adminToken}`,
+        'Transfer-Encoding: chunked',
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('utf8');
+    });
+    socket.on('error', () => {});
+    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    // Send until the answer comes, then keep the connection open without a word more.
+    const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`;
+    while (!answer.includes('\r\n\r\n') && !socket.destroyed) {
+      if (!socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const answeredAt = Date.now();
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('STRATA_TOO_LARGE');
+    const cutAfter = (await Promise.race([
+      closed,
+      new Promise<number>((resolve) => setTimeout(() => resolve(Number.NaN), 8_000)),
+    ])) as number;
+    expect(cutAfter - answeredAt, 'the node cut the connection').toBeLessThan(6_000);
+  });
+});
+
+describe('stopping a node', () => {
+  it('does not wait for ever on a client that stopped sending mid-body', async () => {
+    const node = tempNode();
+    await node.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = node.app.server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(
+      `PUT /v1/buckets/notes/keys/stalled HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${adminToken}\r\nContent-Length: 1000\r\n\r\nonly ten b`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const started = Date.now();
+    await node.dispose();
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(closeGraceMs - 100);
+    expect(took).toBeLessThan(closeGraceMs + 3_000);
+    socket.destroy();
+  }, 15_000);
+});
