@@ -76,8 +76,10 @@ export class Tokens {
 
   async create(role: Role, name: string): Promise<TokenInfo & { token: string }> {
     if (!roles.includes(role)) fail('STRATA_BAD_REQUEST', `role must be one of ${roles.join(', ')}`);
-    if (name.length === 0 || name.length > 128)
-      fail('STRATA_BAD_REQUEST', 'token name must be 1–128 characters');
+    // Characters are code points: an emoji is one, not the two UTF-16 units it takes.
+    const characters = [...name].length;
+    if (characters === 0 || characters > 128)
+      fail('STRATA_BAD_REQUEST', `token name must be 1–128 characters, got ${characters}`);
     // The name becomes the author of the token's commits, printed by the CLI and written to logs.
     // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point.
     if (/[\u0000-\u001f\u007f-\u009f]/.test(name) || !name.isWellFormed()) {

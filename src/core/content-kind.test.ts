@@ -67,6 +67,16 @@ describe('isTextLike', () => {
     expect(isTextLike('TEXT/HTML', 'x')).toBe(true);
     expect(isTextLike('application/json', 'x')).toBe(true);
     expect(isTextLike('application/javascript', 'x')).toBe(true);
+    for (const alias of [
+      'x-javascript',
+      'ecmascript',
+      'x-ecmascript',
+      'typescript',
+      'x-typescript',
+      'x-yaml',
+      'toml',
+    ])
+      expect(isTextLike(`application/${alias}`, 'x'), alias).toBe(true);
     expect(isTextLike('application/xml', 'x')).toBe(true);
     expect(isTextLike('application/yaml', 'x')).toBe(true);
     expect(isTextLike('application/manifest+json', 'x')).toBe(true);

@@ -77,7 +77,7 @@ export function classifyFile(path: string): { kind: FileKind; contentType: strin
 }
 
 const textTypes =
-  /^(text\/|application\/(json|javascript|xml|yaml|manifest\+json|.*\+json|.*\+xml)|image\/svg\+xml|model\/(gltf\+json|obj))/i;
+  /^(text\/|application\/(json|javascript|x-javascript|ecmascript|x-ecmascript|typescript|x-typescript|xml|yaml|x-yaml|toml|sql|graphql|manifest\+json|.*\+json|.*\+xml)|image\/svg\+xml|model\/(gltf\+json|obj))/i;
 
 /** Is this object text, by content type or, failing that, by its key's extension? */
 export function isTextLike(contentType: string | undefined, key: string): boolean {

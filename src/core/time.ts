@@ -3,9 +3,11 @@ import { fail } from './errors.js';
 /**
  * Accepts RFC 3339 date-times (`2026-11-23T18:00:00Z`, `…+01:00`, fractional seconds) and epoch
  * milliseconds. Dates that do not exist (February 30th, hour 25) are rejected instead of being
- * rolled over the way `Date.parse` would.
+ * rolled over the way `Date.parse` would. Fractional seconds may have any number of digits (RFC 3339
+ * `1*DIGIT`; up to 64 here), cut to the millisecond.
  */
-const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/;
+const rfc3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,64})?([Zz]|[+-](\d{2}):(\d{2}))$/;
 /** Digits alone are epoch milliseconds; more than 15 is out of range, and is said to be. */
 const epochMs = /^-?\d{1,30}$/;
 

@@ -35,6 +35,7 @@ export function single(request: FastifyRequest, name: string): string | undefine
 
 export function timeParam(request: FastifyRequest, name: string): number | undefined {
   const value = single(request, name);
+  // An empty one (`at=`, as an HTML form sends a blank field) is the same as none.
   return value === undefined || value === '' ? undefined : parseTime(value, name);
 }
 
@@ -69,7 +70,13 @@ export function ifMatchHeader(request: FastifyRequest): { version?: VersionId; e
   const value = header(request, 'if-match')?.trim();
   if (value === undefined) return {};
   if (value === '*') return { exists: true };
-  const match = /^(?:W\/)?"([^"]*)"$/.exec(value) ?? /^([^",\s]+)$/.exec(value);
+  // If-Match compares strongly (RFC 9110 §13.1.1): a weak tag never matches, so nothing is written.
+  if (/^W\/"[^"]*"$/.test(value))
+    fail(
+      'STRATA_PRECONDITION_FAILED',
+      'If-Match compares strongly: a weak tag (W/"…") never matches; send the version as ETag gives it, "<version>"',
+    );
+  const match = /^"([^"]*)"$/.exec(value) ?? /^([^",\s]+)$/.exec(value);
   if (!match) fail('STRATA_BAD_REQUEST', 'If-Match takes one quoted version id, as returned in ETag, or *');
   return { version: versionParam(match[1] as string, 'If-Match') };
 }
@@ -95,8 +102,21 @@ export function checkContentType(value: unknown, what: string): string {
       `${what} may hold only visible ASCII characters, spaces and tabs, as it is sent back as a header`,
     );
   }
+  if (!mediaType.test(value)) {
+    fail(
+      'STRATA_BAD_REQUEST',
+      `${what} "${value.slice(0, 100)}" is not a valid media type (type/subtype; name=value), e.g. text/plain; charset=utf-8`,
+    );
+  }
   return value;
 }
+
+/** RFC 9110 §8.3.1: `type/subtype`, then `; name=value` parameters (a value a token or a quoted string; empty ones allowed). */
+const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const quoted = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\t \\x21-\\x7e])*"';
+const mediaType = new RegExp(
+  `^${token}/${token}(?:[ \\t]*;(?:[ \\t]*${token}=(?:${token}|${quoted}))?)*[ \\t]*$`,
+);
 
 /** The Content-Type a read sends: a stored one that is not a valid header (a peer's) is withheld. */
 export function servedContentType(stored: string | undefined): string {

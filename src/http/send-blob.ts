@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { OutgoingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../core/errors.js';
 import type { StoredBlob } from '../log/blob-store.js';
@@ -16,7 +17,12 @@ export function sendBlob(
   etag: string,
 ): FastifyReply {
   void reply.header('ETag', etag).header('Accept-Ranges', 'bytes');
-  if (isNotModified(request, etag)) return reply.status(304).send();
+  if (isNotModified(request, etag)) {
+    if (request.method !== 'HEAD') return reply.status(304).send();
+    // Fastify gives a HEAD without a payload `Content-Length: 0`, which a 304 must not say
+    // (RFC 9110 §8.6): it says the 200's length, and an empty stream keeps it.
+    return reply.status(304).header('Content-Length', String(blob.size)).send(Readable.from([]));
+  }
   let start = 0;
   let end = blob.size - 1;
   let range: [number, number] | undefined;

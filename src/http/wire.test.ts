@@ -86,6 +86,31 @@ describe('requests on the wire', () => {
     expect(got.body).toBe('bytes');
   });
 
+  it('answers a conditional HEAD with 304 and the length a 200 would have, a GET with none', async () => {
+    const put = await send(
+      ['PUT /v1/buckets/wire/keys/cached HTTP/1.1', host, bearer, 'Content-Length: 11', 'Connection: close'],
+      'hello world',
+    );
+    expect(put.status, put.body).toBe(201);
+    const etag = put.headers.etag as string;
+    const asked = (method: string) =>
+      send([
+        `${method} /v1/buckets/wire/keys/cached HTTP/1.1`,
+        host,
+        bearer,
+        `If-None-Match: ${etag}`,
+        'Connection: close',
+      ]);
+    const head = await asked('HEAD');
+    expect(head.status).toBe(304);
+    expect(head.headers['content-length']).toBe('11');
+    expect(head.headers.etag).toBe(etag);
+    const get = await asked('GET');
+    expect(get.status).toBe(304);
+    expect(get.headers['content-length']).toBeUndefined();
+    expect(get.body).toBe('');
+  });
+
   it.each([
     ['a Content-Length that is not a number', ['Content-Length: five'], 'x'],
     ['two different Content-Lengths', ['Content-Length: 1', 'Content-Length: 2'], 'xx'],

@@ -32,8 +32,9 @@ export function documentKind(contentType: string | undefined, key: string): Docu
 
 function kindOfType(type: string): DocumentKind {
   if (type === 'application/json' || type.endsWith('+json')) return 'json';
-  if (type === 'text/javascript' || type === 'application/javascript') return 'javascript';
-  if (/^text\/(x-glsl|x-wgsl|x-typescript|css)$/.test(type)) return 'code';
+  if (/^(text|application)\/(x-)?(javascript|ecmascript)$/.test(type)) return 'javascript';
+  if (/^text\/(x-glsl|x-wgsl|css)$/.test(type) || /^(text|application)\/(x-)?typescript$/.test(type))
+    return 'code';
   return 'text';
 }
 

@@ -8,6 +8,7 @@ import { StrataError } from '../core/errors.js';
 import type { VersionId } from '../core/ids.js';
 import { Store, type StoreOptions, type WriteOp } from '../store/store.js';
 import { prefixOption, textTokenizer } from './schema.js';
+import { withoutCutCharacter } from './search-index.js';
 import type { BucketFilter, SearchHit, SearchRequest } from './search-query.js';
 
 /**
@@ -323,6 +324,23 @@ describe.each([
     const hits = search({ q: 'début' });
     expect(hits.map((hit) => [hit.key, hit.truncated])).toEqual([['french.txt', true]]);
     expect(search({ q: 'fin' })).toEqual([]);
+    // 'début ' is 7 bytes, then 'é' takes 2: the 64-byte cut falls inside the 29th, which is left out.
+    const [hit] = search({ q: 'é*' });
+    expect(hit?.snippet).not.toContain('\ufffd');
+    expect(hit?.snippet).toContain('é'.repeat(28));
+  });
+
+  it('leaves out a character the cut splits, whatever its length', () => {
+    for (const character of ['é', '€', '😀']) {
+      const bytes = Buffer.from(`ab${character}`);
+      for (let cut = 3; cut < bytes.length; cut += 1)
+        expect(
+          withoutCutCharacter(bytes.subarray(0, cut)).toString('utf8'),
+          `${character} cut at ${cut}`,
+        ).toBe('ab');
+      expect(withoutCutCharacter(bytes).toString('utf8')).toBe(`ab${character}`);
+    }
+    expect(withoutCutCharacter(Buffer.from('plain')).toString('utf8')).toBe('plain');
   });
 });
 

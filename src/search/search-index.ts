@@ -163,8 +163,9 @@ export class SearchIndex {
     if (stored.data) bytes = stored.data.length > limit ? stored.data.subarray(0, limit) : stored.data;
     else
       bytes = size > limit ? readPrefix(stored.path as string, limit) : readFileSync(stored.path as string);
-    // A cut may split a multi-byte character; the decoder replaces the fragment.
-    return { text: bytes.toString('utf8'), truncated: size > limit };
+    // A cut may split a multi-byte character: the fragment is left out, not decoded as U+FFFD.
+    const truncated = size > limit;
+    return { text: (truncated ? withoutCutCharacter(bytes) : bytes).toString('utf8'), truncated };
   }
 
   private diffAgainstParent(
@@ -251,4 +252,15 @@ function readPrefix(path: string, bytes: number): Buffer {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The bytes without a UTF-8 sequence that the end cuts short (a lead byte missing its continuation bytes). */
+export function withoutCutCharacter(bytes: Buffer): Buffer {
+  for (let back = 1; back <= Math.min(4, bytes.length); back += 1) {
+    const byte = bytes[bytes.length - back] as number;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: its lead is further back
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return length > back ? bytes.subarray(0, bytes.length - back) : bytes;
+  }
+  return bytes;
 }

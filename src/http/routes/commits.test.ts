@@ -229,6 +229,33 @@ describe('POST /v1/commits', () => {
     });
   });
 
+  it('refuses a field the kind of op does not take, and an op content type that is not a media type', async () => {
+    const node = startNode();
+    const { versions } = await commitOk(node, {
+      ops: [{ kind: 'put', bucket: 'b', key: 'live', value: 'kept' }],
+    });
+    const before = await digest(node);
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ kind: 'retract', target: versions[0], ifMatch: `${'0'.repeat(64)}.0` }, '"ifMatch"'],
+      [{ kind: 'retract', target: versions[0], bucket: 'other' }, '"bucket"'],
+      [{ kind: 'delete', bucket: 'b', key: 'live', value: 'x' }, '"value"'],
+      [{ kind: 'delete', bucket: 'b', key: 'live', contentType: 'text/plain' }, '"contentType"'],
+      [{ kind: 'put', bucket: 'b', key: 'k', value: 'x', target: versions[0] }, '"target"'],
+      [
+        { kind: 'put', bucket: 'b', key: 'k', value: 'x', contentType: 'not a media type' },
+        'not a valid media type',
+      ],
+      [{ kind: 'put', bucket: 'b', key: 'k', value: 'x', contentType: '' }, 'not a valid media type'],
+      [{ kind: 'toString', bucket: 'b', key: 'k' }, 'kind must be'],
+    ];
+    for (const [op, named] of cases) {
+      const response = await postCommit(node, { ops: [op] });
+      expectError(response, 400, 'STRATA_BAD_REQUEST');
+      expect(response.json().error.message, JSON.stringify(op)).toContain(named);
+    }
+    expect(await digest(node)).toBe(before);
+  });
+
   it('refuses malformed JSON, other media types and oversized bodies', async () => {
     const node = startNode({ limits: { jsonBodyBytesMax: 4096, objectBytesMax: 1024 } });
     await commitOk(node, { ops: [{ kind: 'put', bucket: 'b', key: 'anchor', value: 'kept' }] });

@@ -64,6 +64,13 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
   });
 }
 
+/** The fields each kind of op takes. */
+const fieldsOfKind: Record<string, readonly string[]> = {
+  put: ['kind', 'bucket', 'key', 'value', 'valueBase64', 'blob', 'contentType', 'ifMatch', 'effectiveAt'],
+  delete: ['kind', 'bucket', 'key', 'ifMatch', 'effectiveAt'],
+  retract: ['kind', 'target'],
+};
+
 /** A retract withdraws a version of the bucket it belongs to: system buckets need an admin. */
 function retractTarget(value: string, where: string, request: FastifyRequest, context: Context): VersionId {
   const target = versionParam(value, `${where}.target`);
@@ -82,22 +89,12 @@ async function toWriteOp(
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     fail('STRATA_BAD_REQUEST', `${where} must be an object`);
   const op = value as Record<string, unknown>;
-  onlyFields(
-    op,
-    [
-      'kind',
-      'bucket',
-      'key',
-      'value',
-      'valueBase64',
-      'blob',
-      'contentType',
-      'ifMatch',
-      'effectiveAt',
-      'target',
-    ],
-    where,
-  );
+  const fields = fieldsOfKind[op.kind as string];
+  if (typeof op.kind !== 'string' || !Object.hasOwn(fieldsOfKind, op.kind) || !fields)
+    fail('STRATA_BAD_REQUEST', `${where}.kind must be "put", "delete" or "retract"`);
+  // Each kind takes its own fields: a field another kind uses (a retract's ifMatch) is refused,
+  // never dropped.
+  onlyFields(op, fields, `${where} (a ${op.kind})`);
   const ifMatch = op.ifMatch === undefined ? undefined : versionParam(String(op.ifMatch), `${where}.ifMatch`);
   switch (op.kind) {
     case 'retract':

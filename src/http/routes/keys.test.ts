@@ -122,9 +122,20 @@ describe('PUT /v1/buckets/{bucket}/keys/{key}', () => {
     expect((await get(node, 'b/keys/k')).body).toBe('two');
     const versions = await history(node, 'b/keys/k');
     expect(versions[0]).toMatchObject({ version: second, parents: [first] });
-    // A weak tag and a bare version are accepted too.
-    const third = await putOk(node, 'b/keys/k', 'three', { 'if-match': `W/"${second}"` });
-    await putOk(node, 'b/keys/k', 'four', { 'if-match': third });
+    // A bare version is accepted too; a weak tag never matches (strong comparison, RFC 9110 §13.1.1).
+    const before = await digest(node);
+    for (const method of ['PUT', 'DELETE'] as const) {
+      const weak = await node.app.inject({
+        method,
+        url: '/v1/buckets/b/keys/k',
+        headers: { ...auth, 'if-match': `W/"${second}"` },
+        payload: 'three',
+      });
+      expectError(weak, 412, 'STRATA_PRECONDITION_FAILED');
+      expect(weak.json().error.message).toContain('weak tag');
+    }
+    expect(await digest(node)).toBe(before);
+    await putOk(node, 'b/keys/k', 'four', { 'if-match': second });
   });
 
   it('with If-Match of a version that is not the current one, answers 412 and writes nothing', async () => {
@@ -247,6 +258,10 @@ describe('PUT /v1/buckets/{bucket}/keys/{key}', () => {
       ['text/plain; name=caf\u00e9', 'visible ASCII'],
       ['text/\u00ff', 'not a valid media type'],
       ['text', 'not a valid media type'],
+      ['text/plain;charset', 'not a valid media type'],
+      ['text/plain; =x', 'not a valid media type'],
+      ['text/plain; a="unterminated', 'not a valid media type'],
+      ['text /plain', 'not a valid media type'],
     ];
     for (const [contentType, explained] of cases) {
       const response = await put(node, 'b/keys/k', 'x', { 'content-type': contentType });
@@ -254,6 +269,15 @@ describe('PUT /v1/buckets/{bucket}/keys/{key}', () => {
       expect(response.json().error.message).toContain(explained);
     }
     expect((await get(node, 'b/keys/k')).statusCode).toBe(404);
+    for (const contentType of [
+      'text/plain',
+      'text/plain;',
+      'text/plain; charset=utf-8; a="b \\"c\\""',
+      'a/b ;x=y ',
+    ]) {
+      const response = await put(node, 'b/keys/ok', 'x', { 'content-type': contentType });
+      expect(response.statusCode, `${contentType}: ${response.body}`).toBe(201);
+    }
   });
 
   it('serves a stored Content-Type that is not a valid header (from a peer) as application/octet-stream', async () => {
@@ -701,6 +725,13 @@ describe('GET /v1/buckets/{bucket}/keys/{key}/versions', () => {
     }
     // The retracted version no longer wins.
     expect((await get(node, 'b/keys/k')).body).toBe('one');
+    // The retraction itself, read as a version, is said to be one, not a delete.
+    const asVersion = await node.app.inject({
+      url: `/v1/buckets/b/keys/k?version=${retraction}`,
+      headers: auth,
+    });
+    expectError(asVersion, 404, 'STRATA_NOT_FOUND');
+    expect(asVersion.json().error.message).toContain('is a retraction');
   });
 });
 

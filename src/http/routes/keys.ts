@@ -167,6 +167,11 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     }
     if (winner?.kind !== 'put' || !winner.blob) {
       if (winner) void reply.header('Strata-Version', winner.version);
+      if (winner?.kind === 'retract')
+        fail(
+          'STRATA_NOT_FOUND',
+          `version ${winner.version} of ${bucket}/${key} is a retraction: it holds no value`,
+        );
       if (winner) fail('STRATA_NOT_FOUND', `${bucket}/${key} was deleted`);
       // Nothing in effect yet is not "does not exist" when a value is scheduled: say when it starts.
       const readAt = at ?? snapshot.now;

@@ -67,6 +67,7 @@ describe('POST /v1/tokens', () => {
       { role: 'READ', name: 'n' },
       { role: 'read', name: '' },
       { role: 'read', name: 'n'.repeat(129) },
+      { role: 'read', name: '😀'.repeat(129) },
       { role: 'read', name: 5 },
       { role: ['read'], name: 'n' },
       [{ role: 'read', name: 'n' }],
@@ -89,8 +90,10 @@ describe('POST /v1/tokens', () => {
     expectError(empty, 400, 'STRATA_BAD_REQUEST');
     expect(await digest()).toBe(before);
     expect((await node.app.inject({ url: '/v1/tokens', headers: auth })).json()).toEqual({ tokens: [] });
-    // The longest name is fine.
+    // The longest name is fine, counted in characters whatever their UTF-16 length.
     await createOk('read', 'n'.repeat(128));
+    await createOk('read', '😀'.repeat(128));
+    await createOk('read', '𝒳'.repeat(100));
   });
 });
 
