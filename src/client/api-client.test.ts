@@ -107,6 +107,25 @@ describe('requests of the client', () => {
     ])) as number;
     expect(cutAfter - answeredAt, 'the node cut the connection').toBeLessThan(6_000);
   });
+
+  it('keeps a connection whose refused body came in full, for the next request', async () => {
+    const socket = connect(port, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('utf8');
+    });
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(
+      `PUT /v1/buckets/notes/keys/over HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${adminToken}\r\nContent-Length: 2000\r\n\r\n${'y'.repeat(2000)}`,
+    );
+    while (!answer.includes('STRATA_TOO_LARGE')) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Past the linger: a connection it had cut would be closed by now.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    socket.end('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    await closed;
+    expect(answer.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
+  });
 });
 
 describe('stopping a node', () => {

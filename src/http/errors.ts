@@ -94,7 +94,11 @@ function closeAfterOverflow(request: FastifyRequest, reply: FastifyReply): void 
     answeredMidBody.add(socket);
     const timer = setTimeout(() => socket.destroy(), overflowLingerMs);
     timer.unref();
-    request.raw.once('end', () => clearTimeout(timer));
+    request.raw.once('end', () => {
+      // The body came in full: the connection serves the next request as any other.
+      clearTimeout(timer);
+      answeredMidBody.delete(socket);
+    });
     socket.once('close', () => clearTimeout(timer));
   });
 }

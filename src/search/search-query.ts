@@ -682,7 +682,7 @@ function rewriteFieldTerms(q: string, columns: string[]): string {
 }
 
 /** A word of the request, folded as the index folds it; `prefix` when the query ends it with `*`. */
-export interface SearchedTerm {
+interface SearchedTerm {
   word: string;
   prefix: boolean;
 }
@@ -698,7 +698,7 @@ function fold(word: string): string {
  * operators (AND, OR, NOT, NEAR: FTS5 knows them in capitals only) and column names (`added:`)
  * are no searched words.
  */
-export function searchedTerms(q = ''): SearchedTerm[] {
+function searchedTerms(q = ''): SearchedTerm[] {
   const terms: SearchedTerm[] = [];
   const add = (text: string, starred: boolean) => {
     const words = wordsOf(text);
