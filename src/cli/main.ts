@@ -2,6 +2,7 @@ import { createReadStream, createWriteStream, existsSync, fstatSync, rmSync, sta
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import Database from 'better-sqlite3';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-client.js';
 import { defaultTiming } from '../cluster/protocol.js';
@@ -453,10 +454,26 @@ example(
 
 /** Opens a data directory directly, for offline maintenance; fails if a node is running on it. */
 function openOffline(dataDir: string): Store {
-  if (!existsSync(join(dataDir, 'strata.db'))) {
+  const file = join(dataDir, 'strata.db');
+  if (!existsSync(file) || !holdsLog(file)) {
     throw new StrataError('STRATA_NOT_FOUND', `${dataDir} holds no Strata database (strata.db)`);
   }
   return new Store({ dataDir, clock: systemClock });
+}
+
+/** Whether a file is a Strata database: asked read-only, so that a stray file is left as it was. */
+function holdsLog(file: string): boolean {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    return (
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'commits'").get() !== undefined
+    );
+  } catch {
+    return false;
+  } finally {
+    db?.close();
+  }
 }
 
 example(

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -553,5 +553,15 @@ describe('strata client commands', () => {
       commits: rebuilt.commits,
       versions: rebuilt.versions,
     });
+    // A directory whose strata.db is no Strata database is refused and left as it was.
+    const stray = temporaryDirectory();
+    writeFileSync(join(stray, 'strata.db'), '');
+    for (const command of ['digest', 'reindex']) {
+      const refused = await cli([command, '--data', stray]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^error: STRATA_NOT_FOUND: .* holds no Strata database/);
+    }
+    expect(readdirSync(stray)).toEqual(['strata.db']);
+    expect(statSync(join(stray, 'strata.db')).size).toBe(0);
   });
 });
