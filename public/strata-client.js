@@ -117,10 +117,16 @@ export class Strata {
 
   /**
    * The route table of the release this page was loaded from: { release, routes: { "/path": version }, entry }.
-   * It is fetched relative to the document's base URL, which Strata pins to the page's release.
+   * The document's base URL is pinned to the page's release (…/@<release>/ and the page's
+   * directory): the table is at the top of that release, whatever directory the page is in.
    */
   async routes(base = globalThis.document?.baseURI) {
-    const response = await fetch(new URL('_routes.json', base));
+    const url = new URL(base);
+    const segments = url.pathname.split('/');
+    // App names never start with @: the first such segment is the release.
+    const pinned = segments.findIndex((segment) => segment.startsWith('@'));
+    const top = pinned < 0 ? url : new URL(`${segments.slice(0, pinned + 1).join('/')}/`, url);
+    const response = await fetch(new URL('_routes.json', top));
     if (!response.ok) throw await failure(response);
     return response.json();
   }

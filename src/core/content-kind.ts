@@ -29,6 +29,11 @@ const extensions: Record<string, Extension> = {
   csv: { kind: 'objects', contentType: 'text/csv; charset=utf-8', text: true },
   xml: { kind: 'objects', contentType: 'application/xml', text: true },
   yaml: { kind: 'objects', contentType: 'application/yaml', text: true },
+  // Fonts stay in objects, where files of unknown kinds went before they had types.
+  ttf: { kind: 'objects', contentType: 'font/ttf', text: false },
+  otf: { kind: 'objects', contentType: 'font/otf', text: false },
+  woff: { kind: 'objects', contentType: 'font/woff', text: false },
+  woff2: { kind: 'objects', contentType: 'font/woff2', text: false },
   yml: { kind: 'objects', contentType: 'application/yaml', text: true },
   png: { kind: 'images', contentType: 'image/png', text: false },
   jpg: { kind: 'images', contentType: 'image/jpeg', text: false },

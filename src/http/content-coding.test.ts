@@ -17,6 +17,12 @@ describe('negotiateCoding', () => {
     ['br;q=0, *', 'gzip'],
     ['gzip;q=nonsense', 'gzip'],
     ['gzip;q=0.0.1', 'gzip'],
+    // `0.` is a qvalue of zero (RFC 9110 §12.4.2), not a malformed one.
+    ['br;q=0.', undefined],
+    ['gzip;q=0., br;q=0.', undefined],
+    ['br;q=0., gzip;q=1.', 'gzip'],
+    ['br;q=1.000', 'br'],
+    ['br;q=1.5, gzip;q=0.9', 'br'],
     [['gzip', 'br'], 'br'],
   ] as const)('%j → %s', (header, expected) => {
     expect(negotiateCoding(header as string | string[] | undefined)).toBe(expected);

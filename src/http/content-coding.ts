@@ -62,8 +62,9 @@ export function negotiateCoding(header: string | string[] | undefined): Coding |
     // A weight that is not a number is ignored, as if the client had sent none.
     let weight = 1;
     for (const parameter of parameters) {
-      const match = /^q=([0-9]*\.?[0-9]+)$/.exec(parameter);
-      if (match) weight = Number(match[1]);
+      // RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ); `0.` is zero.
+      const match = /^q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/.exec(parameter);
+      if (match) weight = Number((match[1] as string).replace(/\.$/, ''));
     }
     weights.set(name === 'x-gzip' ? 'gzip' : name, weight);
   }
@@ -86,6 +87,12 @@ export class CodedCopies {
     (copy) => 64 + (copy?.length ?? 0),
   );
   private readonly pending = new Map<string, Promise<Buffer | null>>();
+
+  /** The length of a coded copy already made (the bytes' own when coding did not shrink them), if any. */
+  lengthOf(name: string, coding: Coding, blob: StoredBlob): number | undefined {
+    const cached = this.copies.get(`${coding}:${name}`);
+    return cached === undefined ? undefined : (cached?.length ?? blob.size);
+  }
 
   /** The coded bytes, or undefined when coding would not make them smaller. */
   async copyOf(name: string, coding: Coding, blob: StoredBlob): Promise<Buffer | undefined> {

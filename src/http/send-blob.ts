@@ -17,12 +17,7 @@ export function sendBlob(
   etag: string,
 ): FastifyReply {
   void reply.header('ETag', etag).header('Accept-Ranges', 'bytes');
-  if (isNotModified(request, etag)) {
-    if (request.method !== 'HEAD') return reply.status(304).send();
-    // Fastify gives a HEAD without a payload `Content-Length: 0`, which a 304 must not say
-    // (RFC 9110 §8.6): it says the 200's length, and an empty stream keeps it.
-    return reply.status(304).header('Content-Length', String(blob.size)).send(Readable.from([]));
-  }
+  if (isNotModified(request, etag)) return sendNotModified(request, reply, blob.size);
   let start = 0;
   let end = blob.size - 1;
   let range: [number, number] | undefined;
@@ -48,6 +43,22 @@ export function sendBlob(
   if (blob.data) return reply.send(range ? blob.data.subarray(start, end + 1) : blob.data);
   if (length === 0) return reply.send(Buffer.alloc(0));
   return reply.send(createReadStream(blob.path as string, { start, end }));
+}
+
+/**
+ * A 304. Fastify gives a HEAD without a payload `Content-Length: 0`, which a 304 must not say
+ * (RFC 9110 §8.6): it says the length the 200 would have, or nothing when that is not known
+ * (a compressed copy not made yet); an empty stream keeps Fastify from adding its own.
+ */
+export function sendNotModified(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  length: number | undefined,
+): FastifyReply {
+  void reply.status(304);
+  if (request.method !== 'HEAD') return reply.send();
+  if (length !== undefined) void reply.header('Content-Length', String(length));
+  return reply.send(Readable.from([]));
 }
 
 /** Whether the client's `If-None-Match` already names `etag`, so a 304 answers it. */

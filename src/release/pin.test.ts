@@ -73,10 +73,21 @@ describe('pinDocument', () => {
     );
   });
 
-  it('escapes the href attribute', () => {
+  it('percent-encodes the href as a URL path, and escapes what is left for the attribute', () => {
     expect(pinDocument('<head></head>', '/apps/a/@r/x"y&z<w/')).toBe(
-      '<head><base href="/apps/a/@r/x&quot;y&amp;z&lt;w/"></head>',
+      '<head><base href="/apps/a/@r/x%22y&amp;z%3Cw/"></head>',
     );
+    expect(pinDocument('<head></head>', '/apps/a/@r/50%off/a b/é/')).toBe(
+      '<head><base href="/apps/a/@r/50%25off/a%20b/%C3%A9/"></head>',
+    );
+  });
+
+  it("reads only an href attribute of <base> as the page's own", () => {
+    expect(pinDocument('<head><base data-href="x"></head>', '/b/')).toBe(
+      '<head><base href="/b/"><base data-href="x"></head>',
+    );
+    for (const own of ['<base href="x">', '<base target="_top" href=x>', '<BASE\nHREF = "x">'])
+      expect(pinDocument(`<head>${own}</head>`, '/b/')).toBe(`<head>${own}</head>`);
   });
 });
 

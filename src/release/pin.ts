@@ -8,7 +8,8 @@
  * A document that already declares a `<base>` is left alone; its author chose the URLs.
  */
 const headOpen = /<head(\s[^>]*)?>/i;
-const existingBase = /<base\s[^>]*href\s*=/i;
+/** A `<base>` with an `href` attribute (not `data-href`: the name must stand alone). */
+const existingBase = /<base\s(?:[^>]*\s)?href\s*=/i;
 /**
  * Text that is not markup: comments, and the content of elements whose text the parser does not
  * read as tags. A `<base href` or `<head>` written there (a commented-out tag, a string in a
@@ -23,17 +24,39 @@ function markupOnly(html: string): string {
 }
 
 export function pinDocument(html: string, baseHref: string): string {
+  const at = pinPosition(html);
+  return at === undefined ? html : `${html.slice(0, at)}${baseTag(baseHref)}${html.slice(at)}`;
+}
+
+/**
+ * Where the `<base>` goes: right after `<head>`, else after the doctype, else at the start;
+ * undefined when the document declares its own. Markup is ASCII, so the text may be the bytes
+ * read as Latin-1 (any charset that keeps ASCII as ASCII, UTF-8 included), and the index is then
+ * a byte offset.
+ */
+export function pinPosition(html: string): number | undefined {
   const markup = markupOnly(html);
-  if (existingBase.test(markup)) return html;
-  const tag = `<base href="${escapeAttribute(baseHref)}">`;
+  if (existingBase.test(markup)) return undefined;
   const head = headOpen.exec(markup);
-  if (head) {
-    const at = head.index + head[0].length;
-    return `${html.slice(0, at)}${tag}${html.slice(at)}`;
-  }
+  if (head) return head.index + head[0].length;
   const doctype = /^\s*<!doctype[^>]*>/i.exec(markup);
-  if (doctype) return `${doctype[0]}${tag}${html.slice(doctype[0].length)}`;
-  return `${tag}${html}`;
+  return doctype ? doctype[0].length : 0;
+}
+
+/**
+ * The tag, its href percent-encoded per segment as a URL path needs (a directory named `50%off` is
+ * `50%25off`, `a b` is `a%20b`); `@`, `:` and the sub-delimiters stay as they are.
+ */
+export function baseTag(baseHref: string): string {
+  const href = baseHref
+    .split('/')
+    .map((segment) =>
+      encodeURIComponent(segment).replace(/%(40|3A|21|24|26|27|28|29|2A|2B|2C|3B|3D)/gi, (escaped) =>
+        decodeURIComponent(escaped),
+      ),
+    )
+    .join('/');
+  return `<base href="${escapeAttribute(href)}">`;
 }
 
 function escapeAttribute(value: string): string {

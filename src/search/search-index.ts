@@ -1,8 +1,8 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { diffLines } from 'diff';
 import { isTextLike } from '../core/content-kind.js';
 import type { VersionId } from '../core/ids.js';
-import type { BlobStore } from '../log/blob-store.js';
+import { type BlobStore, readPrefix } from '../log/blob-store.js';
 import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from '../store/derived.js';
 import { resolve } from '../store/winner.js';
@@ -240,17 +240,6 @@ function migratePrefixIndexes(db: Db): void {
         DROP TABLE ${table};
         ALTER TABLE ${next} RENAME TO ${table};`),
     )();
-  }
-}
-
-function readPrefix(path: string, bytes: number): Buffer {
-  const buffer = Buffer.alloc(bytes);
-  const fd = openSync(path, 'r');
-  try {
-    const read = readSync(fd, buffer, 0, bytes, 0);
-    return buffer.subarray(0, read);
-  } finally {
-    closeSync(fd);
   }
 }
 

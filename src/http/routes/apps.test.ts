@@ -273,6 +273,25 @@ describe('compression', () => {
     expect(head.headers['content-length']).toBe(br.headers['content-length']);
     expect(head.headers['content-encoding']).toBe('br');
     expect(head.rawPayload.length).toBe(0);
+    // A HEAD answered 304 states the length of the coded 200, or none before the copy is made.
+    const headAgain = (etag: string) =>
+      n.app.inject({
+        method: 'HEAD',
+        url: '/apps/text/app.js',
+        headers: { 'accept-encoding': 'br', 'if-none-match': etag },
+      });
+    const cachedHead = await headAgain(`"${version}-br"`);
+    expect(cachedHead.statusCode).toBe(304);
+    expect(cachedHead.headers['content-length']).toBe(br.headers['content-length']);
+    const { node: fresh } = node();
+    const other2 = await publishText(fresh.app);
+    const unmade = await fresh.app.inject({
+      method: 'HEAD',
+      url: '/apps/text/app.js',
+      headers: { 'accept-encoding': 'br', 'if-none-match': `"${other2.script}-br"` },
+    });
+    expect(unmade.statusCode).toBe(304);
+    expect(unmade.headers['content-length']).not.toBe(String(Buffer.byteLength(script)));
   });
 
   it('serves the stored bytes without Accept-Encoding, for ranges, refused codings, small files and media', async () => {
@@ -305,6 +324,64 @@ describe('compression', () => {
   });
 });
 
+describe('pinning HTML', () => {
+  async function page(n: TempNode, path: string, body: string | Buffer, contentType = 'text/html') {
+    const version = await putFile(n.app, 'application', `pin${encodeURI(path)}`, body, contentType);
+    const release = await createRelease(n.app, 'pin', { routes: { [path]: version } });
+    return { release, version };
+  }
+
+  it('keeps the bytes of a page that is not UTF-8, adding only the <base>', async () => {
+    const { node: n } = node();
+    const latin1 = Buffer.from('<html><head><title>caf\xe9</title></head></html>', 'latin1');
+    const { release } = await page(n, '/index.html', latin1, 'text/html; charset=iso-8859-1');
+    const response = await n.app.inject({ url: '/apps/pin/' });
+    expect(
+      response.rawPayload.equals(
+        Buffer.concat([
+          Buffer.from('<html><head>'),
+          Buffer.from(`<base href="/apps/pin/@${release}/">`),
+          latin1.subarray(12),
+        ]),
+      ),
+    ).toBe(true);
+  });
+
+  it('percent-encodes the directory in the <base>, and reads only an href attribute as its own', async () => {
+    const { node: n } = node();
+    const { release } = await page(n, '/50%off/a b/index.html', '<html><head></head></html>');
+    const response = await n.app.inject({ url: '/apps/pin/50%25off/a%20b/' });
+    expect(response.body).toContain(`<base href="/apps/pin/@${release}/50%25off/a%20b/">`);
+    await page(n, '/data-href.html', '<html><head><base data-href="x"></head></html>');
+    expect((await n.app.inject({ url: '/apps/pin/data-href.html' })).body).toContain(
+      '<base href="/apps/pin/@',
+    );
+  });
+
+  it('pins a page over 8 MiB as it streams, with the length and ETag of what it sends', async () => {
+    const { node: n } = node();
+    const body = `<!doctype html><html><head><title>huge</title></head><body>${'x'.repeat(9 * 1024 * 1024)}</body></html>`;
+    const { release, version } = await page(n, '/huge.html', body);
+    const response = await n.app.inject({ url: '/apps/pin/huge.html', headers: { 'accept-encoding': 'br' } });
+    const tag = `<base href="/apps/pin/@${release}/">`;
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['content-encoding']).toBeUndefined();
+    expect(response.headers['content-length']).toBe(String(body.length + tag.length));
+    expect(response.headers.etag).toBe(`"${release}:${version}"`);
+    expect(response.body.slice(0, 100)).toBe(
+      `<!doctype html><html><head>${tag}<title>huge</title>`.slice(0, 100),
+    );
+    expect(response.body.length).toBe(body.length + tag.length);
+    expect(response.body.endsWith('</body></html>')).toBe(true);
+    const cached = await n.app.inject({
+      method: 'HEAD',
+      url: '/apps/pin/huge.html',
+      headers: { 'if-none-match': response.headers.etag as string },
+    });
+    expect(cached.statusCode).toBe(304);
+  });
+});
+
 describe('single-page apps', () => {
   it('serves the entry document for paths without an extension or that accept HTML', async () => {
     const { node: n } = node();
@@ -322,6 +399,15 @@ describe('single-page apps', () => {
     });
     expect(accepting.statusCode).toBe(200);
     expect(accepting.body).toContain('<title>site</title>');
+    // What a path with an extension gets depends on Accept: caches are told so.
+    expect(accepting.headers.vary).toBe('Accept');
+    const refusing = await n.app.inject({
+      url: '/apps/site/report.pdf',
+      headers: { accept: 'text/html;q=0, application/pdf' },
+    });
+    expectError(refusing, 404, 'STRATA_NOT_FOUND');
+    expect(refusing.headers.vary).toBe('Accept');
+    expect((await n.app.inject({ url: `/apps/site/@${release}/report.pdf` })).headers.vary).toBe('Accept');
     // Routed files are still served as themselves, and a routed directory is one.
     expect((await n.app.inject({ url: '/apps/site/js/app.js' })).body).toBe('export const app = 1;\n');
     expect((await n.app.inject({ url: '/apps/site/docs' })).headers.location).toBe('/apps/site/docs/');
@@ -464,6 +550,9 @@ describe('other app URLs', () => {
     const withQuery = await n.app.inject({ url: '/apps/site?at=2030-01-01T00:00:00Z' });
     expect(withQuery.statusCode).toBe(301);
     expect(withQuery.headers.location).toBe('/apps/site/?at=2030-01-01T00:00:00Z');
+    // A ? inside the query is part of it.
+    const nested = await n.app.inject({ url: '/apps/site?next=/x?y=1' });
+    expect(nested.headers.location).toBe('/apps/site/?next=/x?y=1');
     expectError(await n.app.inject({ url: '/apps/Bad' }), 400, 'STRATA_INVALID_NAME');
   });
 
@@ -474,11 +563,13 @@ describe('other app URLs', () => {
       '/apps/site/docs',
       `/apps/site/@${release}/docs`,
       '/apps/site/docs?at=2030-01-01T00:00:00Z',
+      '/apps/site/docs?next=/x?y=1',
     ]) {
       const response = await n.app.inject({ url });
       expect(response.statusCode, url).toBe(301);
-      const [path, query] = url.split('?');
-      expect(response.headers.location, url).toBe(`${path}/${query ? `?${query}` : ''}`);
+      const at = url.indexOf('?');
+      const [path, query] = at < 0 ? [url, ''] : [url.slice(0, at), url.slice(at)];
+      expect(response.headers.location, url).toBe(`${path}/${query}`);
     }
     expect((await n.app.inject({ url: '/apps/site/docs/' })).body).toContain('docs home');
     // Not a directory of the release: still a 404.

@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../../core/errors.js';
 import type { VersionId } from '../../core/ids.js';
 import { checkBucketName } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
-import type { StoredBlob } from '../../log/blob-store.js';
-import { isHtml, pinDocument } from '../../release/pin.js';
+import { readPrefix, type StoredBlob } from '../../log/blob-store.js';
+import { baseTag, isHtml, pinPosition } from '../../release/pin.js';
 import type { Releases, ServedRelease } from '../../release/releases.js';
 import type { RouteTable } from '../../release/route-table.js';
 import {
@@ -17,10 +18,12 @@ import {
 } from '../content-coding.js';
 import type { Context } from '../context.js';
 import { rawPath, servedContentType, timeParam } from '../params.js';
-import { isNotModified, sendBlob } from '../send-blob.js';
+import { isNotModified, sendBlob, sendNotModified } from '../send-blob.js';
 
 /** HTML larger than this is served as stored, without the pinning `<base>` (it is not read into memory). */
 const pinnedHtmlBytesMax = 8 * 1024 * 1024;
+/** How much of a larger page is read to find where its `<base>` goes. */
+const pinWindowBytes = 1024 * 1024;
 const immutable = 'public, max-age=31536000, immutable';
 /**
  * One cache for the process: its keys name immutable bytes (versions are unique to their commit),
@@ -43,11 +46,8 @@ export function appRoutes(options: AppServingOptions) {
   return async (app: FastifyInstance, context: Context): Promise<void> => {
     app.get('/apps/:app', async (request, reply) => {
       const { app: name } = request.params as { app: string };
-      const query = (request.raw.url ?? '').split('?')[1];
-      return reply.redirect(
-        `/apps/${encodeURIComponent(checkBucketName(name, 'app'))}/${query ? `?${query}` : ''}`,
-        301,
-      );
+      const { query } = splitUrl(request);
+      return reply.redirect(`/apps/${encodeURIComponent(checkBucketName(name, 'app'))}/${query}`, 301);
     });
 
     app.get('/apps/:app/*', async (request, reply) => {
@@ -134,9 +134,11 @@ async function serve(
   // fallback): relative URLs in its index.html resolve against the directory only with the slash.
   const routes = served.table.routes;
   if (!rest.endsWith('/') && !Object.hasOwn(routes, rest) && Object.hasOwn(routes, `${rest}/index.html`)) {
-    const [path, query] = (request.raw.url ?? '').split('?', 2);
-    return reply.redirect(`${path}/${query !== undefined ? `?${query}` : ''}`, 301);
+    const { path, query } = splitUrl(request);
+    return reply.redirect(`${path}/${query}`, 301);
   }
+  // Whether an SPA's path falls back to the entry depends on Accept where it has an extension.
+  if (served.table.spa && hasExtension(rest) && !Object.hasOwn(routes, rest)) vary(reply, 'Accept');
   const file = routeFor(served.table, rest, request);
   if (!file) fail('STRATA_NOT_FOUND', `release ${release} of app ${app} has no route ${rest.slice(0, 200)}`);
   const row = snapshot.version(file.version);
@@ -145,22 +147,51 @@ async function serve(
   const contentType = servedContentType(row.contentType);
   void reply.header('Content-Type', contentType);
 
-  if (isHtml(contentType) && blob.size <= pinnedHtmlBytesMax) {
-    const html = (blob.data ?? readFileSync(blob.path as string)).toString('utf8');
+  if (isHtml(contentType)) {
     const base = `${prefix}/@${release}${file.path.slice(0, file.path.lastIndexOf('/') + 1)}`;
-    const body = Buffer.from(pinDocument(html, base));
-    const page = { hash: blob.hash, size: body.length, data: body };
     // The page's bytes depend on where the app is mounted, its ETag only on the release and file.
-    return sendFile(
-      request,
-      reply,
-      page,
-      contentType,
-      `${release}:${row.version}`,
-      `${prefix}/@${release}:${row.version}`,
-    );
+    const tag = `${release}:${row.version}`;
+    if (blob.size > pinnedHtmlBytesMax) return sendLargePage(request, reply, blob, baseTag(base), `"${tag}"`);
+    // Read as Latin-1, byte for byte: a page in another charset keeps its bytes (pin.ts).
+    const html = (blob.data ?? readFileSync(blob.path as string)).toString('latin1');
+    const at = pinPosition(html);
+    const body =
+      at === undefined
+        ? Buffer.from(html, 'latin1')
+        : Buffer.from(`${html.slice(0, at)}${baseTag(base)}${html.slice(at)}`, 'latin1');
+    const page = { hash: blob.hash, size: body.length, data: body };
+    return sendFile(request, reply, page, contentType, tag, `${prefix}/@${tag}`);
   }
   return sendFile(request, reply, blob, contentType, row.version, row.version);
+}
+
+/**
+ * A page too large to hold in memory, pinned as it streams: the `<base>` goes where `pinPosition`
+ * finds its place in the first `pinWindowBytes` (a `<head>` further in than that is not looked
+ * for), then the rest of the file follows from disk. Sent whole and as stored otherwise (no range,
+ * no compression: the compressed sizes stop at 8 MiB anyway).
+ */
+function sendLargePage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  blob: StoredBlob,
+  tag: string,
+  etag: string,
+): FastifyReply {
+  const path = blob.path as string;
+  const window = readPrefix(path, pinWindowBytes);
+  const at = pinPosition(window.toString('latin1'));
+  const size = at === undefined ? blob.size : blob.size + Buffer.byteLength(tag);
+  void reply.header('ETag', etag);
+  if (isNotModified(request, etag)) return sendNotModified(request, reply, size);
+  void reply.header('Content-Length', String(size));
+  if (at === undefined) return reply.send(createReadStream(path));
+  async function* page() {
+    yield window.subarray(0, at);
+    yield Buffer.from(tag);
+    yield* createReadStream(path, { start: at });
+  }
+  return reply.send(Readable.from(page()));
 }
 
 /**
@@ -177,14 +208,17 @@ async function sendFile(
   copyName: string,
 ): Promise<FastifyReply> {
   if (isCompressible(contentType) && blob.size >= codedBytesMin && blob.size <= codedBytesMax) {
-    void reply.header('Vary', 'Accept-Encoding');
+    vary(reply, 'Accept-Encoding');
     // A range names bytes of the file as stored (a media player's request), so it is served from them.
     const coding =
       request.headers.range === undefined ? negotiateCoding(request.headers['accept-encoding']) : undefined;
     if (coding) {
       const etag = `"${tag}-${coding}"`;
       // A 304 sends no bytes: answer it before compressing anything.
-      if (isNotModified(request, etag)) return sendBlob(request, reply, blob, etag);
+      if (isNotModified(request, etag)) {
+        void reply.header('ETag', etag).header('Accept-Ranges', 'bytes');
+        return sendNotModified(request, reply, copies.lengthOf(copyName, coding, blob));
+      }
       const coded = await copies.copyOf(copyName, coding, blob);
       if (coded) {
         void reply.header('Content-Encoding', coding);
@@ -209,13 +243,41 @@ function routeFor(
     const version = Object.hasOwn(table.routes, candidate) ? table.routes[candidate] : undefined;
     if (version) return { path: candidate, version };
   }
-  const wantsDocument =
-    !/\.[a-z0-9]{1,8}$/i.test(path) || (request.headers.accept ?? '').includes('text/html');
+  const wantsDocument = !hasExtension(path) || acceptsHtml(request.headers.accept);
   if (table.spa && table.entry && wantsDocument && Object.hasOwn(table.routes, table.entry)) {
     const version = table.routes[table.entry];
     if (version) return { path: table.entry, version };
   }
   return undefined;
+}
+
+function hasExtension(path: string): boolean {
+  return /\.[a-z0-9]{1,8}$/i.test(path);
+}
+
+/** Whether Accept names text/html with a weight above zero (`text/html;q=0` refuses it). */
+function acceptsHtml(accept: string | undefined): boolean {
+  return (accept ?? '').split(',').some((item) => {
+    const [range, ...parameters] = item.split(';').map((part) => part.trim().toLowerCase());
+    if (range !== 'text/html') return false;
+    const weight = parameters.map((parameter) => /^q=([0-9.]+)$/.exec(parameter)?.[1]).find(Boolean);
+    return weight === undefined || Number(weight) > 0;
+  });
+}
+
+/** Adds a field to the response's Vary, keeping those already there. */
+function vary(reply: FastifyReply, field: string): void {
+  const current = reply.getHeader('vary');
+  const fields = typeof current === 'string' && current !== '' ? current.split(/\s*,\s*/) : [];
+  if (!fields.some((known) => known.toLowerCase() === field.toLowerCase())) fields.push(field);
+  void reply.header('Vary', fields.join(', '));
+}
+
+/** The request URL's path, and its query with its `?` (all of it: a `?` may appear inside a query), or ''. */
+function splitUrl(request: FastifyRequest): { path: string; query: string } {
+  const url = request.raw.url ?? '';
+  const at = url.indexOf('?');
+  return at < 0 ? { path: url, query: '' } : { path: url.slice(0, at), query: url.slice(at) };
 }
 
 function decodePath(path: string): string {
