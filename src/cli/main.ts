@@ -43,6 +43,19 @@ function integer(value: string): number {
   return Number(value);
 }
 
+/**
+ * A node name goes to peers in a header of every link and in every member row: visible ASCII and
+ * spaces, 1–128 characters, so that no peer refuses it (a name peers refuse would keep the node
+ * from ever linking).
+ */
+function nodeName(value: string): string {
+  if (!/^[\x20-\x7e]{1,128}$/.test(value) || value.trim() === '')
+    throw new InvalidArgumentError(
+      'expected 1–128 visible ASCII characters or spaces (it travels in a header)',
+    );
+  return value;
+}
+
 function tcpPort(value: string): number {
   if (!/^\d{1,5}$/.test(value) || Number(value) > 65535) {
     throw new InvalidArgumentError('expected a TCP port from 0 to 65535');
@@ -95,7 +108,11 @@ example(
       [] as string[],
     )
     .option('--advertise <url>', 'the URL peers reach this node at (default http://HOST:PORT)')
-    .option('--node-name <name>', 'a readable name for this node in cluster status (default strata-<id>)')
+    .option(
+      '--node-name <name>',
+      'a readable name for this node in cluster status, 1–128 ASCII characters (default strata-<id>)',
+      nodeName,
+    )
     .option('--geo <lat,lon>', "this node's location, for the router (e.g. 48.85,2.35)")
     .option('--cluster-key <key>', 'shared secret that authenticates peers (or STRATA_CLUSTER_KEY)')
     .option('--max-clock-skew-ms <ms>', 'flag peers whose clock is off by more than this', integer, 500)

@@ -232,7 +232,15 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     const deadline = Date.now() + leaveHandOffMs;
     // With no peer alive there is no one to hand the commits to: waiting would change nothing.
     while (held() < own && peers().length > 0 && Date.now() < deadline && !this.closed) await delay(50);
-    const unreplicated = Math.max(0, own - held());
+    // What any peer was last known to hold, alive or not: a suspect or dead one still holds it.
+    const known = Math.max(
+      0,
+      ...this.replica
+        .status()
+        .filter((member) => !member.self)
+        .map((member) => member.revision[selfId] ?? 0),
+    );
+    const unreplicated = Math.max(0, own - known);
     if (unreplicated > 0) {
       this.options.log.warn(
         { unreplicated, own },
@@ -300,6 +308,9 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       return;
     }
     this.links.set(peer, link);
+    // Linked, whichever side dialed: what kept this node from dialing that URL is over.
+    if (this.dialTrouble.delete(hello.member.url))
+      this.options.log.info({ url: hello.member.url }, 'linked to a peer that could not be reached');
     this.step({ type: 'link_up', peer: hello.member });
   }
 
@@ -399,13 +410,22 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       return undefined;
     });
     this.open.add(link);
-    socket.on('error', (error: Error & { code?: string }) =>
-      this.dialFailed(url, error.code ? `${error.code} (${error.message})` : error.message),
-    );
+    // One reason per dial, the first: the socket's own error after a refusal ("closed before the
+    // connection was established") would hide why the peer refused.
+    let reported = false;
+    let answered = false;
+    const failed = (reason: string) => {
+      if (reported) return;
+      reported = true;
+      this.dialFailed(url, reason);
+    };
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (!answered) failed(error.code ? `${error.code} (${error.message})` : error.message);
+    });
     socket.once('close', (code: number, reason: Buffer) => {
       if (link.info !== undefined) return;
       // 4401: the peer checked the upgrade and refused it, and says why (a wrong cluster key).
-      if (code >= 4000) this.dialFailed(url, `the peer refused the link: ${reason.toString()}`);
+      if (code >= 4000) failed(`the peer refused the link: ${reason.toString()}`);
       this.step({ type: 'connect_failed', url });
     });
     socket.on('open', () =>
@@ -418,6 +438,7 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
     );
     // A peer that refuses before upgrading (403: it has no cluster key) says why in its body.
     socket.on('unexpected-response', (_request, response) => {
+      answered = true;
       let body = '';
       response.setEncoding('utf8');
       response.on('data', (chunk: string) => {
@@ -429,10 +450,14 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
           const message = (JSON.parse(body) as { error: { message: unknown } }).error.message;
           if (typeof message === 'string') reason = `HTTP ${response.statusCode}: ${message.slice(0, 200)}`;
         } catch {}
-        this.dialFailed(url, `the peer refused the link: ${reason}`);
+        failed(`the peer refused the link: ${reason}`);
       });
-      response.once('error', () => {});
-      setTimeout(() => socket.terminate(), 1_000).unref();
+      const unread = `the peer refused the link: HTTP ${response.statusCode} (its answer could not be read)`;
+      response.once('error', () => failed(unread));
+      setTimeout(() => {
+        failed(unread);
+        socket.terminate();
+      }, 1_000).unref();
       response.once('end', () => socket.terminate());
     });
   }

@@ -61,7 +61,13 @@ export class PeerLink {
     this.helloTimer = setTimeout(() => this.refuse('timeout', 'no hello in time'), helloTimeoutMs);
     socket.on('message', (data: RawData, isBinary: boolean) => this.onData(data, isBinary));
     socket.on('close', () => this.onClose());
-    socket.on('error', () => socket.terminate());
+    socket.on('error', (error: Error & { code?: string }) => {
+      // A frame ws could not read (no mask, reserved bits, an oversized message) is a malformed
+      // message as much as bad JSON is: counted and said why. Other errors are the connection's.
+      if (error.code?.startsWith('WS_ERR_'))
+        this.events.refused(this, 'malformed', `invalid WebSocket frame: ${error.message}`);
+      socket.terminate();
+    });
   }
 
   /** Queues a message; it is written at the end of this turn of the event loop, after those queued before it. */

@@ -103,6 +103,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
         fail('STRATA_BAD_REQUEST', 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)');
       }
       checkQueryEncoding(request.url);
+      // With a cluster, the WebSocket plugin takes every Upgrade; only the peer link is one. Any
+      // other is refused here, in Strata's form, before the plugin could switch protocols.
+      if (
+        options.cluster &&
+        (request.raw as { upgrade?: boolean }).upgrade &&
+        request.url.split('?')[0] !== '/v1/cluster/link'
+      )
+        fail('STRATA_BAD_REQUEST', 'only /v1/cluster/link takes an Upgrade (the WebSocket between peers)');
       request.principal = context.tokens.authenticate(request.headers.authorization);
       done();
     } catch (error) {
@@ -121,7 +129,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
   if (options.cluster) {
     const cluster = options.cluster;
     registerClusterMetrics(context.metrics.registry, cluster);
-    void app.register(websocket, { options: { maxPayload: linkMessageBytesMax } });
+    void app.register(websocket, {
+      options: { maxPayload: linkMessageBytesMax },
+      // The link (peer-link.ts) counts and logs a socket's errors; the plugin's own handler would
+      // log each as an internal error, stack and all.
+      errorHandler: (_error, socket) => socket.terminate(),
+    });
     void app.register(async (scope) => {
       await clusterRoutes(cluster, options.onLeave ?? (() => {}))(scope, context);
     });

@@ -175,3 +175,20 @@ function decode(value: string): string {
     fail('STRATA_BAD_REQUEST', 'the URL path has a malformed percent-encoding');
   }
 }
+
+/**
+ * For endpoints that take no body: none, an empty one or `{}`. Anything else is refused, as a
+ * member an endpoint does not take is, rather than acted on as if it were not there.
+ */
+export function refuseBody(request: FastifyRequest, what: string): void {
+  const body = request.body;
+  if (body === undefined || body === null || body === '') return;
+  if (typeof body === 'object' && !Array.isArray(body) && Object.keys(body).length === 0) return;
+  const first = typeof body === 'object' && !Array.isArray(body) ? Object.keys(body)[0] : undefined;
+  fail(
+    'STRATA_BAD_REQUEST',
+    first !== undefined
+      ? `${what} takes no body: unknown field "${first.slice(0, 80)}"`
+      : `${what} takes no body (send none, or {})`,
+  );
+}

@@ -138,6 +138,13 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
       /^error: option '--log-level <level>' argument 'verbose' is invalid\. Allowed choices are fatal, error, warn, info, debug\.\n$/,
     );
     expect(() => statSync(dataDir)).toThrow(/ENOENT/);
+    // A name peers would refuse (too long, not ASCII: it travels in a header) is refused here.
+    for (const name of ['n'.repeat(129), 'nœud', ' ']) {
+      const refused = await runCli(['serve', '--node-name', name, '--data', dataDir]);
+      expect(refused.code, name).toBe(1);
+      expect(refused.stderr).toContain('expected 1–128 visible ASCII characters');
+    }
+    expect(() => statSync(dataDir)).toThrow(/ENOENT/);
   });
 
   it('leaves no data directory and no unseen admin token when the port is taken', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -715,6 +715,151 @@ describe('a node facing bad peers', () => {
     await delay(4_000);
     expect(lines(wrong, 'cannot link to a peer')).toHaveLength(2);
     expect(lines(a, '"name":"wrong"')).toHaveLength(1);
+    await expectServing();
+  });
+
+  it('keeps the reason a keyless node or a server that is no Strata node gives, once per reason', {
+    timeout: 60_000,
+  }, async () => {
+    const keyless = await startServer({
+      dataDir: temporaryDirectory('strata-bad-peers-keyless-'),
+      adminToken,
+    });
+    const plain = createServer((_request, response) => {
+      response.writeHead(404, { 'content-type': 'text/html' }).end('<h1>not here</h1>');
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const plainUrl = `http://127.0.0.1:${(plain.address() as AddressInfo).port}`;
+    try {
+      const joiner = await startServer({
+        dataDir: temporaryDirectory('strata-bad-peers-joiner-'),
+        adminToken,
+        extraArguments: ['--cluster-key', clusterKey, '--join', keyless.url, '--join', plainUrl],
+      });
+      const failures = () =>
+        joiner
+          .stdout()
+          .split('\n')
+          .filter((line) => line.includes('cannot link to a peer'))
+          .map((line) => JSON.parse(line) as { url: string; reason: string });
+      await waitFor(() => failures().length >= 2, {
+        timeoutMs: 20_000,
+        what: `both failures:\n${joiner.stdout()}`,
+      });
+      // Dials are retried every few seconds: the reasons stay the ones the peers gave.
+      await delay(4_000);
+      const reasons = Object.fromEntries(failures().map((line) => [line.url, line.reason]));
+      expect(failures()).toHaveLength(2);
+      expect(reasons[keyless.url]).toMatch(
+        /^the peer refused the link: HTTP 403: this node runs without a cluster key/,
+      );
+      expect(reasons[plainUrl]).toMatch(
+        /^the peer refused the link: HTTP 404: the answer is not a Strata node's/,
+      );
+      const { unreachable } = await statusOf(joiner);
+      expect(Object.fromEntries(unreachable.map((entry) => [entry.url, entry.reason]))).toEqual(reasons);
+    } finally {
+      plain.close();
+    }
+  });
+
+  it('forgets why it could not reach a peer once that peer links to it', { timeout: 60_000 }, async () => {
+    // A seed of its own: the only dead member it probes is the one that comes back.
+    const seed = await startServer({
+      dataDir: temporaryDirectory('strata-bad-peers-seed-'),
+      adminToken,
+      extraArguments: ['--cluster-key', clusterKey, '--node-name', 'seed'],
+    });
+    const dataDir = temporaryDirectory('strata-bad-peers-returning-');
+    const extraArguments = ['--cluster-key', clusterKey, '--node-name', 'returning', '--join', seed.url];
+    const first = await startServer({ dataDir, adminToken, extraArguments });
+    const id = (await statusOf(first)).node;
+    await waitFor(() => linkedTo(seed, id), { timeoutMs: 20_000, what: 'the returning node to link' });
+    await first.kill9();
+    // The seed probes the dead member, and says why it cannot link.
+    await waitFor(async () => (await statusOf(seed)).unreachable.some((entry) => entry.url === first.url), {
+      timeoutMs: 30_000,
+      what: 'the seed to record the dead URL',
+    });
+    const back = await startServer({ dataDir, adminToken, extraArguments, port: first.port });
+    await waitFor(() => linkedTo(seed, id), { timeoutMs: 20_000, what: 'the returning node to link again' });
+    await waitFor(async () => !(await statusOf(seed)).unreachable.some((entry) => entry.url === back.url), {
+      timeoutMs: 10_000,
+      what: "the seed to drop the URL's trouble",
+    });
+    await Promise.all([back.stop(), seed.stop()]);
+  });
+
+  it('refuses a frame WebSocket cannot read, an upgrade that is no WebSocket, and an upgrade elsewhere, in its form', async () => {
+    const before = await refusals(a);
+    const link = new RawLink(a, { ...new LinkAuth(clusterKey, Date.now).dial(fakeNodeId(), 'framer') });
+    await link.opened;
+    await link.first();
+    // An unmasked frame from the dialing side: ws refuses it.
+    (link.socket as unknown as { _socket: { write(bytes: Buffer): void } })._socket.write(
+      Buffer.from([0x81, 0x05, ...Buffer.from('hello')]),
+    );
+    await link.closed;
+    await expectRefused(a, before, 'malformed');
+    expect(a.stdout()).not.toContain('"level":50');
+
+    const raw = (path: string, headers: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(a.port, '127.0.0.1', () =>
+          socket.write(
+            [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: Upgrade', ...headers, '', ''].join(
+              '\r\n',
+            ),
+          ),
+        );
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('utf8');
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(text));
+        setTimeout(() => socket.destroy(), 5_000).unref();
+      });
+    const answers = await Promise.all([
+      raw('/v1/cluster/link', ['Upgrade: websocket', 'Sec-WebSocket-Version: 13']),
+      raw('/v1/cluster/link', ['Upgrade: foo']),
+      raw('/v1/cluster/status', [
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      ]),
+      raw(`/v1/buckets/${bucket}/keys/check-1`, [
+        'Upgrade: websocket',
+        'Sec-WebSocket-Version: 13',
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      ]),
+    ]);
+    for (const answer of answers) {
+      expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+      expect(answer).toMatch(/content-type: application\/json/i);
+      expect(answer).toContain('"code":"STRATA_BAD_REQUEST"');
+    }
+    expect(answers[0]).toContain('Sec-WebSocket-Key');
+    expect(answers[2]).toContain('only /v1/cluster/link takes an Upgrade');
+    await expectServing();
+  });
+
+  it('refuses a body on leave and reindex, and stays in the cluster', async () => {
+    for (const [path, body, type] of [
+      ['/v1/cluster/leave', '{"unknown":1}', 'application/json'],
+      ['/v1/cluster/leave', '[1,2]', 'application/json'],
+      ['/v1/cluster/leave', 'hello', 'text/plain'],
+      ['/v1/admin/reindex', '{"unknown":1}', 'application/json'],
+    ] as const) {
+      const response = await request(`${a.url}${path}`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': type },
+        body,
+      });
+      const answer = JSON.parse(await response.body.text()) as { error: { code: string; message: string } };
+      expect(response.statusCode, `${path} ${body}`).toBe(400);
+      expect(answer.error.message).toContain('takes no body');
+    }
     await expectServing();
   });
 

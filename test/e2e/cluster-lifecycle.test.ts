@@ -91,6 +91,29 @@ describe('a node leaving its cluster under writes', () => {
   });
 });
 
+describe('a node leaving when its peer is gone', () => {
+  afterEach(cleanUpCluster);
+
+  it('counts as unreplicated only the commits the peer was never known to hold', {
+    timeout: 90_000,
+  }, async () => {
+    const [peer, leaves] = await startCluster({ nodes: ['PEER', 'LEAVER'], proxied: false });
+    if (!peer || !leaves) throw new Error('two nodes expected');
+    for (let index = 0; index < 5; index += 1) await leaves.put(bucket, `held-${index}`, 'x');
+    await waitFor(async () => (await peer.get(bucket, 'held-4')).statusCode === 200, {
+      timeoutMs: 20_000,
+      what: 'the peer to hold the first writes',
+    });
+    // The peer's revision, as gossiped, reaches the leaving node before the peer dies.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await peer.kill9();
+    for (let index = 0; index < 3; index += 1) await leaves.put(bucket, `alone-${index}`, 'x');
+    const left = await leaves.request('POST', '/v1/cluster/leave');
+    expect(left.statusCode, left.body.toString()).toBe(202);
+    expect(JSON.parse(left.body.toString())).toMatchObject({ left: true, unreplicated: 3 });
+  });
+});
+
 describe('a node restarted on a backup of its data directory', () => {
   afterEach(cleanUpCluster);
 

@@ -148,6 +148,8 @@ export interface ServerOptions {
   extraArguments?: string[];
   /** Log level of the node; `warn` keeps its stdout to the lines the CLI itself prints. */
   logLevel?: string;
+  /** This port (a restart at the URL peers know), else a free one. */
+  port?: number;
 }
 
 class PortTaken extends Error {}
@@ -158,14 +160,14 @@ class PortTaken extends Error {}
  */
 export async function startServer(options: ServerOptions): Promise<StrataServer> {
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
     const server = spawnServer(port, options);
     try {
       await waitUntilReady(server);
       return server;
     } catch (error) {
       await server.kill9();
-      const retry = error instanceof PortTaken && attempt < portAttemptsMax;
+      const retry = error instanceof PortTaken && attempt < portAttemptsMax && options.port === undefined;
       if (!retry) throw error;
     }
   }

@@ -7,6 +7,7 @@ import { isSha256Hex } from '../../core/ids.js';
 import { formatTime } from '../../core/time.js';
 import { type Context, requireRole } from '../context.js';
 import { openEventStream, stillAllowed } from '../event-stream.js';
+import { refuseBody } from '../params.js';
 import { sendBlob } from '../send-blob.js';
 
 /** Between two `counters` events on the cluster event stream. */
@@ -26,6 +27,8 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
       // A node without a cluster key refuses before upgrading: a dialer learns why from the status.
       preValidation: async (request) => {
         if (!cluster.enabled && request.headers.upgrade !== undefined) cluster.verifyPeer(request.headers);
+        // What ws would refuse with an HTML page, refused here in Strata's form.
+        if ((request.raw as { upgrade?: boolean }).upgrade) checkWebSocketUpgrade(request.headers);
       },
       handler: async () =>
         fail('STRATA_BAD_REQUEST', '/v1/cluster/link is a WebSocket between peers: send Upgrade: websocket'),
@@ -95,6 +98,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
 
     app.post('/v1/cluster/leave', async (request, reply) => {
       requireRole(request, 'admin');
+      refuseBody(request, 'POST /v1/cluster/leave');
       if (!cluster.enabled) fail('STRATA_CONFLICT', 'this node is not in a cluster (it has no cluster key)');
       const { unreplicated } = await cluster.leave();
       // Answer first, then stop the node: a departed node does not serve.
@@ -102,6 +106,17 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
       return reply.status(202).send({ left: true, node: context.store.nodeId, unreplicated });
     });
   };
+}
+
+/** RFC 6455 §4.2.1: the upgrade a WebSocket handshake must be. */
+function checkWebSocketUpgrade(headers: Record<string, string | string[] | undefined>): void {
+  const one = (name: string) => (typeof headers[name] === 'string' ? (headers[name] as string) : undefined);
+  if (one('upgrade')?.toLowerCase() !== 'websocket')
+    fail('STRATA_BAD_REQUEST', 'the peer link upgrades to a WebSocket: send Upgrade: websocket');
+  if (!/^[+/0-9A-Za-z]{22}==$/.test(one('sec-websocket-key') ?? ''))
+    fail('STRATA_BAD_REQUEST', 'a WebSocket upgrade needs a Sec-WebSocket-Key of 16 bytes in base64');
+  if (one('sec-websocket-version') !== '13')
+    fail('STRATA_BAD_REQUEST', 'a WebSocket upgrade needs Sec-WebSocket-Version: 13');
 }
 
 /** Commit-notice and link counters: what the broadcast did, for the event stream and status. */
