@@ -105,7 +105,13 @@ describe('a node leaving when its peer is gone', () => {
       what: 'the peer to hold the first writes',
     });
     // The peer's revision, as gossiped, reaches the leaving node before the peer dies.
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await waitFor(
+      async () => {
+        const member = (await leaves.status()).members.find((row) => row.id === peer.id);
+        return (member?.revision[leaves.id] ?? 0) >= 5;
+      },
+      { timeoutMs: 30_000, what: 'the leaving node to learn that the peer holds its first writes' },
+    );
     await peer.kill9();
     for (let index = 0; index < 3; index += 1) await leaves.put(bucket, `alone-${index}`, 'x');
     const left = await leaves.request('POST', '/v1/cluster/leave');
