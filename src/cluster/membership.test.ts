@@ -536,6 +536,21 @@ describe('membership', () => {
       expect([...node.replica.membership.links.keys()]).not.toContain(again[0]?.peer);
     });
 
+    it('dials a link that closed as soon as it opened again only after connectRetryMs', () => {
+      const node = new Node();
+      node.linkUp(info(B));
+      const keepB = heartbeats(node, B, { alive: [C] });
+      keepB();
+      node.linkUp(info(C));
+      node.run(node.timing.tickIntervalMs, keepB);
+      // C refuses what this node said: its link closes at once.
+      node.step({ type: 'link_down', peer: C });
+      const soon = connectsOf(node.run(node.timing.connectRetryMs - 2 * node.timing.tickIntervalMs, keepB));
+      expect(soon.filter((connect) => connect.peer === C)).toEqual([]);
+      const later = connectsOf(node.run(3 * node.timing.tickIntervalMs, keepB));
+      expect(later.filter((connect) => connect.peer === C)).toHaveLength(1);
+    });
+
     it('fills the degree with alive members only; a suspect is only probed, once per probeDeadIntervalMs', () => {
       const node = new Node({ degree: 3 });
       node.linkUp(info(B));

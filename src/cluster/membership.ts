@@ -116,7 +116,15 @@ export class Membership {
   }
 
   linkDown(peer: NodeId): void {
-    if (this.links.delete(peer)) this.hooks.linkLost(peer);
+    const link = this.links.get(peer);
+    if (!link || !this.links.delete(peer)) return;
+    // A link that closed as soon as it opened (the peer refused what this node said) is dialed
+    // again no sooner than a failed connect would be: else the two would open and close it in a loop.
+    const now = this.hooks.now();
+    const url = this.members.get(peer)?.info.url;
+    if (url && now - link.upAt < this.timing.connectRetryMs)
+      this.connecting.set(url, now + this.timing.connectRetryMs);
+    this.hooks.linkLost(peer);
   }
 
   heard(peer: NodeId): void {
