@@ -7,7 +7,7 @@ import type { Snapshot } from '../store/snapshot.js';
 import { fieldToken, pairSeparator } from './documents.js';
 import { prepareExpression } from './fts5-expression.js';
 import { identifierTerms } from './identifiers.js';
-import { type ContentTable, contentColumns, prefixIndexLengths } from './schema.js';
+import { type ContentTable, prefixIndexLengths } from './schema.js';
 import { rowidRange } from './search-rowids.js';
 import { phrasePairExpression, wordsOf } from './word-pairs.js';
 
@@ -586,6 +586,8 @@ class ExpressionError extends Error {}
  * mistake is. The column hint covers a `name:` that is read as a column filter.
  */
 export function explainSyntaxError(message: string, q: string): string {
+  // An odd count of quotes leaves a phrase open, whatever FTS5 tripped on after it.
+  if ((q.match(/"/g) ?? []).length % 2 === 1) return 'unterminated string: a phrase\'s closing " is missing';
   if (message === 'syntax error near ""')
     return 'the query ends too early: an AND, OR, NOT, NEAR( or ( is missing what should follow it';
   if (message === 'unterminated string') return 'unterminated string: a phrase\'s closing " is missing';
@@ -595,9 +597,12 @@ export function explainSyntaxError(message: string, q: string): string {
     // A token that occurs once is placed; an operator, at its first place where no operand precedes it.
     if (at >= 0 && q.indexOf(near, at + 1) < 0) return `${message}, at character ${at + 1}`;
     const misplaced = misplacedOperator(near, q);
-    return misplaced === undefined
-      ? message
-      : `${message}, at character ${misplaced + 1} (${near} must follow a word, a phrase or a ))`;
+    if (misplaced !== undefined)
+      return `${message}, at character ${misplaced + 1} (${near} must follow a word, a phrase or a ))`;
+    // FTS5 names what the query became (a column filter put in front of a phrase), not what was typed.
+    if (at < 0)
+      return 'syntax error: a ^ must start a phrase (^word), and a " must start or end one, not stand inside a word';
+    return message;
   }
   const column = /^no such column: (.*)$/.exec(message)?.[1];
   if (column !== undefined)
@@ -625,10 +630,11 @@ function misplacedOperator(operator: string, q: string): number | undefined {
 /** q's part of the expression, alone (matchExpression), or undefined without a q. */
 function ownExpression(request: SearchRequest): string | undefined {
   if (request.q === undefined || request.q.trim() === '') return undefined;
-  const columns = contentColumns(tables[request.kind]);
   // In the text table, plain words are the body's: `fields` holds JSON field names (documents.ts).
+  // Its columns are the index's own: every `name:` of a text query is a JSON field (`body:x` finds
+  // {"body": "x"}), where code and diff queries name their columns (`defined:`, `added:`).
   return request.kind === 'text'
-    ? prepareExpression(rewriteFieldTerms(request.q, columns), 'body')
+    ? prepareExpression(rewriteFieldTerms(request.q), 'body')
     : prepareExpression(request.q);
 }
 
@@ -665,13 +671,13 @@ const fieldTermPattern =
  * JSON field terms as phrases of the `fields` column, whose words are the field's pairs in order
  * (documents.ts): `title:keeper` → `fields:"title keeper"`, `title:keep*` → `fields:"title keep"*`,
  * `title:"lighthouse keeper"` → `fields:"title lighthouse 0pair0 title keeper"` (the two words
- * next to each other in one value). A name that is a column of the table stays a column filter.
+ * next to each other in one value). Every name is a field's, `body` and `fields` too.
  */
-function rewriteFieldTerms(q: string, columns: string[]): string {
+function rewriteFieldTerms(q: string): string {
   return q.replace(
     fieldTermPattern,
     (whole, quoted?: string, lead?: string, name?: string, phrase?: string, word?: string, star?: string) => {
-      if (quoted !== undefined || name === undefined || columns.includes(name)) return whole;
+      if (quoted !== undefined || name === undefined) return whole;
       const field = fieldToken(name);
       const words = wordsOf(phrase === undefined ? (word as string) : phrase.replaceAll('""', '"'));
       if (!field || words.length === 0) return whole;

@@ -157,7 +157,14 @@ describe('GET /v1/search', () => {
     expect(await keys(node, { q: 'lightship OR "keeper of"' })).toEqual(['docs/b', 'docs/c']);
     expect(await keys(node, { q: 'keeper NOT "lighthouse keeper"' })).toEqual(['docs/b']);
     expect(await keys(node, { q: 'NEAR(keeper lighthouse, 1)' })).toEqual(['docs/a']);
-    expect(await keys(node, { q: 'body:lightship' })).toEqual(['docs/c']);
+    // The text table's own columns are no query's business: body: and fields: name JSON fields.
+    expect(await keys(node, { q: 'body:lightship' })).toEqual([]);
+    await put(node, 'docs', 'post.json', JSON.stringify({ title: 'lightship', body: 'the keeper' }), {
+      'content-type': 'application/json',
+    });
+    expect(await keys(node, { q: 'body:keeper' })).toEqual(['docs/post.json']);
+    expect(await keys(node, { q: 'body:lightship' })).toEqual([]);
+    expect(await keys(node, { q: 'fields:title' })).toEqual([]);
   });
 
   it('answers a two-word phrase exactly as FTS5 answers the phrase', async () => {
@@ -509,6 +516,12 @@ describe('GET /v1/search', () => {
     );
     expect(await badQueryMessage('a NOT NOT b')).toContain('at character 7');
     expect(await badQueryMessage('"lighthouse')).toContain('a phrase\'s closing " is missing');
+    expect(await badQueryMessage('title:"')).toContain('a phrase\'s closing " is missing');
+    expect(await badQueryMessage('a"b')).toContain('a phrase\'s closing " is missing');
+    // A character the query never held is not named: FTS5 saw the filter put before a phrase.
+    const caret = await badQueryMessage('alpha^');
+    expect(caret).not.toContain('":"');
+    expect(caret).toContain('a ^ must start a phrase');
     expect(await badQueryMessage('*')).toContain('a * must end a word');
   });
 
