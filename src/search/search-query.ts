@@ -487,6 +487,31 @@ interface SnippetRow {
   removed?: string;
 }
 
+/**
+ * A snippet as the document reads. One of the `fields` column is made of "name word" pairs with
+ * fillers between them (documents.ts): `title Lighthouse 0pair0 «title keeper»`. It is shown as the
+ * values it came from, `Lighthouse «keeper»`, words of one value side by side, values apart with ` · `.
+ */
+function readableSnippet(snippet: string): string {
+  if (!snippet.includes(pairSeparator)) return snippet;
+  const values: string[][] = [[]];
+  for (const part of snippet.split(pairSeparator)) {
+    const pair = part.trim();
+    // Two fillers in a row (an empty part) end a value.
+    if (pair === '') {
+      if ((values.at(-1) as string[]).length > 0) values.push([]);
+      continue;
+    }
+    // The field's name is the pair's first word; a mark or an ellipsis before it stays.
+    const word = pair.replace(/^([«…]*)[^\s«»…]+\s*/u, '$1');
+    if (word !== '' && word !== '«' && word !== '…') (values.at(-1) as string[]).push(word);
+  }
+  return values
+    .map((words) => words.join(' '))
+    .filter((value) => value !== '')
+    .join(' · ');
+}
+
 function toHit(
   row: HitRow,
   text: SnippetRow | undefined,
@@ -501,12 +526,7 @@ function toHit(
     txTime: hlcWall(row.hlc as never),
     effectiveAt: row.effective_at,
     score: row.score,
-    // The filler between JSON field pairs is an index artefact: show it as a separator.
-    snippet: (text?.snippet ?? '')
-      .split(pairSeparator)
-      .map((part) => part.trim())
-      .filter((part) => part !== '')
-      .join(' · '),
+    snippet: readableSnippet(text?.snippet ?? ''),
   };
   if (row.truncated) hit.truncated = true;
   if (kind === 'diff') {

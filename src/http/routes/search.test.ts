@@ -284,6 +284,17 @@ describe('GET /v1/search', () => {
     }
   });
 
+  it("shows a field query's snippet as the values it matched, without the field names", async () => {
+    const { node } = startNode();
+    const book = { title: 'Lighthouse keeper', first_name: 'Ada', body: 'the keeper of the light' };
+    await put(node, 'books', 'b.json', JSON.stringify(book), { 'content-type': 'application/json' });
+    const snippet = async (q: string) => (await hits(node, { q }))[0]?.snippet;
+    // Snippets are 16 words of the index at most: the end may be cut (…).
+    expect(await snippet('title:keeper')).toMatch(/^Lighthouse «keeper» · Ada · the keeper/);
+    expect(await snippet('title:"lighthouse keeper"')).toMatch(/^«Lighthouse keeper» · Ada · the keeper/);
+    expect(await snippet('first_name:ada')).toMatch(/^Lighthouse keeper · «Ada» · the keeper/);
+  });
+
   it('searches code identifiers with kind=code, def= and ref=', async () => {
     const { node } = startNode();
     const js = { 'content-type': 'text/javascript' };
