@@ -66,7 +66,7 @@ export function addSearchCommands(program: Command): void {
                       ]
                     : [`    ${hit.snippet.replace(/\s+/g, ' ').trim()}`];
                   return [
-                    `${hit.txTime}  ${hit.bucket}/${hit.key}  ${hit.version}${hit.truncated ? '  (prefix indexed)' : ''}`,
+                    `${hit.txTime}  ${hit.bucket}/${hit.key}  ${hit.version}${hit.truncated ? '  (truncated: only its first 1 MiB is indexed)' : ''}`,
                     ...lines,
                   ].join('\n');
                 })

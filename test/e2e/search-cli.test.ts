@@ -225,4 +225,11 @@ describe('strata search and strata recent', () => {
       for (const option of ['--bucket', '--since', '--limit', '--json']) expect(recent).toContain(option);
     });
   });
+
+  it('says of a hit in an object over 1 MiB that it is truncated', async () => {
+    const version = await put('big', 'long.txt', `zebraword ${'filler '.repeat(200_000)}lastword`);
+    const { stdout } = succeeded(await cli(['search', 'zebraword', '--bucket', 'big']));
+    expect(stdout).toContain(`big/long.txt  ${version}  (truncated: only its first 1 MiB is indexed)`);
+    expect(succeeded(await cli(['search', 'lastword', '--bucket', 'big'])).stdout).toBe('no hits\n');
+  });
 });
