@@ -17,7 +17,39 @@ export class StrataError extends Error {
   }
 }
 
+/**
+ * Refused before any request, as the node would refuse it: fetch() folds `.` and `..` segments
+ * away (`a/../b` would name `b`, even written `%2E%2E`), so such a key can never be reached from
+ * a browser, and a name that is not a string of well-formed Unicode cannot be put in a URL.
+ */
+function checkName(value, what) {
+  if (typeof value !== 'string' || value === '')
+    throw new StrataError(0, 'STRATA_INVALID_NAME', `${what} must be a non-empty string`);
+  if (!value.isWellFormed())
+    throw new StrataError(0, 'STRATA_INVALID_NAME', `${what} is not well-formed Unicode (a lone surrogate)`);
+  if (what === 'key' && value.split('/').some((segment) => segment === '.' || segment === '..'))
+    throw new StrataError(
+      0,
+      'STRATA_INVALID_NAME',
+      'key must not have . or .. segments: URLs fold them away, so none could reach it',
+    );
+  return value;
+}
+
+/** An option this call does not take is refused, never dropped: a misspelt `asof` would read the present. */
+function checkOptions(options, known, call) {
+  for (const name of Object.keys(options ?? {}))
+    if (!known.includes(name))
+      throw new StrataError(
+        0,
+        'STRATA_BAD_REQUEST',
+        `${call} has no option ${name} (it takes ${known.join(', ')})`,
+      );
+}
+
 function keyPath(bucket, key) {
+  checkName(bucket, 'bucket');
+  checkName(key, 'key');
   let encoded = key.split('/').map(encodeURIComponent).join('/');
   if (encoded.endsWith('/versions')) encoded = `${encoded.slice(0, -'/versions'.length)}%2Fversions`;
   return `/v1/buckets/${encodeURIComponent(bucket)}/keys/${encoded}`;
@@ -36,6 +68,11 @@ async function failure(response) {
   return new StrataError(response.status, code, message);
 }
 
+/** If-Match: `*`, or the version quoted as an ETag. */
+function ifMatch(value) {
+  return value === '*' ? '*' : `"${value}"`;
+}
+
 export class Strata {
   /** @param {{ url?: string, token?: string }} [options] */
   constructor(options = {}) {
@@ -45,7 +82,8 @@ export class Strata {
 
   async request(path, init = {}) {
     const headers = new Headers(init.headers);
-    if (this.token) headers.set('authorization', `Bearer ${this.token}`);
+    // An empty token is sent as one (and refused, 401): an unset variable must not read as "no token".
+    if (this.token !== undefined && this.token !== null) headers.set('authorization', `Bearer ${this.token}`);
     const response = await fetch(this.url + path, { ...init, headers });
     if (!response.ok) throw await failure(response);
     return response;
@@ -53,6 +91,7 @@ export class Strata {
 
   /** Reads a key. Options: at, asOf (Date, RFC 3339 or epoch ms), version. */
   async get(bucket, key, options = {}) {
+    checkOptions(options, ['at', 'asOf', 'version'], 'get');
     const query = new URLSearchParams();
     for (const name of ['at', 'asOf', 'version']) {
       const value = options[name];
@@ -71,8 +110,12 @@ export class Strata {
     };
   }
 
-  /** Writes a key. Body: string, Blob, ArrayBuffer or a JSON-able object. Options: contentType, ifMatch, ifNoneMatch, effectiveAt. */
+  /**
+   * Writes a key. Body: string, Blob, ArrayBuffer or a JSON-able object. Options: contentType,
+   * ifMatch (a version, or '*': only if the key has a live value), ifNoneMatch, effectiveAt.
+   */
   async put(bucket, key, body, options = {}) {
+    checkOptions(options, ['contentType', 'ifMatch', 'ifNoneMatch', 'effectiveAt'], 'put');
     const headers = {};
     let payload = body;
     if (
@@ -85,7 +128,7 @@ export class Strata {
       headers['content-type'] = 'application/json';
     }
     if (options.contentType) headers['content-type'] = options.contentType;
-    if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
+    if (options.ifMatch) headers['if-match'] = ifMatch(options.ifMatch);
     if (options.ifNoneMatch) headers['if-none-match'] = '*';
     if (options.effectiveAt !== undefined) {
       headers['strata-effective-at'] =
@@ -96,13 +139,16 @@ export class Strata {
   }
 
   async delete(bucket, key, options = {}) {
-    const headers = options.ifMatch ? { 'if-match': `"${options.ifMatch}"` } : {};
+    checkOptions(options, ['ifMatch'], 'delete');
+    const headers = options.ifMatch ? { 'if-match': ifMatch(options.ifMatch) } : {};
     const response = await this.request(keyPath(bucket, key), { method: 'DELETE', headers });
     return response.json();
   }
 
   /** Live keys of a bucket: { keys: [{ key, version, size, contentType, txTime, effectiveAt }], next? }. */
   async list(bucket, options = {}) {
+    checkOptions(options, ['prefix', 'after', 'limit', 'at'], 'list');
+    checkName(bucket, 'bucket');
     const query = new URLSearchParams();
     for (const name of ['prefix', 'after', 'limit', 'at'])
       if (options[name] !== undefined) query.set(name, String(options[name]));
@@ -125,7 +171,9 @@ export class Strata {
     const segments = url.pathname.split('/');
     // App names never start with @: the first such segment is the release.
     const pinned = segments.findIndex((segment) => segment.startsWith('@'));
-    const top = pinned < 0 ? url : new URL(`${segments.slice(0, pinned + 1).join('/')}/`, url);
+    // A page that set its own <base> is not pinned: the app's current table, at its top.
+    const app = segments[1] === 'apps' && segments[2] ? `/apps/${segments[2]}/` : '/';
+    const top = new URL(pinned < 0 ? app : `${segments.slice(0, pinned + 1).join('/')}/`, url);
     const response = await fetch(new URL('_routes.json', top));
     if (!response.ok) throw await failure(response);
     return response.json();
