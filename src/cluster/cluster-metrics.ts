@@ -1,21 +1,32 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClusterService } from './cluster-service.js';
 
 /**
  * The cluster's figures in /metrics, read from the protocol when scraped (DESIGN §5 node signals).
- * Counters of the protocol only grow; they are exposed as `_total` gauges read at scrape time.
+ * Counters of the protocol only grow; they are exposed as `_total` counters (as Prometheus names
+ * them), set from the protocol's own counts at scrape time.
  */
 export function registerClusterMetrics(registry: Registry, cluster: ClusterService): void {
-  const gauge = (name: string, help: string, labelNames: string[], collect: (g: Gauge) => void) =>
-    new Gauge({
-      name,
-      help,
-      labelNames,
-      registers: [registry],
+  /** A metric set afresh from the protocol at each scrape (reset, then set). */
+  function scraped<M extends Gauge | Counter>(metric: M, set: (metric: M) => void): M {
+    return Object.assign(metric, {
       collect() {
-        this.reset();
-        collect(this);
+        metric.reset();
+        set(metric);
       },
+    });
+  }
+  const gauge = (name: string, help: string, labelNames: string[], set: (g: Gauge) => void) =>
+    scraped(new Gauge({ name, help, labelNames, registers: [registry] }), set);
+  /** A counter whose value is the protocol's count (they start at 0 with the process). */
+  const counter = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => Array<[Record<string, string>, number]>,
+  ) =>
+    scraped(new Counter({ name, help, labelNames, registers: [registry] }), (c) => {
+      for (const [labels, value] of read()) c.inc(labels, value);
     });
   gauge('strata_cluster_members', 'Members by state, as this node sees them', ['state'], (g) => {
     const counts = { alive: 0, suspect: 0, dead: 0 };
@@ -29,29 +40,34 @@ export function registerClusterMetrics(registry: Registry, cluster: ClusterServi
   gauge('strata_cluster_broadcast_trees', 'Broadcast trees kept, one per origin pruned for', [], (g) => {
     g.set(cluster.replica.plumtree.origins().length);
   });
-  gauge('strata_cluster_messages_sent_total', 'Peer messages sent, by type', ['type'], (g) => {
-    for (const [type, count] of Object.entries(cluster.replica.sent)) g.set({ type }, count);
-  });
-  gauge('strata_cluster_broadcast_total', 'Plumtree and delivery events', ['event'], (g) => {
-    const counters = { ...cluster.replica.plumtree.counters, ...cluster.replica.delivery.counters };
-    for (const [event, count] of Object.entries(counters)) g.set({ event }, count);
-  });
-  gauge('strata_cluster_peers_refused_total', 'Peer links or pulls refused, by reason', ['reason'], (g) => {
-    for (const [reason, count] of Object.entries(cluster.counters.refused)) g.set({ reason }, count);
-  });
-  gauge('strata_cluster_link_bytes_total', 'Bytes of peer messages', ['direction'], (g) => {
+  counter('strata_cluster_messages_sent_total', 'Peer messages sent, by type', ['type'], () =>
+    Object.entries(cluster.replica.sent).map(([type, count]) => [{ type }, count]),
+  );
+  counter('strata_cluster_broadcast_total', 'Plumtree and delivery events', ['event'], () =>
+    Object.entries({ ...cluster.replica.plumtree.counters, ...cluster.replica.delivery.counters }).map(
+      ([event, count]) => [{ event }, count],
+    ),
+  );
+  counter('strata_cluster_peers_refused_total', 'Peer links or pulls refused, by reason', ['reason'], () =>
+    Object.entries(cluster.counters.refused).map(([reason, count]) => [{ reason }, count]),
+  );
+  counter('strata_cluster_link_bytes_total', 'Bytes of peer messages', ['direction'], () => {
     const { bytes } = cluster.linkTraffic();
-    g.set({ direction: 'sent' }, bytes.sent);
-    g.set({ direction: 'received' }, bytes.received);
+    return [
+      [{ direction: 'sent' }, bytes.sent],
+      [{ direction: 'received' }, bytes.received],
+    ];
   });
-  gauge(
+  counter(
     'strata_cluster_link_frames_total',
     'WebSocket frames on peer links (each one message or a batch of them)',
     ['direction'],
-    (g) => {
+    () => {
       const { frames } = cluster.linkTraffic();
-      g.set({ direction: 'sent' }, frames.sent);
-      g.set({ direction: 'received' }, frames.received);
+      return [
+        [{ direction: 'sent' }, frames.sent],
+        [{ direction: 'received' }, frames.received],
+      ];
     },
   );
   gauge(

@@ -141,8 +141,13 @@ export class Snapshot {
     return row;
   }
 
-  commitVersions(commit: string): VersionRow[] {
-    return (this.queries.versionsOfCommit.all(commit, this.pos) as RawVersionRow[]).map(toVersionRow);
+  /** The versions a commit wrote, in op order, marked as history marks them when withdrawn since. */
+  commitVersions(commit: string): HistoryEntry[] {
+    return (this.queries.versionsOfCommit.all(commit, this.pos) as RawVersionRow[]).map((raw) => {
+      const row = toVersionRow(raw);
+      const [retraction] = this.queries.retractionsOf.all(row.version, this.pos) as RawVersionRow[];
+      return retraction ? { ...row, retractedBy: retraction.version as VersionId } : row;
+    });
   }
 
   /** Puts in a bucket that take effect at or before `until`, in effective order. */

@@ -165,6 +165,10 @@ describe('GET and HEAD /v1/blobs/{hash}', () => {
     ]) {
       expectError(await postJson(node, '/v1/blobs/missing', body), 400, 'STRATA_BAD_REQUEST');
     }
+    // A misspelt member is named, not reported as a missing one.
+    const misspelt = await postJson(node, '/v1/blobs/missing', { hash: [] });
+    expectError(misspelt, 400, 'STRATA_BAD_REQUEST');
+    expect(misspelt.json().error.message).toContain('unknown field "hash"');
     await expectJsonOnly(node, '/v1/blobs/missing', JSON.stringify({ hashes: [unknown] }));
     const undeclared = await node.app.inject({
       method: 'POST',

@@ -64,6 +64,8 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
   app.post('/v1/blobs/missing', async (request) => {
     requireRole(request, 'read');
     const body = (await readJson(request, 1024 * 1024)) as { hashes?: unknown };
+    if (typeof body === 'object' && body !== null && !Array.isArray(body))
+      onlyFields(body, ['hashes'], 'the body');
     const hashes = body?.hashes;
     if (
       !Array.isArray(hashes) ||
@@ -75,7 +77,6 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
         `body must be {"hashes": [<up to ${hashesPerQueryMax} sha256 hex strings>]}`,
       );
     }
-    onlyFields(body as object, ['hashes'], 'the body');
     return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.has(hash)) };
   });
 

@@ -320,16 +320,20 @@ describe('GET /metrics', () => {
       'strata_cluster_members',
       'strata_cluster_links',
       'strata_cluster_broadcast_trees',
-      'strata_cluster_messages_sent_total',
-      'strata_cluster_broadcast_total',
-      'strata_cluster_peers_refused_total',
-      'strata_cluster_link_bytes_total',
-      'strata_cluster_link_frames_total',
       'strata_cluster_replication_delay_ms',
       'strata_cluster_clock_offset_ms',
       'strata_cluster_pending_commits',
     ])
       expect(text).toContain(`# TYPE ${name} gauge`);
+    // What only grows is a counter, as its _total says.
+    for (const name of [
+      'strata_cluster_messages_sent_total',
+      'strata_cluster_broadcast_total',
+      'strata_cluster_peers_refused_total',
+      'strata_cluster_link_bytes_total',
+      'strata_cluster_link_frames_total',
+    ])
+      expect(text).toContain(`# TYPE ${name} counter`);
     expect(text).toMatch(/^strata_cluster_members\{state="alive"\} 1$/m);
     expect(text).toMatch(/^strata_cluster_members\{state="dead"\} 0$/m);
     expect(text).toMatch(/^strata_cluster_peers_refused_total\{reason="unauthenticated"\} 1$/m);

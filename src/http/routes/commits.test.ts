@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { expectError, expectJsonOnly, postJson, tokenHeaders } from '../../../test/support/api.js';
@@ -176,6 +177,11 @@ describe('POST /v1/commits', () => {
     const versions = (history.json() as { versions: Array<Record<string, unknown>> }).versions;
     expect(versions.map((entry) => entry.version)).toEqual([retraction.versions[0], bad, first]);
     expect(versions[1]).toMatchObject({ retracted: true, retractedBy: retraction.versions[0] });
+    // The commit that wrote it says so too, as history does.
+    const written = await node.app.inject({ url: `/v1/commits/${bad.split('.')[0]}`, headers: auth });
+    expect((written.json() as { versions: unknown[] }).versions).toEqual([
+      expect.objectContaining({ version: bad, retracted: true, retractedBy: retraction.versions[0] }),
+    ]);
 
     const before = await digest(node);
     expectError(await postCommit(node, { ops: [{ kind: 'retract', target: bad }] }), 409, 'STRATA_CONFLICT');
@@ -227,6 +233,31 @@ describe('POST /v1/commits', () => {
       txTime: new Date(start).toISOString(),
       effectiveAt: new Date(start).toISOString(),
     });
+  });
+
+  it('answers 422 listing every blob the ops name that the store lacks, writing nothing', async () => {
+    const node = startNode();
+    const uploaded = createHash('sha256').update('uploaded').digest('hex');
+    const put = await node.app.inject({
+      method: 'PUT',
+      url: `/v1/blobs/${uploaded}`,
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      payload: 'uploaded',
+    });
+    expect(put.statusCode, put.body).toBe(201);
+    const before = await digest(node);
+    const [first, second] = ['1'.repeat(64), '2'.repeat(64)];
+    const response = await postCommit(node, {
+      ops: [
+        { kind: 'put', bucket: 'b', key: 'ok', blob: uploaded },
+        { kind: 'put', bucket: 'b', key: 'x', blob: first },
+        { kind: 'put', bucket: 'b', key: 'y', blob: second },
+        { kind: 'put', bucket: 'b', key: 'z', blob: first },
+      ],
+    });
+    expectError(response, 422, 'STRATA_UNKNOWN_BLOB');
+    expect(response.json().error.missing).toEqual([first, second]);
+    expect(await digest(node)).toBe(before);
   });
 
   it('refuses a field the kind of op does not take, and an op content type that is not a media type', async () => {

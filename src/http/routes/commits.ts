@@ -33,6 +33,22 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsPerCommitMax) {
       fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsPerCommitMax} operations`);
     }
+    // Every blob the ops name and the store lacks, listed at once: the client uploads them all.
+    const unknownBlobs = [
+      ...new Set(
+        ops
+          .filter((op) => (op as { kind?: unknown } | null)?.kind === 'put')
+          .map((op) => (op as { blob?: unknown }).blob)
+          .filter((hash): hash is string => typeof hash === 'string' && isSha256Hex(hash))
+          .filter((hash) => !context.store.existingBlob(hash)),
+      ),
+    ];
+    if (unknownBlobs.length > 0)
+      fail(
+        'STRATA_UNKNOWN_BLOB',
+        `${unknownBlobs.length} blob(s) the ops name are not in the store; upload each with PUT /v1/blobs/{sha256}`,
+        { missing: unknownBlobs },
+      );
     const writeOps: WriteOp[] = [];
     for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, request, context));
     const result = await context.store.write({

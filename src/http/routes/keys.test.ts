@@ -874,6 +874,14 @@ describe('bucket settings', () => {
       });
       expectError(response, status, code);
     }
+    const misspelt = await node.app.inject({
+      method: 'PUT',
+      url: '/v1/buckets/site/settings',
+      headers: { ...auth, 'content-type': 'application/json' },
+      payload: '{"PublicRead":true}',
+    });
+    expectError(misspelt, 400, 'STRATA_BAD_REQUEST');
+    expect(misspelt.json().error.message).toContain('unknown field "PublicRead"');
     for (const headers of [{ 'content-type': 'text/plain' }, {}]) {
       const response = await node.app.inject({
         method: 'PUT',

@@ -52,6 +52,9 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     requireRole(request, 'admin');
     const bucket = checkBucketName((request.params as { bucket: string }).bucket);
     const body = await readJson(request, 64 * 1024);
+    // A misspelt member is named first: `PublicRead` is not a missing `publicRead`.
+    if (typeof body === 'object' && body !== null && !Array.isArray(body))
+      onlyFields(body, ['publicRead'], 'the settings');
     if (
       typeof body !== 'object' ||
       body === null ||
@@ -59,7 +62,6 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
     ) {
       fail('STRATA_BAD_REQUEST', 'settings body must be {"publicRead": true|false}');
     }
-    onlyFields(body, ['publicRead'], 'the settings');
     const settings = { publicRead: (body as { publicRead: boolean }).publicRead };
     const version = await context.settings.set(bucket, settings);
     return { bucket, ...settings, version };

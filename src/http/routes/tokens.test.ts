@@ -81,6 +81,8 @@ describe('POST /v1/tokens', () => {
       { role: 'read', name: 'lone \ud800' },
     ];
     for (const body of cases) expectError(await create(body), 400, 'STRATA_BAD_REQUEST');
+    const misspelt = await create({ role: 'read', nmae: 'x' });
+    expect(misspelt.json().error.message).toContain('unknown field "nmae"');
     await expectJsonOnly(node, '/v1/tokens', '{"role":"read","name":"n"}');
     const empty = await node.app.inject({
       method: 'POST',

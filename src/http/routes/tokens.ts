@@ -9,6 +9,8 @@ export async function tokenRoutes(app: FastifyInstance, context: Context): Promi
   app.post('/v1/tokens', async (request, reply) => {
     requireRole(request, 'admin');
     const body = request.body as { role?: unknown; name?: unknown } | undefined;
+    if (typeof body === 'object' && body !== null && !Array.isArray(body))
+      onlyFields(body, ['role', 'name'], 'the token');
     if (
       typeof body !== 'object' ||
       body === null ||
@@ -17,7 +19,6 @@ export async function tokenRoutes(app: FastifyInstance, context: Context): Promi
     ) {
       fail('STRATA_BAD_REQUEST', 'body must be {"role": "admin"|"write"|"read", "name": "<label>"}');
     }
-    onlyFields(body, ['role', 'name'], 'the token');
     const created = await context.tokens.create(body.role as Role, body.name);
     return reply.status(201).send(created);
   });
