@@ -19,6 +19,7 @@ export const errorCatalogue = {
   STRATA_UNSUPPORTED_MEDIA_TYPE: 'The endpoint takes JSON and the body is declared as something else.',
   STRATA_RANGE_NOT_SATISFIABLE: 'The Range header names bytes outside the object.',
   STRATA_HEADERS_TOO_LARGE: 'The request line and headers together exceed the limit (16 KiB).',
+  STRATA_EXPECTATION_FAILED: 'An Expect header asks for something other than 100-continue.',
   STRATA_UNKNOWN_BLOB:
     'A put names a blob hash that the store does not hold; upload it first (PUT /v1/blobs/{hash}).',
   STRATA_UNKNOWN_VERSION: 'A version the request refers to does not exist.',

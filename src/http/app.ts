@@ -11,7 +11,13 @@ import type { ClusterService } from '../cluster/cluster-service.js';
 import { linkMessageBytesMax } from '../cluster/peer-link.js';
 import { fail, StrataError } from '../core/errors.js';
 import { type Context, withContext } from './context.js';
-import { clientErrorHandlerCounting, errorBody, handleError, statusOf } from './errors.js';
+import {
+  answerWhatNodeWould,
+  clientErrorHandlerCounting,
+  errorBody,
+  handleError,
+  statusOf,
+} from './errors.js';
 import { parseJsonBytes } from './raw-body.js';
 import { adminRoutes } from './routes/admin.js';
 import { appRoutes, serveDefaultApp } from './routes/apps.js';
@@ -87,6 +93,11 @@ export function buildApp(options: AppOptions): FastifyInstance {
       done(error as Error, undefined);
     }
   });
+  answerWhatNodeWould(
+    app.server,
+    Math.max(options.limits.objectBytesMax, options.limits.jsonBodyBytesMax),
+    (method, status) => options.metrics.requests.inc({ method, route: '(unparsed)', status: String(status) }),
+  );
   app.decorateRequest('principal', undefined);
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => {

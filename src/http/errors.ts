@@ -1,7 +1,8 @@
-import { maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
+import { maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { type ErrorCode, StrataError } from '../core/errors.js';
+import { isMediaType } from './params.js';
 
 /** The one place where error codes become HTTP status codes (STYLE §7). */
 export const statusOf: Record<ErrorCode, number> = {
@@ -19,17 +20,12 @@ export const statusOf: Record<ErrorCode, number> = {
   STRATA_UNSUPPORTED_MEDIA_TYPE: 415,
   STRATA_RANGE_NOT_SATISFIABLE: 416,
   STRATA_HEADERS_TOO_LARGE: 431,
+  STRATA_EXPECTATION_FAILED: 417,
   STRATA_UNKNOWN_BLOB: 422,
   STRATA_UNKNOWN_VERSION: 422,
   STRATA_UNAVAILABLE: 503,
   STRATA_INTERNAL: 500,
 };
-
-/** A media type as RFC 9110 §8.3.1 writes it: `type/subtype`, then `; name=value` parameters. */
-const token = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
-const mediaType = new RegExp(
-  `^${token}/${token}(?:[ \\t]*;[ \\t]*(?:${token}=(?:${token}|"(?:[^"\\\\]|\\\\.)*"))?)*[ \\t]*$`,
-);
 
 /** Fastify's own errors for bad input, mapped onto the catalogue. */
 function fromFastify(error: FastifyError, request: FastifyRequest): StrataError | undefined {
@@ -42,7 +38,7 @@ function fromFastify(error: FastifyError, request: FastifyRequest): StrataError 
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
       // Fastify answers 415 both to a header it cannot parse and to a type no parser takes.
       const given = request.headers['content-type'];
-      if (given !== undefined && !mediaType.test(given)) {
+      if (given !== undefined && !isMediaType(given)) {
         return new StrataError(
           'STRATA_BAD_REQUEST',
           `Content-Type "${given.slice(0, 100)}" is not a valid media type (type/subtype; name=value)`,
@@ -216,4 +212,62 @@ export function clientErrorHandler(
     return;
   }
   refuse();
+}
+
+/**
+ * The answers Node would otherwise give itself, in Strata's form: an `Expect` it does not know
+ * (417 with no body), `Expect: 100-continue` for a body declared over every limit (a 100 Continue
+ * first, inviting a body that will be thrown away), and `CONNECT` (no answer at each, the socket
+ * just closed). `refused` counts each in the request metrics.
+ */
+export function answerWhatNodeWould(
+  server: Server,
+  bodyBytesMax: number,
+  refused: (method: string, status: number) => void,
+): void {
+  const send = (response: ServerResponse, method: string, error: StrataError) => {
+    const status = statusOf[error.code];
+    const body = JSON.stringify(errorBody(error));
+    refused(method, status);
+    response.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
+    response.end(body);
+  };
+  server.on('checkExpectation', (request, response) => {
+    const expect = String(request.headers.expect ?? '').slice(0, 100);
+    send(
+      response,
+      request.method ?? '(unparsed)',
+      new StrataError(
+        'STRATA_EXPECTATION_FAILED',
+        `Expect: ${expect} is not understood: only 100-continue is`,
+      ),
+    );
+  });
+  server.on('checkContinue', (request, response) => {
+    const declared = Number(request.headers['content-length']);
+    if (declared > bodyBytesMax) {
+      send(
+        response,
+        request.method ?? '(unparsed)',
+        new StrataError('STRATA_TOO_LARGE', `a body of ${declared} bytes exceeds every limit of this node`),
+      );
+      return;
+    }
+    response.writeContinue();
+    server.emit('request', request, response);
+  });
+  server.on('connect', (_request, socket: Socket) => {
+    refused('CONNECT', 400);
+    const body = JSON.stringify(
+      errorBody(new StrataError('STRATA_BAD_REQUEST', 'CONNECT is not served: a Strata node is no proxy')),
+    );
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
 }

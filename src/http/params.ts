@@ -102,7 +102,7 @@ export function checkContentType(value: unknown, what: string): string {
       `${what} may hold only visible ASCII characters, spaces and tabs, as it is sent back as a header`,
     );
   }
-  if (!mediaType.test(value)) {
+  if (!isMediaType(value)) {
     fail(
       'STRATA_BAD_REQUEST',
       `${what} "${value.slice(0, 100)}" is not a valid media type (type/subtype; name=value), e.g. text/plain; charset=utf-8`,
@@ -117,6 +117,10 @@ const quoted = '"(?:[\\t \\x21\\x23-\\x5b\\x5d-\\x7e]|\\\\[\\t \\x21-\\x7e])*"';
 const mediaType = new RegExp(
   `^${token}/${token}(?:[ \\t]*;(?:[ \\t]*${token}=(?:${token}|${quoted}))?)*[ \\t]*$`,
 );
+
+export function isMediaType(value: string): boolean {
+  return mediaType.test(value);
+}
 
 /** The Content-Type a read sends: a stored one that is not a valid header (a peer's) is withheld. */
 export function servedContentType(stored: string | undefined): string {

@@ -212,6 +212,37 @@ describe('requests on the wire', () => {
     expect(JSON.parse(refused.body).error.code).toBe('STRATA_FORBIDDEN');
   });
 
+  it('answers an unknown Expect, a 100-continue for a body over every limit, and CONNECT in Strata form', async () => {
+    const expectation = await send(['GET /health HTTP/1.1', host, 'Expect: something-else']);
+    expectStrataError(expectation, 417, 'STRATA_EXPECTATION_FAILED');
+    // The refusal comes at once: no 100 Continue invites a body that would be thrown away.
+    const huge = await send([
+      'PUT /v1/buckets/wire/keys/huge HTTP/1.1',
+      host,
+      bearer,
+      'Content-Length: 999999999999',
+      'Expect: 100-continue',
+    ]);
+    expect(huge.status).toBe(413);
+    expectStrataError(huge, 413, 'STRATA_TOO_LARGE');
+    // A body within the limits is invited and written.
+    const small = await send(
+      [
+        'PUT /v1/buckets/wire/keys/continued HTTP/1.1',
+        host,
+        bearer,
+        'Content-Length: 5',
+        'Expect: 100-continue',
+        'Connection: close',
+      ],
+      'bytes',
+    );
+    expect(small.status).toBe(100);
+    expect((await read('wire', 'continued')).body).toBe('bytes');
+    const connect = await send(['CONNECT 127.0.0.1:443 HTTP/1.1', 'Host: 127.0.0.1:443']);
+    expect(expectStrataError(connect, 400, 'STRATA_BAD_REQUEST')).toContain('no proxy');
+  });
+
   it('keeps serving after every refusal', async () => {
     const health = await send(['GET /health HTTP/1.1', host, 'Connection: close']);
     expect(health.status).toBe(200);
