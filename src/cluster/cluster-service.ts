@@ -227,20 +227,16 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       'this node is leaving its cluster and takes no more writes: write to another member',
     );
     const own = this.options.store.revision()[selfId] ?? 0;
-    const peers = () => this.replica.status().filter((member) => !member.self && member.state === 'alive');
-    const held = () => Math.max(0, ...peers().map((member) => member.revision[selfId] ?? 0));
+    const heldBy = (members: MemberStatus[]) =>
+      Math.max(0, ...members.map((member) => member.revision[selfId] ?? 0));
+    const others = () => this.replica.status().filter((member) => !member.self);
+    const peers = () => others().filter((member) => member.state === 'alive');
+    const held = () => heldBy(peers());
     const deadline = Date.now() + leaveHandOffMs;
     // With no peer alive there is no one to hand the commits to: waiting would change nothing.
     while (held() < own && peers().length > 0 && Date.now() < deadline && !this.closed) await delay(50);
     // What any peer was last known to hold, alive or not: a suspect or dead one still holds it.
-    const known = Math.max(
-      0,
-      ...this.replica
-        .status()
-        .filter((member) => !member.self)
-        .map((member) => member.revision[selfId] ?? 0),
-    );
-    const unreplicated = Math.max(0, own - known);
+    const unreplicated = Math.max(0, own - heldBy(others()));
     if (unreplicated > 0) {
       this.options.log.warn(
         { unreplicated, own },

@@ -18,6 +18,7 @@ import {
   handleError,
   statusOf,
 } from './errors.js';
+import { isUpgrade } from './params.js';
 import { parseJsonBytes } from './raw-body.js';
 import { adminRoutes } from './routes/admin.js';
 import { appRoutes, serveDefaultApp } from './routes/apps.js';
@@ -116,11 +117,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       checkQueryEncoding(request.url);
       // With a cluster, the WebSocket plugin takes every Upgrade; only the peer link is one. Any
       // other is refused here, in Strata's form, before the plugin could switch protocols.
-      if (
-        options.cluster &&
-        (request.raw as { upgrade?: boolean }).upgrade &&
-        request.url.split('?')[0] !== '/v1/cluster/link'
-      )
+      if (options.cluster && isUpgrade(request) && request.url.split('?')[0] !== '/v1/cluster/link')
         fail('STRATA_BAD_REQUEST', 'only /v1/cluster/link takes an Upgrade (the WebSocket between peers)');
       request.principal = context.tokens.authenticate(request.headers.authorization);
       done();

@@ -191,14 +191,7 @@ export function clientErrorHandler(
           );
   this.log.debug({ err: error }, 'refused a request the HTTP parser could not read');
   const refuse = () => {
-    if (socket.writable) {
-      const status = statusOf[strataError.code];
-      const body = JSON.stringify(errorBody(strataError));
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    }
+    if (socket.writable) socket.write(rawErrorResponse(strataError));
     socket.destroy();
   };
   // The garbage may follow a request on the same connection that is still being answered (a
@@ -212,6 +205,16 @@ export function clientErrorHandler(
     return;
   }
   refuse();
+}
+
+/** A whole HTTP/1.1 error answer, for a socket no ServerResponse serves; it closes the connection. */
+function rawErrorResponse(error: StrataError): string {
+  const status = statusOf[error.code];
+  const body = JSON.stringify(errorBody(error));
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }
 
 /**
@@ -262,12 +265,10 @@ export function answerWhatNodeWould(
   });
   server.on('connect', (_request, socket: Socket) => {
     refused('CONNECT', 400);
-    const body = JSON.stringify(
-      errorBody(new StrataError('STRATA_BAD_REQUEST', 'CONNECT is not served: a Strata node is no proxy')),
-    );
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      rawErrorResponse(
+        new StrataError('STRATA_BAD_REQUEST', 'CONNECT is not served: a Strata node is no proxy'),
+      ),
     );
   });
 }

@@ -196,3 +196,8 @@ export function refuseBody(request: FastifyRequest, what: string): void {
       : `${what} takes no body (send none, or {})`,
   );
 }
+
+/** Whether Node took the request as an upgrade (a `Connection: upgrade` with an `Upgrade` header). */
+export function isUpgrade(request: FastifyRequest): boolean {
+  return (request.raw as { upgrade?: boolean }).upgrade === true;
+}

@@ -7,7 +7,7 @@ import { isSha256Hex } from '../../core/ids.js';
 import { formatTime } from '../../core/time.js';
 import { type Context, requireRole } from '../context.js';
 import { openEventStream, stillAllowed } from '../event-stream.js';
-import { refuseBody } from '../params.js';
+import { isUpgrade, refuseBody } from '../params.js';
 import { sendBlob } from '../send-blob.js';
 
 /** Between two `counters` events on the cluster event stream. */
@@ -28,7 +28,7 @@ export function clusterRoutes(cluster: ClusterService, onLeave: () => void) {
       preValidation: async (request) => {
         if (!cluster.enabled && request.headers.upgrade !== undefined) cluster.verifyPeer(request.headers);
         // What ws would refuse with an HTML page, refused here in Strata's form.
-        if ((request.raw as { upgrade?: boolean }).upgrade) checkWebSocketUpgrade(request.headers);
+        if (isUpgrade(request)) checkWebSocketUpgrade(request.headers);
       },
       handler: async () =>
         fail('STRATA_BAD_REQUEST', '/v1/cluster/link is a WebSocket between peers: send Upgrade: websocket'),

@@ -33,16 +33,18 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > opsPerCommitMax) {
       fail('STRATA_BAD_REQUEST', `ops must be a list of 1–${opsPerCommitMax} operations`);
     }
-    // Every blob the ops name and the store lacks, listed at once: the client uploads them all.
-    const unknownBlobs = [
-      ...new Set(
-        ops
-          .filter((op) => (op as { kind?: unknown } | null)?.kind === 'put')
-          .map((op) => (op as { blob?: unknown }).blob)
-          .filter((hash): hash is string => typeof hash === 'string' && isSha256Hex(hash))
-          .filter((hash) => !context.store.existingBlob(hash)),
-      ),
-    ];
+    // The blobs the puts name, looked up once: those the store lacks are listed at once, so that
+    // the client uploads them all; the ops then take the ones found.
+    const blobs = new Map<string, StagedBlob | undefined>();
+    for (const op of ops) {
+      const hash =
+        (op as { kind?: unknown; blob?: unknown } | null)?.kind === 'put'
+          ? (op as { blob?: unknown }).blob
+          : undefined;
+      if (typeof hash === 'string' && isSha256Hex(hash) && !blobs.has(hash))
+        blobs.set(hash, context.store.existingBlob(hash));
+    }
+    const unknownBlobs = [...blobs].filter(([, blob]) => blob === undefined).map(([hash]) => hash);
     if (unknownBlobs.length > 0)
       fail(
         'STRATA_UNKNOWN_BLOB',
@@ -50,7 +52,8 @@ export async function commitRoutes(app: FastifyInstance, context: Context): Prom
         { missing: unknownBlobs },
       );
     const writeOps: WriteOp[] = [];
-    for (const [index, op] of ops.entries()) writeOps.push(await toWriteOp(op, index, request, context));
+    for (const [index, op] of ops.entries())
+      writeOps.push(await toWriteOp(op, index, request, context, blobs));
     const result = await context.store.write({
       ops: writeOps,
       ...(message !== undefined ? { message: message as string } : {}),
@@ -100,14 +103,16 @@ async function toWriteOp(
   index: number,
   request: FastifyRequest,
   context: Context,
+  /** The blobs the puts name, as the store holds them (commitRoutes looked each up once). */
+  blobs: Map<string, StagedBlob | undefined>,
 ): Promise<WriteOp> {
   const where = `ops[${index}]`;
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     fail('STRATA_BAD_REQUEST', `${where} must be an object`);
   const op = value as Record<string, unknown>;
-  const fields = fieldsOfKind[op.kind as string];
-  if (typeof op.kind !== 'string' || !Object.hasOwn(fieldsOfKind, op.kind) || !fields)
-    fail('STRATA_BAD_REQUEST', `${where}.kind must be "put", "delete" or "retract"`);
+  const fields =
+    typeof op.kind === 'string' && Object.hasOwn(fieldsOfKind, op.kind) ? fieldsOfKind[op.kind] : undefined;
+  if (!fields) fail('STRATA_BAD_REQUEST', `${where}.kind must be "put", "delete" or "retract"`);
   // Each kind takes its own fields: a field another kind uses (a retract's ifMatch) is refused,
   // never dropped.
   onlyFields(op, fields, `${where} (a ${op.kind})`);
@@ -136,7 +141,7 @@ async function toWriteOp(
         kind: 'put',
         bucket,
         key,
-        blob: await blobOf(op, where, context),
+        blob: await blobOf(op, where, context, blobs),
         contentType,
         ifMatch,
         effectiveAt,
@@ -148,7 +153,12 @@ async function toWriteOp(
 }
 
 /** A put's bytes: inline (`value`, `valueBase64`) or an uploaded blob named by hash (`blob`). */
-async function blobOf(op: Record<string, unknown>, where: string, context: Context): Promise<StagedBlob> {
+async function blobOf(
+  op: Record<string, unknown>,
+  where: string,
+  context: Context,
+  blobs: Map<string, StagedBlob | undefined>,
+): Promise<StagedBlob> {
   if (op.blob === undefined)
     return context.store.blobs.fromBuffer(opValueBytes(op, where, context.limits.objectBytesMax));
   if (op.value !== undefined || op.valueBase64 !== undefined) {
@@ -156,7 +166,7 @@ async function blobOf(op: Record<string, unknown>, where: string, context: Conte
   }
   if (typeof op.blob !== 'string' || !isSha256Hex(op.blob))
     fail('STRATA_BAD_REQUEST', `${where}.blob must be a sha256 hex hash`);
-  const blob = context.store.existingBlob(op.blob);
+  const blob = blobs.get(op.blob);
   if (!blob)
     fail(
       'STRATA_UNKNOWN_BLOB',
