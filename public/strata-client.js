@@ -68,6 +68,10 @@ async function failure(response) {
   return new StrataError(response.status, code, message);
 }
 
+/** The query parameters of get and list, which are also the options they take. */
+const getOptions = ['at', 'asOf', 'version'];
+const listOptions = ['prefix', 'after', 'limit', 'at'];
+
 /** If-Match: `*`, or the version quoted as an ETag. */
 function ifMatch(value) {
   return value === '*' ? '*' : `"${value}"`;
@@ -91,9 +95,9 @@ export class Strata {
 
   /** Reads a key. Options: at, asOf (Date, RFC 3339 or epoch ms), version. */
   async get(bucket, key, options = {}) {
-    checkOptions(options, ['at', 'asOf', 'version'], 'get');
+    checkOptions(options, getOptions, 'get');
     const query = new URLSearchParams();
-    for (const name of ['at', 'asOf', 'version']) {
+    for (const name of getOptions) {
       const value = options[name];
       if (value !== undefined) query.set(name, value instanceof Date ? value.toISOString() : String(value));
     }
@@ -147,11 +151,10 @@ export class Strata {
 
   /** Live keys of a bucket: { keys: [{ key, version, size, contentType, txTime, effectiveAt }], next? }. */
   async list(bucket, options = {}) {
-    checkOptions(options, ['prefix', 'after', 'limit', 'at'], 'list');
+    checkOptions(options, listOptions, 'list');
     checkName(bucket, 'bucket');
     const query = new URLSearchParams();
-    for (const name of ['prefix', 'after', 'limit', 'at'])
-      if (options[name] !== undefined) query.set(name, String(options[name]));
+    for (const name of listOptions) if (options[name] !== undefined) query.set(name, String(options[name]));
     const response = await this.request(`/v1/buckets/${encodeURIComponent(bucket)}/keys?${query}`);
     return response.json();
   }

@@ -53,20 +53,27 @@ export function isCompressible(contentType: string): boolean {
  * The coding to answer with, from `Accept-Encoding` (RFC 9110 §12.5.3): brotli, then gzip, each
  * when the client gives it (or `*`) a weight above zero; undefined for the bytes as stored.
  */
+/**
+ * The weight the `q=` among an Accept-style item's parameters (trimmed, lower case) gives, 1 without
+ * one. RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), so `0.` is
+ * zero; a weight that is not a qvalue is ignored, as if the client had sent none.
+ */
+export function weightOf(parameters: string[]): number {
+  let weight = 1;
+  for (const parameter of parameters) {
+    const match = /^q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/.exec(parameter);
+    if (match) weight = Number((match[1] as string).replace(/\.$/, ''));
+  }
+  return weight;
+}
+
 export function negotiateCoding(header: string | string[] | undefined): Coding | undefined {
   if (header === undefined) return undefined;
   const weights = new Map<string, number>();
   for (const item of (Array.isArray(header) ? header.join(',') : header).split(',')) {
     const [name, ...parameters] = item.split(';').map((part) => part.trim().toLowerCase());
     if (!name) continue;
-    // A weight that is not a number is ignored, as if the client had sent none.
-    let weight = 1;
-    for (const parameter of parameters) {
-      // RFC 9110 §12.4.2: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ); `0.` is zero.
-      const match = /^q=(0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/.exec(parameter);
-      if (match) weight = Number((match[1] as string).replace(/\.$/, ''));
-    }
-    weights.set(name === 'x-gzip' ? 'gzip' : name, weight);
+    weights.set(name === 'x-gzip' ? 'gzip' : name, weightOf(parameters));
   }
   const wildcard = weights.get('*');
   const accepted = (coding: Coding) => (weights.get(coding) ?? wildcard ?? 0) > 0;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { diffLines } from 'diff';
 import { isTextLike } from '../core/content-kind.js';
 import type { VersionId } from '../core/ids.js';
@@ -165,7 +166,7 @@ export class SearchIndex {
       bytes = size > limit ? readPrefix(stored.path as string, limit) : readFileSync(stored.path as string);
     // A cut may split a multi-byte character: the fragment is left out, not decoded as U+FFFD.
     const truncated = size > limit;
-    return { text: (truncated ? withoutCutCharacter(bytes) : bytes).toString('utf8'), truncated };
+    return { text: truncated ? textOfPrefix(bytes) : bytes.toString('utf8'), truncated };
   }
 
   private diffAgainstParent(
@@ -243,13 +244,10 @@ function migratePrefixIndexes(db: Db): void {
   }
 }
 
-/** The bytes without a UTF-8 sequence that the end cuts short (a lead byte missing its continuation bytes). */
-export function withoutCutCharacter(bytes: Buffer): Buffer {
-  for (let back = 1; back <= Math.min(4, bytes.length); back += 1) {
-    const byte = bytes[bytes.length - back] as number;
-    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: its lead is further back
-    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
-    return length > back ? bytes.subarray(0, bytes.length - back) : bytes;
-  }
-  return bytes;
+/**
+ * The text of bytes the index cut at its limit: a multi-byte character the cut splits is left
+ * out (a StringDecoder keeps an incomplete last sequence back), not decoded as U+FFFD.
+ */
+export function textOfPrefix(bytes: Buffer): string {
+  return new StringDecoder('utf8').write(bytes);
 }

@@ -607,10 +607,10 @@ class ExpressionError extends Error {}
  */
 export function explainSyntaxError(message: string, q: string): string {
   // An odd count of quotes leaves a phrase open, whatever FTS5 tripped on after it.
-  if ((q.match(/"/g) ?? []).length % 2 === 1) return 'unterminated string: a phrase\'s closing " is missing';
+  if ((q.match(/"/g) ?? []).length % 2 === 1 || message === 'unterminated string')
+    return 'unterminated string: a phrase\'s closing " is missing';
   if (message === 'syntax error near ""')
     return 'the query ends too early: an AND, OR, NOT, NEAR( or ( is missing what should follow it';
-  if (message === 'unterminated string') return 'unterminated string: a phrase\'s closing " is missing';
   const near = /^syntax error near "(.*)"$/.exec(message)?.[1];
   if (near !== undefined) {
     const at = q.indexOf(near);
@@ -745,8 +745,8 @@ function searchedTerms(q = ''): SearchedTerm[] {
       .split(/\s+/u);
     runs.forEach((run, index) => {
       if (['AND', 'OR', 'NOT', 'NEAR'].includes(run)) return;
-      const following = index === runs.length - 1 ? rest : runs.slice(index + 1).join(' ');
-      add(run, run.endsWith('*') || following.startsWith('*'));
+      // `pre*` or `pre *` (a run that is only the star); what follows the last run is a phrase.
+      add(run, run.endsWith('*') || (runs[index + 1] ?? '').startsWith('*'));
     });
   }
   return terms;

@@ -6,7 +6,7 @@ import type { VersionId } from '../../core/ids.js';
 import { checkBucketName } from '../../core/names.js';
 import { formatTime } from '../../core/time.js';
 import { readPrefix, type StoredBlob } from '../../log/blob-store.js';
-import { baseTag, isHtml, pinPosition } from '../../release/pin.js';
+import { baseTag, isHtml, pinDocument, pinPosition } from '../../release/pin.js';
 import type { Releases, ServedRelease } from '../../release/releases.js';
 import type { RouteTable } from '../../release/route-table.js';
 import {
@@ -15,12 +15,13 @@ import {
   codedBytesMin,
   isCompressible,
   negotiateCoding,
+  weightOf,
 } from '../content-coding.js';
 import type { Context } from '../context.js';
 import { rawPath, servedContentType, timeParam } from '../params.js';
 import { isNotModified, sendBlob, sendNotModified } from '../send-blob.js';
 
-/** HTML larger than this is served as stored, without the pinning `<base>` (it is not read into memory). */
+/** HTML larger than this is pinned as it streams from disk (sendLargePage), not read into memory. */
 const pinnedHtmlBytesMax = 8 * 1024 * 1024;
 /** How much of a larger page is read to find where its `<base>` goes. */
 const pinWindowBytes = 1024 * 1024;
@@ -154,11 +155,7 @@ async function serve(
     if (blob.size > pinnedHtmlBytesMax) return sendLargePage(request, reply, blob, baseTag(base), `"${tag}"`);
     // Read as Latin-1, byte for byte: a page in another charset keeps its bytes (pin.ts).
     const html = (blob.data ?? readFileSync(blob.path as string)).toString('latin1');
-    const at = pinPosition(html);
-    const body =
-      at === undefined
-        ? Buffer.from(html, 'latin1')
-        : Buffer.from(`${html.slice(0, at)}${baseTag(base)}${html.slice(at)}`, 'latin1');
+    const body = Buffer.from(pinDocument(html, base), 'latin1');
     const page = { hash: blob.hash, size: body.length, data: body };
     return sendFile(request, reply, page, contentType, tag, `${prefix}/@${tag}`);
   }
@@ -259,9 +256,7 @@ function hasExtension(path: string): boolean {
 function acceptsHtml(accept: string | undefined): boolean {
   return (accept ?? '').split(',').some((item) => {
     const [range, ...parameters] = item.split(';').map((part) => part.trim().toLowerCase());
-    if (range !== 'text/html') return false;
-    const weight = parameters.map((parameter) => /^q=([0-9.]+)$/.exec(parameter)?.[1]).find(Boolean);
-    return weight === undefined || Number(weight) > 0;
+    return range === 'text/html' && weightOf(parameters) > 0;
   });
 }
 
