@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminToken, type TempNode, tempNode } from '../../test/support/temp-node.js';
+import { overflowLingerMs } from '../http/errors.js';
 import { closeGraceMs } from '../node.js';
 import { type ApiClient, ApiError, call, callJson, keyPath } from './api-client.js';
 
@@ -74,7 +75,7 @@ describe('requests of the client', () => {
     }
   });
 
-  it('cuts a connection whose refused body is still coming two seconds after the 413', async () => {
+  it('cuts a connection whose refused body is still coming once the linger is over', async () => {
     const socket = connect(port, '127.0.0.1');
     await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
     socket.write(
@@ -92,20 +93,17 @@ describe('requests of the client', () => {
       answer += chunk.toString('utf8');
     });
     socket.on('error', () => {});
-    const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     // Send until the answer comes, then keep the connection open without a word more.
     const chunk = `${(64 * 1024).toString(16)}\r\n${'x'.repeat(64 * 1024)}\r\n`;
     while (!answer.includes('\r\n\r\n') && !socket.destroyed) {
       if (!socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const answeredAt = Date.now();
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(answer).toContain('STRATA_TOO_LARGE');
-    const cutAfter = (await Promise.race([
-      closed,
-      new Promise<number>((resolve) => setTimeout(() => resolve(Number.NaN), 8_000)),
-    ])) as number;
-    expect(cutAfter - answeredAt, 'the node cut the connection').toBeLessThan(6_000);
+    // The client sends nothing more and never closes: only the node can end this (else the test
+    // runs into its timeout).
+    await closed;
   });
 
   it('keeps a connection whose refused body came in full, for the next request', async () => {
@@ -120,8 +118,8 @@ describe('requests of the client', () => {
       `PUT /v1/buckets/notes/keys/over HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${adminToken}\r\nContent-Length: 2000\r\n\r\n${'y'.repeat(2000)}`,
     );
     while (!answer.includes('STRATA_TOO_LARGE')) await new Promise((resolve) => setTimeout(resolve, 10));
-    // Past the linger: a connection it had cut would be closed by now.
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // Past the linger: a connection the node meant to cut would be closed by now.
+    await new Promise((resolve) => setTimeout(resolve, overflowLingerMs + 500));
     socket.end('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
     await closed;
     expect(answer.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
@@ -142,9 +140,9 @@ describe('stopping a node', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     const started = Date.now();
     await node.dispose();
-    const took = Date.now() - started;
-    expect(took).toBeGreaterThanOrEqual(closeGraceMs - 100);
-    expect(took).toBeLessThan(closeGraceMs + 3_000);
+    // It waited for the connection as long as the grace allows, then cut it (a stop that waited
+    // for ever would run into the test's timeout).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(closeGraceMs - 100);
     socket.destroy();
   }, 15_000);
 });
