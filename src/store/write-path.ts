@@ -170,7 +170,9 @@ export class WritePath {
           current: winner.version,
         });
       }
-      if (op.kind === 'delete' && !live)
+      // A delete that won over a concurrent put leaves that put as a conflict: deleting again
+      // takes both as parents and deletes the put too.
+      if (op.kind === 'delete' && !live && !conflicts.some((c) => c.kind === 'put'))
         fail('STRATA_NOT_FOUND', `${op.bucket}/${op.key} has no value to delete`);
       const parents =
         op.ifMatch !== undefined

@@ -618,6 +618,43 @@ describe('DELETE /v1/buckets/{bucket}/keys/{key}', () => {
     expect((await get(node, `b/keys/k?version=${put1}`)).body).toBe('one');
   });
 
+  it('reports a put concurrent with a scheduled delete as a conflict of the 404, until a write resolves it', async () => {
+    const clock = new ManualClock(start);
+    const node = startNode({ clock });
+    await putOk(node, 'b/keys/k', 'one');
+    const scheduled = await node.app.inject({
+      method: 'DELETE',
+      url: '/v1/buckets/b/keys/k',
+      headers: { ...auth, 'strata-effective-at': iso(start + hour) },
+    });
+    expect(scheduled.statusCode, scheduled.body).toBe(200);
+    const { version: deletion } = scheduled.json() as { version: string };
+    // A hotfix today does not see the delete scheduled for later: its parent is today's value.
+    const hotfix = await putOk(node, 'b/keys/k', 'hotfix');
+    expect((await get(node, 'b/keys/k')).body).toBe('hotfix');
+
+    clock.set(start + hour);
+    for (const method of ['GET', 'HEAD'] as const) {
+      const read = await node.app.inject({ method, url: '/v1/buckets/b/keys/k', headers: auth });
+      expect(read.statusCode, method).toBe(404);
+      expect(read.headers['strata-version'], method).toBe(deletion);
+      expect(read.headers['strata-conflicts'], method).toBe(hotfix);
+    }
+    const read = await get(node, 'b/keys/k');
+    expectError(read, 404, 'STRATA_NOT_FOUND');
+    expect(read.json().error.conflicts).toEqual([hotfix]);
+    expect(read.json().error.message).toMatch(/was deleted, but a version written concurrently/);
+    expect((await get(node, `b/keys/k?version=${hotfix}`)).body).toBe('hotfix');
+
+    // A blind delete takes the delete and the hotfix as parents: no conflict is left.
+    const resolved = await node.app.inject({ method: 'DELETE', url: '/v1/buckets/b/keys/k', headers: auth });
+    expect(resolved.statusCode, resolved.body).toBe(200);
+    const after = await get(node, 'b/keys/k');
+    expectError(after, 404, 'STRATA_NOT_FOUND');
+    expect(after.headers['strata-conflicts']).toBeUndefined();
+    expect(after.json().error.message).toBe('b/k was deleted');
+  });
+
   it('answers 404 when there is nothing to delete', async () => {
     const node = startNode();
     const before = await digest(node);

@@ -174,6 +174,18 @@ export async function keyRoutes(app: FastifyInstance, context: Context): Promise
           'STRATA_NOT_FOUND',
           `version ${winner.version} of ${bucket}/${key} is a retraction: it holds no value`,
         );
+      if (winner && conflicts.length > 0) {
+        // A put concurrent with the delete is not buried by it: it is reported, as for a value.
+        const ids = conflicts.map((c) => c.version);
+        void reply.header('Strata-Conflicts', ids.join(','));
+        fail(
+          'STRATA_NOT_FOUND',
+          `${bucket}/${key} was deleted, but ${ids.length === 1 ? 'a version' : `${ids.length} versions`} ` +
+            'written concurrently with the delete conflict with it: read one with version=; a new write ' +
+            'or delete of the key takes them as parents and resolves the conflict',
+          { conflicts: ids },
+        );
+      }
       if (winner) fail('STRATA_NOT_FOUND', `${bucket}/${key} was deleted`);
       // Nothing in effect yet is not "does not exist" when a value is scheduled: say when it starts.
       const readAt = at ?? snapshot.now;
