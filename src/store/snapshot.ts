@@ -141,12 +141,18 @@ export class Snapshot {
     return row;
   }
 
+  /** The retract version that withdrew `id` in this snapshot, if one did. */
+  retractionOf(id: string): VersionId | undefined {
+    const [retraction] = this.queries.retractionsOf.all(id, this.pos) as RawVersionRow[];
+    return retraction?.version as VersionId | undefined;
+  }
+
   /** The versions a commit wrote, in op order, marked as history marks them when withdrawn since. */
   commitVersions(commit: string): HistoryEntry[] {
     return (this.queries.versionsOfCommit.all(commit, this.pos) as RawVersionRow[]).map((raw) => {
       const row = toVersionRow(raw);
-      const [retraction] = this.queries.retractionsOf.all(row.version, this.pos) as RawVersionRow[];
-      return retraction ? { ...row, retractedBy: retraction.version as VersionId } : row;
+      const retractedBy = this.retractionOf(row.version);
+      return retractedBy ? { ...row, retractedBy } : row;
     });
   }
 

@@ -456,6 +456,39 @@ describe('pinned URLs /apps/{app}/@{release}/…', () => {
     }
   });
 
+  it('preview a scheduled release uncached, and never serve a cancelled one', async () => {
+    const { node: n, clock } = node();
+    const first = await publishSite(n.app);
+    const kept = await releaseChangedScript(n.app, first, { effectiveAt: iso(start + hour) });
+    const dropped = await releaseChangedScript(n.app, first, { effectiveAt: iso(start + 2 * hour) });
+
+    for (const release of [kept, dropped]) {
+      const preview = await n.app.inject({ url: `/apps/site/@${release}/js/app.js` });
+      expect(preview.statusCode).toBe(200);
+      expect(preview.body).toBe('export const app = 2;\n');
+      expect(preview.headers['cache-control']).toBe('no-cache');
+    }
+    const cancelled = await n.app.inject({
+      method: 'DELETE',
+      url: `/v1/apps/site/releases/${dropped}`,
+      headers: auth,
+    });
+    expect(cancelled.statusCode, cancelled.body).toBe(200);
+    for (const path of ['js/app.js', '', '_routes.json']) {
+      const gone = await n.app.inject({ url: `/apps/site/@${dropped}/${path}` });
+      expectError(gone, 404, 'STRATA_NOT_FOUND');
+      expect(gone.json().error.message).toBe(
+        `release ${dropped} of app site was cancelled; it is not served`,
+      );
+    }
+    // The release kept is immutable from its effective time on.
+    clock.set(start + hour);
+    const active = await n.app.inject({ url: `/apps/site/@${kept}/js/app.js` });
+    expect(active.headers['cache-control']).toBe(immutable);
+    clock.set(start + 3 * hour);
+    expect((await n.app.inject({ url: '/apps/site/js/app.js' })).headers['strata-release']).toBe(kept);
+  });
+
   it('answer 404 for unknown releases and releases of other apps', async () => {
     const { node: n } = node();
     const { release, versions } = await publishSite(n.app);

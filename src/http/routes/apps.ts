@@ -107,7 +107,11 @@ async function serve(
     rest = end < 0 ? '/' : rest.slice(end);
     served = releases.pinned(app, release, snapshot);
     if (!served) fail('STRATA_NOT_FOUND', `app ${app} has no release ${release.slice(0, 80)}`);
-    void reply.header('Cache-Control', immutable);
+    // A cancelled release is withdrawn: it is never served, not even by its own URL. One still
+    // scheduled can be cancelled, so caches must ask again until it has taken effect.
+    if (snapshot.retractionOf(release))
+      fail('STRATA_NOT_FOUND', `release ${release} of app ${app} was cancelled; it is not served`);
+    void reply.header('Cache-Control', served.release.effectiveAt > snapshot.now ? 'no-cache' : immutable);
   } else {
     const at = timeParam(request, 'at');
     served = releases.inEffect(app, at ?? snapshot.now, snapshot);
