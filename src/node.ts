@@ -1,12 +1,13 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { BucketSettingsStore } from './auth/bucket-settings.js';
-import { generateToken, hashToken, Tokens } from './auth/tokens.js';
+import { adminTokenProblem, generateToken, hashToken, Tokens } from './auth/tokens.js';
 import { ClusterService } from './cluster/cluster-service.js';
 import type { Geo } from './cluster/messages.js';
 import type { ClusterTiming } from './cluster/protocol.js';
 import type { Clock } from './core/clock.js';
+import { fail } from './core/errors.js';
 import type { NodeId } from './core/ids.js';
 import { buildApp } from './http/app.js';
 import type { Limits } from './http/context.js';
@@ -61,6 +62,7 @@ export const defaultLimits: Limits = {
 /** Wires store, auth and HTTP together (STYLE §12: no logic here). */
 export function startNode(options: NodeOptions): StrataNode {
   const metrics = new Metrics();
+  const admin = adminToken(options.dataDir, options.adminToken);
   const store = new Store({
     dataDir: options.dataDir,
     clock: options.clock,
@@ -73,7 +75,6 @@ export function startNode(options: NodeOptions): StrataNode {
     onSearchMerge: (seconds) => metrics.searchMergeSeconds.observe(seconds),
     onSearchMergeError: (error) => app.log.error({ err: error }, 'search index merge failed'),
   });
-  const admin = adminToken(options.dataDir, options.adminToken);
   const tokens = new Tokens(store, hashToken(admin.token));
   const settings = new BucketSettingsStore(store);
   const releases = new Releases(store);
@@ -109,6 +110,7 @@ export function startNode(options: NodeOptions): StrataNode {
     logger: options.logger,
     ...(options.defaultApp !== undefined ? { defaultApp: options.defaultApp } : {}),
   });
+  settleAdminTokenFile(options.dataDir, admin, app.log);
   const scheduler = new ActivationScheduler(
     store,
     {
@@ -160,11 +162,47 @@ function recordsActivation(cluster: ClusterService, origin: NodeId): boolean {
   return members.every((member) => member.self || member.state !== 'alive' || member.id > self.id);
 }
 
-function adminToken(dataDir: string, given: string | undefined): { token: string; generated: boolean } {
-  if (given) return { token: given, generated: false };
+interface AdminToken {
+  token: string;
+  /** Made now: saved to `<data>/admin-token` once the data directory exists. */
+  generated: boolean;
+  /** `<data>/admin-token` holds another token than the one given: removed once the store opens. */
+  staleFile?: string;
+}
+
+/**
+ * The admin token: the one given (STRATA_ADMIN_TOKEN), else the one saved in `<data>/admin-token`,
+ * else a new one. Checked before the store opens, so that a token that could never be presented
+ * stops the start with nothing opened.
+ */
+function adminToken(dataDir: string, given: string | undefined): AdminToken {
   const file = join(dataDir, 'admin-token');
-  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), generated: false };
-  const { token } = generateToken();
-  writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
-  return { token, generated: true };
+  const saved = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+  const token = given ?? saved ?? generateToken().token;
+  const problem = adminTokenProblem(token);
+  if (problem) {
+    fail(
+      'STRATA_BAD_REQUEST',
+      given === undefined ? `the admin token in ${file} ${problem}` : `STRATA_ADMIN_TOKEN ${problem}`,
+    );
+  }
+  // A saved token that the given one replaces no longer works: the CLI, which reads the file when
+  // STRATA_TOKEN is unset, would get 401 for no visible reason.
+  if (given !== undefined && saved !== undefined && saved !== given)
+    return { token, generated: false, staleFile: file };
+  return { token, generated: given === undefined && saved === undefined };
+}
+
+/** Saves a new admin token, or removes a file that the given one made stale (the data directory exists now). */
+function settleAdminTokenFile(dataDir: string, admin: AdminToken, log: FastifyInstance['log']): void {
+  if (admin.generated)
+    writeFileSync(join(dataDir, 'admin-token'), `${admin.token}\n`, { mode: 0o600, flag: 'wx' });
+  if (admin.staleFile) {
+    rmSync(admin.staleFile, { force: true });
+    log.warn(
+      { file: admin.staleFile },
+      'STRATA_ADMIN_TOKEN replaces the admin token saved in this file, which no longer works: removed it; ' +
+        'give client commands STRATA_TOKEN',
+    );
+  }
 }

@@ -30,10 +30,22 @@ interface StoredToken {
 }
 
 /** Tokens live in the log (bucket `_auth`, key = token id) so that every node of a cluster knows them. */
-const authBucket = '_auth';
+export const authBucket = '_auth';
 const tokenPattern = /^strata_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$/;
 /** Presented tokens longer than this are refused before hashing. */
 const tokenBytesMax = 256;
+
+/**
+ * What is wrong with an admin token given by STRATA_ADMIN_TOKEN or `<data>/admin-token`, if
+ * anything: it must be presentable as `Bearer <token>` and long enough not to be guessed.
+ */
+export function adminTokenProblem(token: string): string | undefined {
+  if (token.length < 16) return 'must be at least 16 characters';
+  if (token.length > tokenBytesMax) return `must be at most ${tokenBytesMax} characters`;
+  if (!/^[\x21-\x7e]+$/.test(token))
+    return 'must be printable ASCII without spaces (it is sent as "Authorization: Bearer <token>")';
+  return undefined;
+}
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');

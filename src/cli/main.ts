@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { adminTokenProblem } from '../auth/tokens.js';
 import { ApiError, call, callJson, clientConfig, keyPath } from '../client/api-client.js';
 import { defaultTiming } from '../cluster/protocol.js';
 import { systemClock } from '../core/clock.js';
@@ -168,15 +169,14 @@ example(
           return { app: value.slice(0, split), dir: value.slice(split + 1) };
         });
         const adminToken = process.env.STRATA_ADMIN_TOKEN;
-        if (adminToken !== undefined && adminToken.length < 16) {
-          throw new StrataError('STRATA_BAD_REQUEST', 'STRATA_ADMIN_TOKEN must be at least 16 characters');
-        }
+        const problem = adminToken === undefined ? undefined : adminTokenProblem(adminToken);
+        if (problem) throw new StrataError('STRATA_BAD_REQUEST', `STRATA_ADMIN_TOKEN ${problem}`);
         const dataExisted = existsSync(options.data);
         const node = startNode({
           dataDir: options.data,
           clock: systemClock,
           limits: { ...defaultLimits, objectBytesMax: options.maxObjectBytes },
-          ...(adminToken ? { adminToken } : {}),
+          ...(adminToken !== undefined ? { adminToken } : {}),
           ...(options.defaultApp ? { defaultApp: options.defaultApp } : {}),
           logger: { level: options.logLevel },
           cluster: {

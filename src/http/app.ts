@@ -119,6 +119,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
       // other is refused here, in Strata's form, before the plugin could switch protocols.
       if (options.cluster && isUpgrade(request) && request.url.split('?')[0] !== '/v1/cluster/link')
         fail('STRATA_BAD_REQUEST', 'only /v1/cluster/link takes an Upgrade (the WebSocket between peers)');
+      // Node keeps the first of two Authorization headers and drops the other: which token was
+      // meant is unknowable, so neither is used.
+      if (headerCount(request.raw.rawHeaders, 'authorization') > 1)
+        fail('STRATA_BAD_REQUEST', 'the request gives Authorization twice: send one "Bearer <token>"');
       request.principal = context.tokens.authenticate(request.headers.authorization);
       done();
     } catch (error) {
@@ -185,4 +189,14 @@ function checkQueryEncoding(url: string): void {
       'the query string has a malformed percent-encoding (each % must start an escape of UTF-8, such as %C3%A9)',
     );
   }
+}
+
+/** How many times a header is given, from Node's raw list (name, value, name, value, …). */
+function headerCount(rawHeaders: string[], lowerName: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) count += 1;
+  }
+  return count;
 }

@@ -207,6 +207,17 @@ describe('the Authorization header', () => {
       payload: { ops: [{ kind: 'retract', target: revocation }] },
     });
     expectError(retract, 403, 'STRATA_FORBIDDEN');
+    // Nor an admin: a revocation is final.
+    const byAdmin = await node.app.inject({
+      method: 'POST',
+      url: '/v1/commits',
+      headers: auth,
+      payload: { ops: [{ kind: 'retract', target: revocation }] },
+    });
+    expectError(byAdmin, 409, 'STRATA_CONFLICT');
+    expect(byAdmin.json().error.message).toBe(
+      `${revocation} revokes a token, and a revocation is final: create a new token instead`,
+    );
     expectError(
       await node.app.inject({ url: '/v1/buckets/b/keys', headers: bearer(reader.token) }),
       401,

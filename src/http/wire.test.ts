@@ -243,6 +243,22 @@ describe('requests on the wire', () => {
     expect(expectStrataError(connect, 400, 'STRATA_BAD_REQUEST')).toContain('no proxy');
   });
 
+  it('refuses a request that gives Authorization twice, whichever token comes first', async () => {
+    // Node keeps the first of two Authorization headers; app.inject() would join them instead.
+    for (const pair of [
+      [bearer, 'Authorization: Bearer wrong-token'],
+      ['Authorization: Bearer wrong-token', bearer],
+      [bearer, bearer],
+    ]) {
+      const answer = await send(['GET /v1/buckets HTTP/1.1', host, ...pair, 'Connection: close']);
+      expect(expectStrataError(answer, 400, 'STRATA_BAD_REQUEST')).toBe(
+        'the request gives Authorization twice: send one "Bearer <token>"',
+      );
+    }
+    const one = await send(['GET /v1/buckets HTTP/1.1', host, bearer, 'Connection: close']);
+    expect(one.status, one.body).toBe(200);
+  });
+
   it('keeps serving after every refusal', async () => {
     const health = await send(['GET /health HTTP/1.1', host, 'Connection: close']);
     expect(health.status).toBe(200);

@@ -69,6 +69,46 @@ describe.concurrent('strata serve', { timeout: 60_000 }, () => {
     expect(second.stdout()).not.toContain('Admin token');
     expect(second.stdout()).not.toContain(printed);
     expect(readFileSync(file, 'utf8').trim()).toBe(printed);
+
+    // STRATA_ADMIN_TOKEN replaces the saved token: the file, which no longer works, is removed.
+    const third = await startServer({ dataDir, adminToken });
+    expect(() => statSync(file)).toThrow(/ENOENT/);
+    expect(third.stdout()).toContain('STRATA_ADMIN_TOKEN replaces the admin token saved in this file');
+    const stale = await fetch(`${third.url}/v1/tokens`, { headers: { authorization: `Bearer ${printed}` } });
+    expect(stale.status).toBe(401);
+    const given = await fetch(`${third.url}/v1/tokens`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(given.status).toBe(200);
+    expect(await third.stop()).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses an admin token that could never be presented, before it creates anything', async () => {
+    for (const [token, message] of [
+      ['short', 'STRATA_ADMIN_TOKEN must be at least 16 characters'],
+      ['has a space in it 0123456789', 'STRATA_ADMIN_TOKEN must be printable ASCII without spaces'],
+      ['a'.repeat(257), 'STRATA_ADMIN_TOKEN must be at most 256 characters'],
+    ] as const) {
+      const dataDir = join(temporaryDirectory(), 'never-made');
+      const port = await freePort();
+      const refused = await runCli(['serve', '--data', dataDir, '--port', String(port)], {
+        env: { STRATA_ADMIN_TOKEN: token },
+        timeoutMs: 15_000,
+      });
+      expect(refused.code, token).toBe(1);
+      expect(refused.stderr, token).toContain(`error: STRATA_BAD_REQUEST: ${message}`);
+      expect(() => statSync(dataDir)).toThrow(/ENOENT/);
+    }
+    // A saved token edited by hand is checked the same way.
+    const dataDir = temporaryDirectory();
+    writeFileSync(join(dataDir, 'admin-token'), 'two words 0123456789abcdef\n', { mode: 0o600 });
+    const port = await freePort();
+    const refused = await runCli(['serve', '--data', dataDir, '--port', String(port)], { timeoutMs: 15_000 });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `error: STRATA_BAD_REQUEST: the admin token in ${join(dataDir, 'admin-token')} must be printable ASCII`,
+    );
+    expect(() => statSync(join(dataDir, 'strata.db'))).toThrow(/ENOENT/);
   });
 
   it('refuses a second serve on the same data directory with a clear message', async () => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { authBucket } from '../../auth/tokens.js';
 import { messageBytesMax, opsPerCommitMax } from '../../core/commit.js';
 import { fail, onlyFields } from '../../core/errors.js';
 import { isSha256Hex, type VersionId } from '../../core/ids.js';
@@ -95,6 +96,12 @@ function retractTarget(value: string, where: string, request: FastifyRequest, co
   const target = versionParam(value, `${where}.target`);
   const row = context.store.snapshot().version(target);
   if (row && isSystemBucket(row.bucket)) requireRole(request, 'admin');
+  // Withdrawing a revocation would bring a token back, one revoked because it leaked most often.
+  if (row?.bucket === authBucket && row.kind === 'delete')
+    fail(
+      'STRATA_CONFLICT',
+      `${target} revokes a token, and a revocation is final: create a new token instead`,
+    );
   return target;
 }
 
