@@ -366,6 +366,7 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
         // A skewed clock is the operator's to fix (NTP): a warning, where the rest is news.
         if (output.event.type === 'clock_skew') this.options.log.warn(event, 'cluster: clock_skew');
         else this.options.log.info(event, `cluster: ${output.event.type}`);
+        if (output.event.type === 'new_neighbor') this.checkNameTaken(output.event.member, output.event.name);
         this.emit('event', event);
         break;
       }
@@ -482,6 +483,22 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       void this.options.store.closeToWrites(reason);
       return;
     }
+  }
+
+  /**
+   * Names are for people reading status, events and logs; two live members with one name make a
+   * `dead_neighbor` for it ambiguous. Nothing depends on names being unique, so it is a warning.
+   */
+  private checkNameTaken(member: string, name: string): void {
+    const twin = this.replica
+      .status()
+      .find((other) => other.id !== member && other.name === name && other.state !== 'dead');
+    if (!twin) return;
+    this.options.log.warn(
+      { member, twin: twin.id, name },
+      `cluster: members ${twin.id} and ${member} share the node name ${name}; status and events tell ` +
+        'them apart by id only: give each node its own --node-name',
+    );
   }
 
   /**

@@ -158,3 +158,28 @@ describe('a node restarted on a backup of its data directory', () => {
     expect((await restored.get(bucket, 'before-backup')).statusCode).toBe(200);
   });
 });
+
+describe('two nodes started with one --node-name', () => {
+  afterEach(cleanUpCluster);
+
+  it('both say so in their logs, naming both ids', { timeout: 60_000 }, async () => {
+    const twins = await startCluster({ nodes: ['TWIN', 'TWIN'], proxied: false, membershipTimeoutMs: 0 });
+    for (const node of twins) {
+      await waitFor(() => node.stdout().includes('share the node name TWIN'), {
+        timeoutMs: 20_000,
+        what: 'a warning that two members share a name',
+      });
+    }
+    const [first, second] = twins.map((node) =>
+      JSON.parse(
+        node
+          .stdout()
+          .split('\n')
+          .find((line) => line.includes('share the node name')) as string,
+      ),
+    );
+    expect(first.member).toBe(second.twin);
+    expect(second.member).toBe(first.twin);
+    expect(first.member).not.toBe(first.twin);
+  });
+});
