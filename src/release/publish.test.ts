@@ -256,6 +256,8 @@ describe('directoryFiles', () => {
   it('refuses a config that is not JSON, or a bucket override that is not a bucket name', async () => {
     const broken = tempDir({ 'strata.publish.json': '{nope' });
     expect(() => readPublishConfig(broken)).toThrow(/not valid JSON/);
+    const twice = tempDir({ 'strata.publish.json': '{"spa":true,"spa":false}' });
+    expect(() => readPublishConfig(twice)).toThrow(/gives "spa" twice in one object: give it once$/);
     expect(readPublishConfig(tempDir())).toEqual({});
     const root = tempDir({ 'a.png': 'x' });
     await expect(directoryFiles(root, { buckets: { png: 'Not A Bucket' } })).rejects.toMatchObject({
@@ -678,6 +680,29 @@ describe('publish', () => {
     }
     expect((await key(node, 'application', 'about.html')).body).toBe('about');
     expect((await timeline(node, 'site')).map((r) => r.release)).toEqual([bare.release]);
+  });
+
+  it('refuses spa without an entry document before writing anything, dry run or not', async () => {
+    const { node, client } = await listeningNode();
+    const files = await directoryFiles(tempDir({ 'home.html': 'home' }), {});
+    for (const dryRun of [true, false]) {
+      const recorder = reporter();
+      await expect(
+        publish(client, files, { app: 'site', spa: true, dryRun }, recorder),
+      ).rejects.toMatchObject({
+        code: 'STRATA_BAD_REQUEST',
+        message: expect.stringMatching(/^spa serves the entry document .*add an index\.html, or set entry$/),
+      });
+      expect(recorder.calls).toEqual([]);
+    }
+    expect(await timeline(node, 'site')).toEqual([]);
+    const withEntry = await publish(
+      client,
+      files,
+      { app: 'site', spa: true, entry: 'home.html' },
+      reporter(),
+    );
+    expect(withEntry.release).toBeDefined();
   });
 });
 

@@ -7,6 +7,7 @@ import { type ApiClient, callJson } from '../client/api-client.js';
 import { messageBytesMax, opsPerCommitMax } from '../core/commit.js';
 import { classifyFile, extensionOf } from '../core/content-kind.js';
 import { fail, StrataError } from '../core/errors.js';
+import { repeatedMember } from '../core/json-members.js';
 import { checkBucketName, checkKey, checkNewKey } from '../core/names.js';
 import { parseTime } from '../core/time.js';
 import { checkRoutePath } from './route-table.js';
@@ -95,11 +96,19 @@ export function readPublishConfig(root: string): PublishConfig {
   const file = join(root, configFileName);
   if (!existsSync(file)) return {};
   let config: unknown;
+  const text = readFileSync(file, 'utf8');
   try {
-    config = JSON.parse(readFileSync(file, 'utf8'));
+    config = JSON.parse(text);
   } catch (error) {
     fail('STRATA_BAD_REQUEST', `${file} is not valid JSON: ${(error as Error).message}`);
   }
+  // JSON.parse keeps the last of two members unseen: {"spa":true,"spa":false} would publish spa false.
+  const repeated = repeatedMember(text);
+  if (repeated !== undefined)
+    fail(
+      'STRATA_BAD_REQUEST',
+      `${file}: gives ${JSON.stringify(repeated)} twice in one object: give it once`,
+    );
   return checkPublishConfig(config, file);
 }
 
@@ -147,6 +156,9 @@ function checkPublishConfig(config: unknown, file: string): PublishConfig {
  * The entry as a route (`home.html` and `/home.html` alike), which must be one of the published
  * files: checked before anything is uploaded or written, and by --dry-run too.
  */
+const spaWithoutEntry =
+  'spa serves the entry document for paths no file matches, and there is none: add an index.html, or set entry';
+
 function entryRoute(entry: string, files: SourceFile[]): string {
   const route = entry.startsWith('/') ? entry : `/${entry}`;
   if (!files.some((file) => `/${file.path}` === route))
@@ -373,6 +385,8 @@ export async function publish(
     }
   }
   const entry = options.entry === undefined ? undefined : entryRoute(options.entry, files);
+  if (options.spa && entry === undefined && !files.some((file) => file.path === 'index.html'))
+    fail('STRATA_BAD_REQUEST', spaWithoutEntry);
   const active = await activeRelease(client, options.app);
   const buckets = [...new Set(files.map((file) => file.bucket))];
   const listings = new Map<string, Map<string, Listed>>();

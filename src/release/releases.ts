@@ -126,15 +126,29 @@ export class Releases {
         'STRATA_UNKNOWN_VERSION',
         `the release routes to ${missing.length} target(s) with no value to serve (a route needs ` +
           `a put in a user bucket, not an unknown version, a delete, a retraction or a system version): ` +
-          missing.slice(0, 10).join(', '),
+          missing.slice(0, 10).join(', ') +
+          (missing.length > 10 ? `, and ${missing.length - 10} more (all in missing)` : ''),
         {
           missing,
         },
       );
     }
     const entry = request.entry ?? (Object.hasOwn(routes, '/index.html') ? '/index.html' : undefined);
-    if (entry !== undefined && !Object.hasOwn(routes, entry))
-      fail('STRATA_BAD_REQUEST', `entry ${entry} is not one of the routes`);
+    if (entry !== undefined && !Object.hasOwn(routes, entry)) {
+      const routed = `/${entry}`;
+      fail(
+        'STRATA_BAD_REQUEST',
+        `entry ${JSON.stringify(entry)} is not one of the routes` +
+          (!entry.startsWith('/') && Object.hasOwn(routes, routed)
+            ? `: a route path starts with /, so give ${JSON.stringify(routed)}`
+            : ': give the path of one of them, such as "/index.html"'),
+      );
+    }
+    if (request.spa && entry === undefined)
+      fail(
+        'STRATA_BAD_REQUEST',
+        'spa serves the entry document for paths no route matches, and there is none: route /index.html, or give entry',
+      );
     const table: RouteTable = { routes };
     if (entry !== undefined) table.entry = entry;
     if (request.spa) table.spa = true;

@@ -164,7 +164,35 @@ describe('POST /v1/apps/{app}/releases', () => {
     const listed = (response.json() as { error: { missing: string[] } }).error.missing;
     expect(new Set(listed)).toEqual(new Set([...missing, 'objects/never-written']));
     expect(listed).toHaveLength(12);
+    // The message names the first ten; the list holds them all.
+    expect(response.json().error.message).toMatch(/, and 2 more \(all in missing\)$/);
     expectError(await get('/v1/apps/site/releases'), 404, 'STRATA_NOT_FOUND');
+  });
+
+  it('says how to write an entry that lacks its slash, and refuses spa without an entry', async () => {
+    const version = await putFile('objects/keys/a.txt', 'a');
+    const bare = await post('/v1/apps/site/releases', {
+      routes: { '/index.html': version },
+      entry: 'index.html',
+    });
+    expectError(bare, 400, 'STRATA_BAD_REQUEST');
+    expect(bare.json().error.message).toBe(
+      'entry "index.html" is not one of the routes: a route path starts with /, so give "/index.html"',
+    );
+    const empty = await post('/v1/apps/site/releases', { routes: { '/a.txt': version }, entry: '' });
+    expect(empty.json().error.message).toBe(
+      'entry "" is not one of the routes: give the path of one of them, such as "/index.html"',
+    );
+    const spa = await post('/v1/apps/site/releases', { routes: { '/a.txt': version }, spa: true });
+    expectError(spa, 400, 'STRATA_BAD_REQUEST');
+    expect(spa.json().error.message).toMatch(
+      /^spa serves the entry document .* route \/index\.html, or give entry$/,
+    );
+    expectError(await get('/v1/apps/site/releases'), 404, 'STRATA_NOT_FOUND');
+    // With /index.html routed, spa needs no entry.
+    expect(
+      (await post('/v1/apps/site/releases', { routes: { '/index.html': version }, spa: true })).statusCode,
+    ).toBe(201);
   });
 
   it.each([
