@@ -167,7 +167,7 @@ interface AdminToken {
   /** Made now: saved to `<data>/admin-token` once the data directory exists. */
   generated: boolean;
   /** `<data>/admin-token` holds another token than the one given: removed once the store opens. */
-  staleFile?: string;
+  staleFile: boolean;
 }
 
 /**
@@ -188,19 +188,21 @@ function adminToken(dataDir: string, given: string | undefined): AdminToken {
   }
   // A saved token that the given one replaces no longer works: the CLI, which reads the file when
   // STRATA_TOKEN is unset, would get 401 for no visible reason.
-  if (given !== undefined && saved !== undefined && saved !== given)
-    return { token, generated: false, staleFile: file };
-  return { token, generated: given === undefined && saved === undefined };
+  return {
+    token,
+    generated: given === undefined && saved === undefined,
+    staleFile: given !== undefined && saved !== undefined && saved !== given,
+  };
 }
 
 /** Saves a new admin token, or removes a file that the given one made stale (the data directory exists now). */
 function settleAdminTokenFile(dataDir: string, admin: AdminToken, log: FastifyInstance['log']): void {
-  if (admin.generated)
-    writeFileSync(join(dataDir, 'admin-token'), `${admin.token}\n`, { mode: 0o600, flag: 'wx' });
+  const file = join(dataDir, 'admin-token');
+  if (admin.generated) writeFileSync(file, `${admin.token}\n`, { mode: 0o600, flag: 'wx' });
   if (admin.staleFile) {
-    rmSync(admin.staleFile, { force: true });
+    rmSync(file, { force: true });
     log.warn(
-      { file: admin.staleFile },
+      { file },
       'STRATA_ADMIN_TOKEN replaces the admin token saved in this file, which no longer works: removed it; ' +
         'give client commands STRATA_TOKEN',
     );

@@ -44,6 +44,10 @@ async function get(node: TempNode, path: string, headers: Record<string, string>
   return node.app.inject({ method: 'GET', url: `/v1/buckets/${path}`, headers: { ...auth, ...headers } });
 }
 
+async function remove(node: TempNode, path: string, headers: Record<string, string> = {}) {
+  return node.app.inject({ method: 'DELETE', url: `/v1/buckets/${path}`, headers: { ...auth, ...headers } });
+}
+
 async function history(node: TempNode, path: string): Promise<Array<Record<string, unknown>>> {
   const response = await get(node, `${path}/versions`);
   expect(response.statusCode, response.body).toBe(200);
@@ -622,11 +626,7 @@ describe('DELETE /v1/buckets/{bucket}/keys/{key}', () => {
     const clock = new ManualClock(start);
     const node = startNode({ clock });
     await putOk(node, 'b/keys/k', 'one');
-    const scheduled = await node.app.inject({
-      method: 'DELETE',
-      url: '/v1/buckets/b/keys/k',
-      headers: { ...auth, 'strata-effective-at': iso(start + hour) },
-    });
+    const scheduled = await remove(node, 'b/keys/k', { 'strata-effective-at': iso(start + hour) });
     expect(scheduled.statusCode, scheduled.body).toBe(200);
     const { version: deletion } = scheduled.json() as { version: string };
     // A hotfix today does not see the delete scheduled for later: its parent is today's value.
@@ -647,7 +647,7 @@ describe('DELETE /v1/buckets/{bucket}/keys/{key}', () => {
     expect((await get(node, `b/keys/k?version=${hotfix}`)).body).toBe('hotfix');
 
     // A blind delete takes the delete and the hotfix as parents: no conflict is left.
-    const resolved = await node.app.inject({ method: 'DELETE', url: '/v1/buckets/b/keys/k', headers: auth });
+    const resolved = await remove(node, 'b/keys/k');
     expect(resolved.statusCode, resolved.body).toBe(200);
     const after = await get(node, 'b/keys/k');
     expectError(after, 404, 'STRATA_NOT_FOUND');
@@ -1067,11 +1067,7 @@ describe('effective time', () => {
     const clock = new ManualClock(start);
     const node = startNode({ clock });
     await putOk(node, 'b/keys/k', 'v1');
-    const response = await node.app.inject({
-      method: 'DELETE',
-      url: '/v1/buckets/b/keys/k',
-      headers: { ...auth, 'strata-effective-at': iso(start + hour) },
-    });
+    const response = await remove(node, 'b/keys/k', { 'strata-effective-at': iso(start + hour) });
     expect(response.statusCode).toBe(200);
     expect((await get(node, 'b/keys/k')).body).toBe('v1');
     expectError(await get(node, `b/keys/k?at=${start + hour}`), 404, 'STRATA_NOT_FOUND');
