@@ -170,9 +170,9 @@ export class WritePath {
           current: winner.version,
         });
       }
-      // A delete that won over a concurrent put leaves that put as a conflict: deleting again
-      // takes both as parents and deletes the put too.
-      if (op.kind === 'delete' && !live && !conflicts.some((c) => c.kind === 'put'))
+      // A delete that won over a concurrent write leaves that write as a conflict: deleting again
+      // takes both as parents and resolves it (a put conflicting is deleted too).
+      if (op.kind === 'delete' && !live && conflicts.length === 0)
         fail('STRATA_NOT_FOUND', `${op.bucket}/${op.key} has no value to delete`);
       const parents =
         op.ifMatch !== undefined

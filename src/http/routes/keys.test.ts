@@ -655,6 +655,21 @@ describe('DELETE /v1/buckets/{bucket}/keys/{key}', () => {
     expect(after.json().error.message).toBe('b/k was deleted');
   });
 
+  it('resolves two concurrent deletes with a third', async () => {
+    const clock = new ManualClock(start);
+    const node = startNode({ clock });
+    await putOk(node, 'b/keys/k', 'one');
+    const later = await remove(node, 'b/keys/k', { 'strata-effective-at': iso(start + hour) });
+    const now = await remove(node, 'b/keys/k');
+    expect([later.statusCode, now.statusCode]).toEqual([200, 200]);
+    clock.set(start + hour);
+    const read = await get(node, 'b/keys/k');
+    expect(read.headers['strata-conflicts']).toBe(now.json().version);
+    const resolved = await remove(node, 'b/keys/k');
+    expect(resolved.statusCode, resolved.body).toBe(200);
+    expect((await get(node, 'b/keys/k')).headers['strata-conflicts']).toBeUndefined();
+  });
+
   it('answers 404 when there is nothing to delete', async () => {
     const node = startNode();
     const before = await digest(node);
