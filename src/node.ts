@@ -75,6 +75,14 @@ export function startNode(options: NodeOptions): StrataNode {
     onSearchMerge: (seconds) => metrics.searchMergeSeconds.observe(seconds),
     onSearchMergeError: (error) => app.log.error({ err: error }, 'search index merge failed'),
   });
+  store.blobs.onDamage((blob, reason, first) => {
+    if (!first) return;
+    metrics.blobsDamaged.inc();
+    app.log.error(
+      { blob, reason, setAside: join(options.dataDir, 'blobs', '.damaged') },
+      'a blob copy is damaged',
+    );
+  });
   const tokens = new Tokens(store, hashToken(admin.token));
   const settings = new BucketSettingsStore(store);
   const releases = new Releases(store);

@@ -87,6 +87,8 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   private aloneWarned = false;
   /** Blob hash → settles when this node's pull of it ends (whether or not it arrived). */
   private readonly arriving = new Map<string, { promise: Promise<void>; resolve(): void }>();
+  /** Hashes whose damaged copies are being brought again from peers. */
+  private readonly healing = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly onDurable = (results: WriteResult[]) => {
@@ -124,6 +126,7 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
   start(): void {
     if (!this.auth) return;
     this.options.store.on('durable', this.onDurable);
+    this.options.store.blobs.onDamage((hash) => void this.heal(hash));
     const startedAt = Date.now();
     this.timer = setInterval(() => {
       this.step({ type: 'tick' });
@@ -558,6 +561,29 @@ export class ClusterService extends EventEmitter<{ event: [ClusterEvent & { at: 
       mine.get(hash)?.();
     }
     this.step({ type: 'blobs_fetched', hashes, ok });
+  }
+
+  /**
+   * Brings the bytes of a blob whose copy here was found damaged (and set aside) from the first
+   * alive peer that has them; reads answer STRATA_DAMAGED until then.
+   */
+  private async heal(hash: string): Promise<void> {
+    if (this.closed || this.healing.has(hash)) return;
+    this.healing.add(hash);
+    try {
+      for (const [id, view] of this.replica.membership.members) {
+        if (view.state !== 'alive' || id === this.options.self.id) continue;
+        if (this.options.store.blobs.held(hash)) return;
+        if (await this.pullBlob(view.info.url, id, hash)) {
+          // A warning, like the damage: a disk that loses bytes is the operator's to look at.
+          this.options.log.warn({ blob: hash, from: id }, 'a damaged blob was brought again from a peer');
+          return;
+        }
+      }
+      this.options.log.warn({ blob: hash }, 'no peer could send a damaged blob; upload its bytes again');
+    } finally {
+      this.healing.delete(hash);
+    }
   }
 
   /** One blob from the peer at `url`, streamed to disk and fsync'd; false when it could not be had. */

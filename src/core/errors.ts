@@ -23,6 +23,8 @@ export const errorCatalogue = {
   STRATA_UNKNOWN_BLOB:
     'A put names a blob hash that the store does not hold; upload it first (PUT /v1/blobs/{hash}).',
   STRATA_UNKNOWN_VERSION: 'A version the request refers to does not exist.',
+  STRATA_DAMAGED:
+    "This node's copy of a blob is missing or does not hash to its id; it was set aside. Upload the bytes again, or a peer sends them.",
   STRATA_UNAVAILABLE: 'The node is shutting down or cannot take the request now; retry.',
   STRATA_INTERNAL: 'A bug: the node hit a state it should never reach. The request had no effect.',
 } as const;

@@ -42,6 +42,13 @@ export class Lru<K, V> {
     }
   }
 
+  delete(key: K): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.entries.delete(key);
+    this.total -= entry.weight;
+  }
+
   clear(): void {
     this.entries.clear();
     this.total = 0;

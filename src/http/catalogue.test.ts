@@ -29,7 +29,7 @@ describe('the error catalogue (STYLE §7)', () => {
 
   it('keeps 5xx for failures of the node, never for bad input', () => {
     const serverSide = codes.filter((code) => statusOf[code] >= 500).sort();
-    expect(serverSide).toEqual(['STRATA_INTERNAL', 'STRATA_UNAVAILABLE']);
+    expect(serverSide).toEqual(['STRATA_DAMAGED', 'STRATA_INTERNAL', 'STRATA_UNAVAILABLE']);
   });
 });
 

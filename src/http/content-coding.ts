@@ -1,8 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { buffer } from 'node:stream/consumers';
 import { promisify } from 'node:util';
 import { brotliCompress, constants, gzip } from 'node:zlib';
 import { Lru } from '../core/lru.js';
 import type { StoredBlob } from '../log/blob-store.js';
+import { streamOf } from './send-blob.js';
 
 export type Coding = 'br' | 'gzip';
 
@@ -121,7 +122,7 @@ export class CodedCopies {
 }
 
 async function encode(coding: Coding, blob: StoredBlob): Promise<Buffer | null> {
-  const bytes = blob.data ?? (await readFile(blob.path as string));
+  const bytes = blob.data ?? (await buffer(streamOf(blob)));
   const coded =
     coding === 'br'
       ? await brotliAsync(bytes, {

@@ -21,6 +21,11 @@ export class Metrics {
     help: 'Commits made durable on this node',
     registers: [this.registry],
   });
+  readonly blobsDamaged = new Counter({
+    name: 'strata_blobs_damaged_total',
+    help: 'Blob copies found missing or not hashing to their id when read (each was set aside)',
+    registers: [this.registry],
+  });
   readonly fsyncSeconds = new Histogram({
     name: 'strata_fsync_duration_seconds',
     help: 'Time of each group-commit fsync',

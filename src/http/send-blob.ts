@@ -1,4 +1,3 @@
-import { createReadStream } from 'node:fs';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -8,7 +7,8 @@ import type { StoredBlob } from '../log/blob-store.js';
 /**
  * Sends a blob's bytes: `ETag` and `If-None-Match` (304), and single byte ranges (RFC 9110 §14)
  * so large media can be seeked. Multiple ranges are answered with the whole object, which the
- * RFC allows. Files are streamed, never read whole.
+ * RFC allows. Files are streamed, never read whole; a whole file is checked against its hash as
+ * it goes (`StoredBlob.stream`), and a copy that fails the check cuts the response short.
  */
 export function sendBlob(
   request: FastifyRequest,
@@ -42,7 +42,7 @@ export function sendBlob(
   }
   if (blob.data) return reply.send(range ? blob.data.subarray(start, end + 1) : blob.data);
   if (length === 0) return reply.send(Buffer.alloc(0));
-  return reply.send(createReadStream(blob.path as string, { start, end }));
+  return reply.send(streamOf(blob, start, end));
 }
 
 /**
@@ -96,4 +96,10 @@ function rangeOf(request: FastifyRequest, etag: string, size: number): [number, 
 
 function unsatisfiable(size: number): never {
   fail('STRATA_RANGE_NOT_SATISFIABLE', `range is outside the object of ${size} bytes`, { size });
+}
+
+/** A file blob's bytes `start`..`end`, through the store's check (see `StoredBlob.stream`). */
+export function streamOf(blob: StoredBlob, start = 0, end = blob.size - 1): Readable {
+  if (!blob.stream) throw new Error(`blob ${blob.hash} has neither bytes in memory nor a file`);
+  return blob.stream(start, end);
 }

@@ -1,37 +1,43 @@
 import { createHash } from 'node:crypto';
 import {
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  truncateSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StrataError } from '../core/errors.js';
 import { BlobStore, overflowBytesDrainMax } from './blob-store.js';
 import { NodeDatabase } from './database.js';
 
 /**
- * The real file system, with one seam: a hook that runs just before an unlink, so a test can make
+ * The real file system, with one seam: a hook that runs just before a rename, so a test can make
  * a concurrent release() land at the one await where the interleaving matters (no timing games).
  */
-const seam = vi.hoisted(() => ({ beforeUnlink: undefined as ((path: string) => Promise<void>) | undefined }));
+const seam = vi.hoisted(() => ({ beforeRename: undefined as ((path: string) => Promise<void>) | undefined }));
 vi.mock('node:fs/promises', async (importOriginal) => {
   const actual = await importOriginal<typeof import('node:fs/promises')>();
   return {
     ...actual,
-    unlink: async (path: string) => {
-      const hook = seam.beforeUnlink;
+    rename: async (from: string, to: string) => {
+      const hook = seam.beforeRename;
       if (hook) {
-        seam.beforeUnlink = undefined;
-        await hook(path);
+        seam.beforeRename = undefined;
+        await hook(from);
       }
-      return actual.unlink(path);
+      return actual.rename(from, to);
     },
   };
 });
@@ -50,7 +56,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
-  seam.beforeUnlink = undefined;
+  seam.beforeRename = undefined;
   await database.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -246,18 +252,29 @@ describe('BlobStore.register and get', () => {
   it('streams file blobs over 1 MiB from disk instead of keeping them in memory', async () => {
     const huge = await store.fromBuffer(bytes(1024 * 1024 + 1, 12));
     store.register(huge);
-    expect(store.get(huge.hash)).toEqual({
-      hash: huge.hash,
-      size: 1024 * 1024 + 1,
-      path: blobPath(huge.hash),
-    });
+    const stored = store.get(huge.hash);
+    expect(stored).toMatchObject({ hash: huge.hash, size: 1024 * 1024 + 1, path: blobPath(huge.hash) });
+    expect(stored?.data).toBeUndefined();
   });
 
-  it('detects inline bytes that no longer match their hash', async () => {
+  it('refuses inline bytes that no longer match their hash, until a write brings them again', async () => {
     const small = await store.fromBuffer(Buffer.from('hello'));
     store.register(small);
+    const heard: string[] = [];
+    store.onDamage((hash, reason, first) => heard.push(`${hash}: ${reason}${first ? '' : ' (again)'}`));
     database.db.prepare('UPDATE blobs SET data = ? WHERE hash = ?').run(Buffer.from('jello'), small.hash);
-    expect(() => store.get(small.hash)).toThrow(/corruption/);
+    expectDamaged(() => store.get(small.hash), small.hash, /in the database do not hash/);
+    expectDamaged(() => store.get(small.hash), small.hash, /in the database do not hash/);
+    expect(heard).toEqual([
+      `${small.hash}: its bytes in the database do not hash to it`,
+      `${small.hash}: its bytes in the database do not hash to it (again)`,
+    ]);
+    expect(store.held(small.hash)).toBeUndefined();
+    expect(store.has(small.hash)).toBe(true);
+
+    store.register(await store.fromBuffer(Buffer.from('hello')));
+    expect(store.get(small.hash)?.data?.toString()).toBe('hello');
+    expect(store.held(small.hash)).toEqual({ hash: small.hash, size: 5 });
   });
 
   it('removes temporary files left by a crash when it starts', () => {
@@ -304,10 +321,10 @@ describe('BlobStore.release', () => {
   it('keeps the file of an upload that completes while the first upload of the same content is released', async () => {
     const data = bytes(100_000, 15);
     const first = await store.fromBuffer(data);
-    // The second upload finds the file already placed and discards its own temporary copy; the
+    // The second upload finds the file already placed and puts its own copy in its place; the
     // first upload's write is refused and released exactly then.
     let released: Promise<void> | undefined;
-    seam.beforeUnlink = async (path) => {
+    seam.beforeRename = async (path) => {
       // Started from another flow, as a refused write would: not awaited inside the placement.
       if (path.includes('.incoming')) released = store.release(first);
     };
@@ -317,5 +334,136 @@ describe('BlobStore.release', () => {
     await released;
     // The second upload is still staged: its commit is about to name this file.
     expect(existsSync(blobPath(second.hash))).toBe(true);
+  });
+});
+
+function expectDamaged(read: () => unknown, hash: string, reason: RegExp): void {
+  let thrown: unknown;
+  try {
+    read();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown).toBeInstanceOf(StrataError);
+  expect((thrown as StrataError).code).toBe('STRATA_DAMAGED');
+  expect((thrown as StrataError).message).toMatch(reason);
+  expect((thrown as StrataError).details).toEqual({ blob: hash });
+}
+
+/** Overwrites `length` bytes at `at` in a file, keeping its size. */
+function scribble(path: string, at: number, length = 1): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, Buffer.alloc(length, 0x5a), 0, length, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('damaged file blobs', () => {
+  let heard: string[];
+  beforeEach(() => {
+    heard = [];
+    store.onDamage((hash, reason, first) =>
+      heard.push(`${hash.slice(0, 8)}: ${reason}${first ? '' : ' (again)'}`),
+    );
+  });
+
+  function setAside(): string[] {
+    const damaged = join(blobsDir, '.damaged');
+    return existsSync(damaged) ? readdirSync(damaged) : [];
+  }
+
+  it('refuses a file read whole that does not hash to its id, and sets it aside', async () => {
+    const blob = await store.fromBuffer(bytes(100_000, 21));
+    store.register(blob);
+    scribble(blobPath(blob.hash), 50_000);
+    expectDamaged(() => store.get(blob.hash), blob.hash, /its file does not hash to it/);
+    expect(existsSync(blobPath(blob.hash))).toBe(false);
+    expect(setAside()).toEqual([expect.stringMatching(new RegExp(`^${blob.hash}\\.\\d+$`))]);
+    expect(heard).toEqual([`${blob.hash.slice(0, 8)}: its file does not hash to it`]);
+    // Missing from now on, as far as uploads and peers are concerned.
+    expect(store.held(blob.hash)).toBeUndefined();
+    expectDamaged(() => store.get(blob.hash), blob.hash, /its file is missing/);
+    expect(heard).toEqual([
+      `${blob.hash.slice(0, 8)}: its file does not hash to it`,
+      `${blob.hash.slice(0, 8)}: its file is missing (again)`,
+    ]);
+    // Stored again, it is served again.
+    const again = await store.fromBuffer(bytes(100_000, 21));
+    store.register(again);
+    await store.release(again);
+    expect(store.get(blob.hash)?.data?.equals(bytes(100_000, 21))).toBe(true);
+  });
+
+  it('refuses a missing or cut-short file, even one cached by an earlier read', async () => {
+    const huge = await store.fromBuffer(bytes(1024 * 1024 + 10, 22));
+    store.register(huge);
+    expect(store.get(huge.hash)?.path).toBe(blobPath(huge.hash));
+    truncateSync(blobPath(huge.hash), 1000);
+    expectDamaged(() => store.get(huge.hash), huge.hash, /holds 1000 bytes, not 1048586/);
+    const other = await store.fromBuffer(bytes(100_000, 23));
+    store.register(other);
+    rmSync(blobPath(other.hash));
+    expectDamaged(() => store.get(other.hash), other.hash, /its file is missing/);
+    expect(heard).toHaveLength(2);
+  });
+
+  it('cuts a whole stream short before its last bytes when the file does not hash to its id; a range is served', async () => {
+    const data = bytes(3 * 1024 * 1024, 24);
+    const huge = await store.fromBuffer(data);
+    store.register(huge);
+    scribble(blobPath(huge.hash), 2 * 1024 * 1024);
+    const stored = store.get(huge.hash);
+    if (!stored?.stream) throw new Error('expected a file blob');
+    // A range is checked for the file's size only.
+    const range = await buffer(stored.stream(0, 1023));
+    expect(range.equals(data.subarray(0, 1024))).toBe(true);
+
+    let received = 0;
+    let thrown: unknown;
+    try {
+      for await (const chunk of stored.stream(0, data.length - 1)) received += (chunk as Buffer).length;
+    } catch (error) {
+      thrown = error;
+    }
+    expect((thrown as StrataError).code).toBe('STRATA_DAMAGED');
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(data.length);
+    expect(setAside()).toHaveLength(1);
+    expect(store.held(huge.hash)).toBeUndefined();
+  });
+
+  it('streams an intact file whole, and a new upload of the bytes repairs a damaged copy', async () => {
+    const data = bytes(2 * 1024 * 1024, 25);
+    const huge = await store.fromBuffer(data);
+    store.register(huge);
+    const stored = store.get(huge.hash);
+    expect((await buffer(stored?.stream?.(0, data.length - 1) as Readable)).equals(data)).toBe(true);
+
+    scribble(blobPath(huge.hash), 10);
+    // An upload replaces a file that is there (damaged, though not read yet) with its own copy.
+    const again = await store.ingest(source(data, 64 * 1024).iterable, 16 * 1024 * 1024);
+    store.register(again);
+    await store.release(again);
+    const repaired = store.get(huge.hash);
+    expect((await buffer(repaired?.stream?.(0, data.length - 1) as Readable)).equals(data)).toBe(true);
+    expect(heard).toEqual([]);
+  });
+
+  it('does not set aside a good copy that an upload placed while a damaged one was streaming', async () => {
+    const data = bytes(2 * 1024 * 1024, 26);
+    const huge = await store.fromBuffer(data);
+    store.register(huge);
+    scribble(blobPath(huge.hash), 10);
+    const stream = store.get(huge.hash)?.stream?.(0, data.length - 1) as Readable;
+    const again = await store.ingest(source(data, 64 * 1024).iterable, 16 * 1024 * 1024);
+    store.register(again);
+    await store.release(again);
+    // The stream read the damaged file through its descriptor, and fails; the good file stays.
+    await expect(buffer(stream)).rejects.toMatchObject({ code: 'STRATA_DAMAGED' });
+    expect(setAside()).toEqual([]);
+    expect(readFileSync(blobPath(huge.hash)).equals(data)).toBe(true);
+    expect(store.held(huge.hash)).toEqual({ hash: huge.hash, size: data.length });
   });
 });

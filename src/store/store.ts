@@ -299,10 +299,9 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     }
   }
 
-  /** A blob already in the store, to be named by a new put without uploading it again. */
+  /** A blob already in the store (not a damaged copy), to be named by a new put without uploading it again. */
   existingBlob(hash: string): StagedBlob | undefined {
-    const stored = this.blobs.get(hash);
-    return stored ? { hash: stored.hash, size: stored.size } : undefined;
+    return this.blobs.held(hash);
   }
 
   commit(id: string) {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import {
 
 /**
  * Two real nodes: a 200 MB object replicates as a stream (the receiving node never holds it in
- * memory), and a scheduled release switches on the other node at its effective time, with one
+ * memory), a copy damaged on one node's disk is brought again from the other, and a scheduled release switches on the other node at its effective time, with one
  * `release.activated` event for the cluster.
  */
 const bigBytes = 200 * 1024 * 1024;
@@ -116,6 +116,54 @@ describe('a cluster of two real nodes', () => {
     const status = await json<{ counters: { blobsPulled: number } }>(`${b.url}/v1/cluster/status`);
     expect(status.body.counters.blobsPulled).toBeGreaterThanOrEqual(1);
   }, 180_000);
+
+  it('brings a damaged copy again from a peer: 503 until then, the right bytes after', async () => {
+    const a = await node('heal-a');
+    const b = await node('heal-b', a);
+    await linked([a, b]);
+    const bytes = Buffer.concat([chunk(1), chunk(2)]).subarray(0, 300 * 1024);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    const put = await request(`${a.url}/v1/buckets/media/keys/clip`, {
+      method: 'PUT',
+      headers: auth,
+      body: bytes,
+    });
+    expect(put.statusCode).toBe(201);
+    await put.body.dump();
+    const missingOnB = async () =>
+      (
+        await json<{ missing: string[] }>(`${b.url}/v1/blobs/missing`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ hashes: [hash] }),
+        })
+      ).body.missing;
+    await waitFor(async () => (await missingOnB()).length === 0, {
+      timeoutMs: 20_000,
+      what: 'the blob on b',
+    });
+
+    // A byte flipped on b's disk, before b ever read the file.
+    const path = `${b.dataDir}/blobs/${hash.slice(0, 2)}/${hash}`;
+    const damaged = Buffer.from(readFileSync(path));
+    damaged[1000] = (damaged[1000] ?? 0) ^ 0xff;
+    writeFileSync(path, damaged);
+    const first = await json<{ error: { code: string } }>(`${b.url}/v1/buckets/media/keys/clip`);
+    expect(first.status).toBe(503);
+    expect(first.body.error.code).toBe('STRATA_DAMAGED');
+
+    await waitFor(
+      async () => {
+        const response = await request(`${b.url}/v1/buckets/media/keys/clip`, { headers: auth });
+        const body = Buffer.from(await response.body.arrayBuffer());
+        return response.statusCode === 200 && body.equals(bytes);
+      },
+      { timeoutMs: 20_000, what: 'b serves the bytes again' },
+    );
+    expect(await missingOnB()).toEqual([]);
+    expect(b.stdout()).toContain('a blob copy is damaged');
+    expect(b.stdout()).toContain('a damaged blob was brought again from a peer');
+  });
 
   it('switches a scheduled release on every node at its effective time, with one activation event', async () => {
     const a = await node('rel-a');

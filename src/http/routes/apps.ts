@@ -1,5 +1,5 @@
-import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../../core/errors.js';
 import type { VersionId } from '../../core/ids.js';
@@ -19,7 +19,7 @@ import {
 } from '../content-coding.js';
 import type { Context } from '../context.js';
 import { rawPath, servedContentType, timeParam } from '../params.js';
-import { isNotModified, sendBlob, sendNotModified } from '../send-blob.js';
+import { isNotModified, sendBlob, sendNotModified, streamOf } from '../send-blob.js';
 
 /** HTML larger than this is pinned as it streams from disk (sendLargePage), not read into memory. */
 const pinnedHtmlBytesMax = 8 * 1024 * 1024;
@@ -158,7 +158,7 @@ async function serve(
     const tag = `${release}:${row.version}`;
     if (blob.size > pinnedHtmlBytesMax) return sendLargePage(request, reply, blob, baseTag(base), `"${tag}"`);
     // Read as Latin-1, byte for byte: a page in another charset keeps its bytes (pin.ts).
-    const html = (blob.data ?? readFileSync(blob.path as string)).toString('latin1');
+    const html = (blob.data ?? (await buffer(streamOf(blob)))).toString('latin1');
     const body = Buffer.from(pinDocument(html, base), 'latin1');
     const page = { hash: blob.hash, size: body.length, data: body };
     return sendFile(request, reply, page, contentType, tag, `${prefix}/@${tag}`);
@@ -186,13 +186,22 @@ function sendLargePage(
   void reply.header('ETag', etag);
   if (isNotModified(request, etag)) return sendNotModified(request, reply, size);
   void reply.header('Content-Length', String(size));
-  if (at === undefined) return reply.send(createReadStream(path));
-  async function* page() {
-    yield window.subarray(0, at);
-    yield Buffer.from(tag);
-    yield* createReadStream(path, { start: at });
+  if (at === undefined) return reply.send(streamOf(blob));
+  // The whole file streams through the store's hash check, and the tag goes in at its offset.
+  async function* page(at: number) {
+    let offset = 0;
+    for await (const chunk of streamOf(blob) as AsyncIterable<Buffer>) {
+      if (at >= offset && at < offset + chunk.length) {
+        yield chunk.subarray(0, at - offset);
+        yield Buffer.from(tag);
+        yield chunk.subarray(at - offset);
+      } else {
+        yield chunk;
+      }
+      offset += chunk.length;
+    }
   }
-  return reply.send(Readable.from(page()));
+  return reply.send(Readable.from(page(at)));
 }
 
 /**

@@ -22,7 +22,8 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
     const hash = hashParam(request.params as { hash: string });
     refuseDeclaredOverLimit(request, context.limits.objectBytesMax);
     const body = request.body as Readable | undefined;
-    if (context.store.blobs.has(hash)) {
+    const named = context.store.blobs.has(hash);
+    if (context.store.blobs.held(hash)) {
       // Stored already: the body is only hashed, so that wrong bytes are still refused.
       const sent = createHash('sha256');
       let size = 0;
@@ -46,7 +47,7 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
     }
     // Another upload of these bytes may have been stored, or be storing them, meanwhile.
     const first = storing.get(hash);
-    if (first || context.store.blobs.has(hash)) {
+    if (first || (!named && context.store.blobs.has(hash))) {
       await context.store.blobs.release(staged);
       await first;
       return reply.status(200).send({ blob: hash, created: false });
@@ -58,6 +59,8 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
     } finally {
       storing.delete(hash);
     }
+    // A copy that was missing or damaged is replaced by these bytes (hashed on the way in).
+    if (named) return reply.status(200).send({ blob: hash, created: false, repaired: true });
     return reply.status(201).send({ blob: hash, size: staged.size, created: true });
   });
 
@@ -77,7 +80,8 @@ export async function blobRoutes(app: FastifyInstance, context: Context): Promis
         `body must be {"hashes": [<up to ${hashesPerQueryMax} sha256 hex strings>]}`,
       );
     }
-    return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.has(hash)) };
+    // A damaged or missing copy is listed too, so that a publish brings the bytes again.
+    return { missing: (hashes as string[]).filter((hash) => !context.store.blobs.held(hash)) };
   });
 
   // Blobs are addressed by content and carry no bucket, so reading one by hash needs a read token.
