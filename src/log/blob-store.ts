@@ -384,6 +384,19 @@ async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
   }
 }
 
+/**
+ * `read()`, or undefined when it meets a damaged copy (which the store has already set aside and
+ * reported): for readers that can go on without the bytes, such as indexing and replication.
+ */
+export function unlessDamaged<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof StrataError && error.code === 'STRATA_DAMAGED') return undefined;
+    throw error;
+  }
+}
+
 /** The first `bytes` bytes of a blob file (all of it when shorter), read without the rest. */
 export function readPrefix(path: string, bytes: number): Buffer {
   const buffer = Buffer.alloc(bytes);

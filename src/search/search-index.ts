@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { diffLines } from 'diff';
 import { isTextLike } from '../core/content-kind.js';
 import type { VersionId } from '../core/ids.js';
-import { type BlobStore, readPrefix } from '../log/blob-store.js';
+import { type BlobStore, readPrefix, unlessDamaged } from '../log/blob-store.js';
 import type { Db } from '../log/database.js';
 import { type RawVersionRow, toVersionRow, type VersionRow } from '../store/derived.js';
 import { resolve } from '../store/winner.js';
@@ -157,7 +157,9 @@ export class SearchIndex {
   }
 
   private text(blob: string, size: number): { text: string; truncated: boolean } | undefined {
-    const stored = this.blobs.get(blob);
+    // A damaged copy is not indexed, and never stops the commit being applied: its text is left
+    // out until a reindex after the bytes come back.
+    const stored = unlessDamaged(() => this.blobs.get(blob));
     if (!stored) return undefined;
     const limit = this.options.indexBytesMax;
     let bytes: Buffer;

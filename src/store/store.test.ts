@@ -707,3 +707,28 @@ describe('Store: it never logs a commit that it cannot read back', () => {
     expect(store.digest()).toBe(digest);
   });
 });
+
+describe('Store: envelopes over a damaged blob', () => {
+  it('sends the commit without the bytes of a damaged inline copy, so replication goes on', async () => {
+    const kept = await store.write({ ops: [await putOp('kept', 'kept bytes')] });
+    const damaged = await store.write({ ops: [await putOp('damaged', 'bytes to be damaged')] });
+    expect(store.envelope(damaged.commit)?.blobs).toEqual({
+      [sha256(Buffer.from('bytes to be damaged'))]: Buffer.from('bytes to be damaged').toString('base64'),
+    });
+    await store.close();
+    opened = opened.filter((each) => each !== store);
+    const other = new Database(join(dataDir, 'strata.db'));
+    other
+      .prepare('UPDATE blobs SET data = ? WHERE hash = ?')
+      .run(Buffer.from('tampered'), sha256(Buffer.from('bytes to be damaged')));
+    other.close();
+    store = open();
+
+    expect(store.envelope(damaged.commit)?.blobs).toBeUndefined();
+    expect(store.envelope(kept.commit)?.blobs).toEqual({
+      [sha256(Buffer.from('kept bytes'))]: Buffer.from('kept bytes').toString('base64'),
+    });
+    const { envelopes } = store.missingFrom({}, { commitsMax: 10, bytesMax: 1024 * 1024 });
+    expect(envelopes.map((envelope) => envelope.id).sort()).toEqual([kept.commit, damaged.commit].sort());
+  });
+});

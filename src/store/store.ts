@@ -7,7 +7,7 @@ import type { Commit } from '../core/commit.js';
 import type { Envelope } from '../core/envelope.js';
 import { fail, StrataError } from '../core/errors.js';
 import type { CommitId, NodeId, VersionId } from '../core/ids.js';
-import { BlobStore, type StagedBlob } from '../log/blob-store.js';
+import { BlobStore, type StagedBlob, unlessDamaged } from '../log/blob-store.js';
 import { CommitLog } from '../log/commit-log.js';
 import { DataDirLock } from '../log/data-dir-lock.js';
 import { NodeDatabase } from '../log/database.js';
@@ -279,9 +279,12 @@ export class Store extends EventEmitter<{ durable: [WriteResult[]] }> {
     const commit = decoded ?? (JSON.parse(body) as Commit);
     const envelope: Envelope = { id, body };
     for (const op of commit.ops) {
-      if (op.kind !== 'put' || op.blob === undefined) continue;
-      const data = this.blobs.get(op.blob)?.data;
       // Only blobs stored inline ride along; file blobs are pulled by hash and streamed.
+      if (op.kind !== 'put' || op.blob === undefined || (op.size ?? 0) > this.inlineBytesMax) continue;
+      // A damaged copy rides along with nothing: the commit still replicates, and the peer pulls
+      // the blob by hash (from a node whose copy is whole).
+      const hash = op.blob;
+      const data = unlessDamaged(() => this.blobs.get(hash)?.data);
       if (data && data.length <= this.inlineBytesMax) {
         envelope.blobs ??= {};
         envelope.blobs[op.blob] = data.toString('base64');

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -151,16 +152,20 @@ describe('damaged blob copies', () => {
     expect(response.json().error.blob).toBe(hash);
   });
 
-  it('answers 503 for altered inline bytes, and a write of the same bytes repairs them', async () => {
-    const bytes = Buffer.from('a small value, kept in the database');
-    const hash = sha256(bytes);
-    await put('note', bytes);
-    const other = new Database(join(node.dataDir, 'strata.db'));
+  function tamperInline(hash: string, dataDir = node.dataDir): void {
+    const other = new Database(join(dataDir, 'strata.db'));
     try {
       other.prepare('UPDATE blobs SET data = ? WHERE hash = ?').run(Buffer.from('tampered'), hash);
     } finally {
       other.close();
     }
+  }
+
+  it('answers 503 for altered inline bytes, and a write of the same bytes repairs them', async () => {
+    const bytes = Buffer.from('a small value, kept in the database');
+    const hash = sha256(bytes);
+    await put('note', bytes);
+    tamperInline(hash);
     expectError(await node.app.inject({ url: `/v1/blobs/${hash}`, headers: auth }), 503, 'STRATA_DAMAGED');
     expect(await missing([hash])).toEqual([hash]);
     // The node keeps serving everything else.
@@ -170,5 +175,43 @@ describe('damaged blob copies', () => {
     const read = await node.app.inject({ url: '/v1/buckets/damage/keys/note', headers: auth });
     expect(read.statusCode).toBe(200);
     expect(read.body).toBe(bytes.toString());
+  });
+
+  it('keeps taking writes over a damaged text version, and search and reindex go on', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'strata-damaged-'));
+    const text = { ...auth, 'content-type': 'text/plain' };
+    const url = '/v1/buckets/damage/keys/minutes.txt';
+    const before = tempNode({ dataDir });
+    const first = Buffer.from('alpha draft of the minutes');
+    const written = await before.app.inject({ method: 'PUT', url, headers: text, payload: first });
+    expect(written.statusCode).toBe(201);
+    await before.close();
+    tamperInline(sha256(first), dataDir);
+
+    // Restarted, so that no copy is in memory: the next version's diff reads its parent's text,
+    // and the damaged parent is left out rather than failing the write.
+    const after = tempNode({ dataDir });
+    try {
+      const next = await after.app.inject({
+        method: 'PUT',
+        url,
+        headers: text,
+        payload: 'bravo final minutes',
+      });
+      expect(next.statusCode).toBe(201);
+      const found = await after.app.inject({ url: '/v1/search?q=bravo&bucket=damage', headers: auth });
+      expect(found.statusCode).toBe(200);
+      expect(found.json().hits.map((hit: { key: string }) => hit.key)).toEqual(['minutes.txt']);
+      const reindex = await after.app.inject({ method: 'POST', url: '/v1/admin/reindex', headers: auth });
+      expect(reindex.statusCode).toBe(200);
+      expect(reindex.json().after).toBe(reindex.json().before);
+      expectError(
+        await after.app.inject({ url: `${url}?version=${written.json().version}`, headers: auth }),
+        503,
+        'STRATA_DAMAGED',
+      );
+    } finally {
+      await after.dispose();
+    }
   });
 });
